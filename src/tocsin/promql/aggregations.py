@@ -1,0 +1,130 @@
+"""Aggregation operators (sum, avg, topk, count_values, ...) with by/without grouping.
+
+Groups come out in order of first appearance, like Prometheus, so `topk` inside an
+instant query keeps a predictable order for ordered comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from . import gomath as G
+from .errors import PromQLEvalError
+from .functions import quantile
+from .labels import METRIC_NAME, Labels, keep, set_label, without
+from .values import Sample, format_value
+
+NAN = math.nan
+
+
+def _grouping_fn(grouping: Sequence[str], is_without: bool):  # type: ignore[no-untyped-def]
+    if is_without:
+        names = frozenset(grouping) | {METRIC_NAME}
+        return lambda lbl: without(lbl, names)
+    names = frozenset(grouping)
+    return lambda lbl: keep(lbl, names)
+
+
+def aggregate(
+    op: str,
+    vec: list[Sample],
+    grouping: Sequence[str],
+    is_without: bool,
+    param: float | str | None,
+) -> list[Sample]:
+    if op == "count_values":
+        assert isinstance(param, str)
+        label = param
+        if not is_without:
+            grouping = tuple(grouping) + (label,)
+        vec = [Sample(set_label(s.labels, label, format_value(s.value)), s.value) for s in vec]
+        op = "count"
+    key_of = _grouping_fn(grouping, is_without)
+
+    if op in ("topk", "bottomk"):
+        assert isinstance(param, float)
+        return _topk(op == "topk", vec, key_of, param)
+
+    groups: dict[Labels, list[float]] = {}
+    for s in vec:
+        k = key_of(s.labels)
+        g = groups.get(k)
+        if g is None:
+            groups[k] = [s.value]
+        else:
+            g.append(s.value)
+
+    out: list[Sample] = []
+    for k, vals in groups.items():
+        out.append(Sample(k, _reduce(op, vals, param)))
+    return out
+
+
+def _reduce(op: str, vals: list[float], param: float | str | None) -> float:
+    if op == "sum":
+        s = 0.0
+        for v in vals:
+            s += v
+        return s
+    if op == "count":
+        return float(len(vals))
+    if op == "group":
+        return 1.0
+    if op == "max":
+        m = vals[0]
+        for v in vals:
+            if m < v or m != m:
+                m = v
+        return m
+    if op == "min":
+        m = vals[0]
+        for v in vals:
+            if m > v or m != m:
+                m = v
+        return m
+    if op == "avg":
+        mean = vals[0]
+        n = 1
+        for v in vals[1:]:
+            n += 1
+            if math.isinf(mean):
+                if math.isinf(v) and (mean > 0) == (v > 0):
+                    continue
+                if not math.isinf(v) and v == v:
+                    continue
+            mean += v / n - mean / n
+        return mean
+    if op in ("stddev", "stdvar"):
+        mean = vals[0]
+        acc = 0.0
+        n = 1
+        for v in vals[1:]:
+            n += 1
+            delta = v - mean
+            mean += delta / n
+            acc += delta * (v - mean)
+        var = acc / n
+        return G.sqrt(var) if op == "stddev" else var
+    if op == "quantile":
+        assert isinstance(param, float)
+        return quantile(param, vals)
+    raise PromQLEvalError(f"unknown aggregation {op!r}")
+
+
+def _topk(top: bool, vec: list[Sample], key_of, kf: float) -> list[Sample]:  # type: ignore[no-untyped-def]
+    k = G.to_int64(kf)
+    if k < 1:
+        return []
+    groups: dict[Labels, list[Sample]] = {}
+    for s in vec:
+        groups.setdefault(key_of(s.labels), []).append(s)
+    out: list[Sample] = []
+    for members in groups.values():
+        # NaN ranks below every number for both topk and bottomk, and sorts last.
+        if top:
+            ranked = sorted(members, key=lambda s: (s.value != s.value, -s.value if s.value == s.value else 0.0))
+        else:
+            ranked = sorted(members, key=lambda s: (s.value != s.value, s.value if s.value == s.value else 0.0))
+        out.extend(ranked[:k])
+    return out

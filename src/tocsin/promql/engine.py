@@ -1,0 +1,339 @@
+"""Evaluation of a parsed expression against a Storage.
+
+Every evaluation step is an instant evaluation at one timestamp; a range query is the
+same evaluation repeated per step. Prometheus gets the same results with a vectorised
+"range evaluation", but per-step evaluation keeps every operator in one obvious place.
+What makes it cheap enough: selectors hit storage once per query (cached per selector
+node, windowed with `bisect` afterwards), and subquery steps are memoised per query so
+overlapping windows of consecutive range steps are not recomputed.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from typing import Any
+
+from . import nodes as N
+from .aggregations import aggregate
+from .binops import scalar_binop, vector_scalar, vector_vector
+from .errors import PromQLError, PromQLEvalError
+from .functions import Window, absent_labels
+from .labels import Labels, drop_name
+from .parse import parse
+from .storage import Storage
+from .values import Matrix, Sample, Scalar, Series, String, Value, Vector, is_stale
+
+DEFAULT_LOOKBACK_MS = 300_000
+DEFAULT_SUBQUERY_STEP_MS = 60_000
+
+# Internal range-vector shape: (labels, timestamps, values) per series.
+_RangeSeries = tuple[Labels, Sequence[int], Sequence[float]]
+
+
+class _Selected:
+    __slots__ = ("labels", "ts", "vals", "has_nan")
+
+    def __init__(self, labels: Labels, ts: Sequence[int], vals: Sequence[float]) -> None:
+        self.labels = labels
+        self.ts = ts
+        self.vals = vals
+        # Only series holding some NaN can hold stale markers; skip the check otherwise.
+        self.has_nan = any(v != v for v in vals)
+
+
+def _check_unique(vec: list[Sample]) -> list[Sample]:
+    if len(vec) > 1 and len({s.labels for s in vec}) != len(vec):
+        raise PromQLEvalError("vector cannot contain metrics with the same labelset")
+    return vec
+
+
+class Evaluator:
+    """State of one query: its time range, options and per-query caches."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        start_ms: int,
+        end_ms: int,
+        lookback_ms: int = DEFAULT_LOOKBACK_MS,
+        subquery_step_ms: int = DEFAULT_SUBQUERY_STEP_MS,
+    ) -> None:
+        self.storage = storage
+        self.start = start_ms
+        self.end = end_ms
+        self.lookback = lookback_ms
+        self.subquery_step = subquery_step_ms
+        self._bounds: dict[int, tuple[int, int]] = {}
+        self._selected: dict[int, list[_Selected]] = {}
+        self._memo: dict[tuple[int, int], list[Sample]] = {}
+        self._dispatch: dict[type, Any] = {
+            N.NumberLiteral: lambda n, ts: n.value,
+            N.StringLiteral: lambda n, ts: n.value,
+            N.VectorSelector: self._vector_selector,
+            N.MatrixSelector: lambda n, ts: self._range(n, ts)[0],
+            N.Subquery: lambda n, ts: self._range(n, ts)[0],
+            N.Call: self._call,
+            N.Aggregate: self._aggregate,
+            N.Binary: self._binary,
+            N.Unary: self._unary,
+        }
+
+    # ------------------------------------------------------------------ selection
+
+    def prepare(self, node: N.Expr) -> None:
+        """Work out, per selector, the time span the whole query can read."""
+        self._collect(node, self.start, self.end)
+
+    def _at_span(self, at: N.At | None, start: int, end: int) -> tuple[int, int]:
+        if at is None:
+            return start, end
+        t = self._at_time(at, start)
+        return t, t
+
+    def _at_time(self, at: N.At, ts: int) -> int:
+        if at.kind == "ms":
+            return at.ms
+        return self.start if at.kind == "start" else self.end
+
+    def _collect(self, node: N.Expr, start: int, end: int) -> None:
+        if isinstance(node, N.VectorSelector):
+            s, e = self._at_span(node.at, start, end)
+            self._widen(node, s - node.offset_ms - self.lookback, e - node.offset_ms)
+        elif isinstance(node, N.MatrixSelector):
+            vs = node.selector
+            s, e = self._at_span(vs.at, start, end)
+            self._widen(vs, s - vs.offset_ms - node.range_ms, e - vs.offset_ms)
+        elif isinstance(node, N.Subquery):
+            s, e = self._at_span(node.at, start, end)
+            self._collect(node.expr, s - node.offset_ms - node.range_ms, e - node.offset_ms)
+        else:
+            for c in N.children(node):
+                self._collect(c, start, end)
+
+    def _widen(self, vs: N.VectorSelector, mint: int, maxt: int) -> None:
+        old = self._bounds.get(id(vs))
+        if old is not None:
+            mint, maxt = min(mint, old[0]), max(maxt, old[1])
+        self._bounds[id(vs)] = (mint, maxt)
+
+    def _select(self, vs: N.VectorSelector) -> list[_Selected]:
+        got = self._selected.get(id(vs))
+        if got is None:
+            mint, maxt = self._bounds.get(id(vs), (-(1 << 62), 1 << 62))
+            seen: set[Labels] = set()
+            got = []
+            for s in self.storage.select(vs.matchers, mint, maxt):
+                if s.labels in seen:
+                    continue
+                seen.add(s.labels)
+                got.append(_Selected(s.labels, s.timestamps, s.values))
+            got.sort(key=lambda x: x.labels)
+            self._selected[id(vs)] = got
+        return got
+
+    # ------------------------------------------------------------------ evaluation
+
+    def eval(self, node: N.Expr, ts: int) -> Any:
+        return self._dispatch[type(node)](node, ts)
+
+    def _vector_selector(self, vs: N.VectorSelector, ts: int, sample_times: bool = False) -> list[Sample]:
+        ref = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
+        lo = ref - self.lookback
+        out: list[Sample] = []
+        for s in self._select(vs):
+            i = bisect_right(s.ts, ref) - 1
+            if i < 0:
+                continue
+            t = s.ts[i]
+            if t < lo:
+                continue
+            v = s.vals[i]
+            if v != v and is_stale(v):
+                continue
+            out.append(Sample(s.labels, t / 1000.0 if sample_times else v))
+        return out
+
+    def _range(self, node: N.Expr, ts: int) -> tuple[list[_RangeSeries], Window]:
+        """Evaluate a matrix selector or subquery for the window ending at ts."""
+        if isinstance(node, N.MatrixSelector):
+            vs = node.selector
+            maxt = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
+            mint = maxt - node.range_ms
+            out: list[_RangeSeries] = []
+            for s in self._select(vs):
+                tss = s.ts
+                lo = bisect_left(tss, mint)
+                hi = bisect_right(tss, maxt)
+                if lo >= hi:
+                    continue
+                t = tss[lo:hi]
+                v = s.vals[lo:hi]
+                if s.has_nan:
+                    keep = [i for i, x in enumerate(v) if not (x != x and is_stale(x))]
+                    if len(keep) != len(v):
+                        t = [t[i] for i in keep]
+                        v = [v[i] for i in keep]
+                        if not t:
+                            continue
+                out.append((s.labels, t, v))
+            return out, Window(mint, maxt, node.range_ms, ts)
+        if isinstance(node, N.Subquery):
+            maxt = (ts if node.at is None else self._at_time(node.at, ts)) - node.offset_ms
+            mint = maxt - node.range_ms
+            step = node.step_ms or self.subquery_step
+            first = -((-mint) // step) * step  # first multiple of step not before mint
+            acc: dict[Labels, tuple[list[int], list[float]]] = {}
+            t = first
+            inner = node.expr
+            while t <= maxt:
+                for lbl, v in self._memo_eval(inner, t):
+                    pts = acc.get(lbl)
+                    if pts is None:
+                        pts = ([], [])
+                        acc[lbl] = pts
+                    pts[0].append(t)
+                    pts[1].append(v)
+                t += step
+            return [(lbl, p[0], p[1]) for lbl, p in acc.items()], Window(mint, maxt, node.range_ms, ts)
+        raise PromQLEvalError(f"expected a range vector, got {node.type}")
+
+    def _memo_eval(self, node: N.Expr, t: int) -> list[Sample]:
+        key = (id(node), t)
+        got = self._memo.get(key)
+        if got is None:
+            got = self.eval(node, t)
+            self._memo[key] = got
+        return got
+
+    def _call(self, node: N.Call, ts: int) -> Any:
+        fd = node.impl
+        kind = fd.kind
+        if kind == "range":
+            mi = fd.matrix_arg
+            series, window = self._range(node.args[mi], ts)
+            extra = [self.eval(a, ts) for i, a in enumerate(node.args) if i != mi]
+            fn = fd.fn
+            keep_name = fd.keep_name
+            out: list[Sample] = []
+            for lbl, tss, vals in series:
+                v = fn(tss, vals, window, *extra)
+                if v is not None:
+                    out.append(Sample(lbl if keep_name else drop_name(lbl), v))
+            return _check_unique(out)
+        if kind == "elementwise":
+            vec = self.eval(node.args[0], ts) if node.args else [Sample((), ts / 1000.0)]
+            extra = [self.eval(a, ts) for a in node.args[1:]]
+            fn = fd.fn
+            return _check_unique([Sample(drop_name(lbl), fn(v, *extra)) for lbl, v in vec])
+        if kind == "special":
+            args = [self.eval(a, ts) for a in node.args]
+            res = fd.fn(args, node, ts)
+            if isinstance(res, list):
+                _check_unique(res)
+            return res
+        if kind == "absent_over_time":
+            series, _ = self._range(node.args[0], ts)
+            if series:
+                return []
+            return [Sample(absent_labels(node.args[0]), 1.0)]
+        if kind == "timestamp":
+            arg = node.args[0]
+            if isinstance(arg, N.VectorSelector):
+                vec = self._vector_selector(arg, ts, sample_times=True)
+                return _check_unique([Sample(drop_name(lbl), v) for lbl, v in vec])
+            vec = self.eval(arg, ts)
+            return _check_unique([Sample(drop_name(lbl), ts / 1000.0) for lbl, _ in vec])
+        raise PromQLEvalError(f"function {node.name} has no implementation")
+
+    def _aggregate(self, node: N.Aggregate, ts: int) -> list[Sample]:
+        vec = self.eval(node.expr, ts)
+        param = self.eval(node.param, ts) if node.param is not None else None
+        return aggregate(node.op, vec, node.grouping, node.without, param)
+
+    def _binary(self, node: N.Binary, ts: int) -> Any:
+        lhs = self.eval(node.lhs, ts)
+        rhs = self.eval(node.rhs, ts)
+        if node.type == N.SCALAR:
+            return scalar_binop(node.op, lhs, rhs)
+        if node.lhs.type == N.SCALAR:
+            return _check_unique(vector_scalar(node.op, rhs, lhs, True, node.return_bool))
+        if node.rhs.type == N.SCALAR:
+            return _check_unique(vector_scalar(node.op, lhs, rhs, False, node.return_bool))
+        return _check_unique(vector_vector(node, lhs, rhs))
+
+    def _unary(self, node: N.Unary, ts: int) -> Any:
+        v = self.eval(node.expr, ts)
+        if node.type == N.SCALAR:
+            return -v
+        return _check_unique([Sample(drop_name(lbl), -x) for lbl, x in v])
+
+
+# ---------------------------------------------------------------------- public entry points
+
+
+def _as_expr(expr: str | N.Expr) -> N.Expr:
+    return parse(expr) if isinstance(expr, str) else expr
+
+
+def instant_query(
+    expr: str | N.Expr,
+    storage: Storage,
+    t_ms: int,
+    lookback_ms: int = DEFAULT_LOOKBACK_MS,
+    subquery_step_ms: int = DEFAULT_SUBQUERY_STEP_MS,
+) -> Value:
+    """Evaluate at one instant, as a rule evaluation or Prometheus' /api/v1/query does."""
+    node = _as_expr(expr)
+    ev = Evaluator(storage, t_ms, t_ms, lookback_ms, subquery_step_ms)
+    ev.prepare(node)
+    try:
+        if node.type in (N.MATRIX,):
+            series, _ = ev._range(node, t_ms)
+            return Matrix(Series(lbl, list(t), list(v)) for lbl, t, v in series)
+        res = ev.eval(node, t_ms)
+    except RecursionError:
+        raise PromQLError("expression nested too deeply") from None
+    if node.type == N.SCALAR:
+        return Scalar(res)
+    if node.type == N.STRING:
+        return String(res)
+    return Vector(res)
+
+
+def range_query(
+    expr: str | N.Expr,
+    storage: Storage,
+    start_ms: int,
+    end_ms: int,
+    step_ms: int,
+    lookback_ms: int = DEFAULT_LOOKBACK_MS,
+    subquery_step_ms: int = DEFAULT_SUBQUERY_STEP_MS,
+) -> Matrix:
+    """Evaluate at start, start+step, ... <= end; one Series per label set, sorted by labels."""
+    node = _as_expr(expr)
+    if node.type not in (N.SCALAR, N.VECTOR):
+        raise PromQLEvalError(
+            f'invalid expression type "{node.type}" for range query, must be Scalar or instant Vector'
+        )
+    if step_ms <= 0:
+        raise PromQLEvalError("zero or negative query resolution step widths are not accepted")
+    if end_ms < start_ms:
+        raise PromQLEvalError("end timestamp must not be before start time")
+    ev = Evaluator(storage, start_ms, end_ms, lookback_ms, subquery_step_ms)
+    ev.prepare(node)
+    acc: dict[Labels, tuple[list[int], list[float]]] = {}
+    t = start_ms
+    while t <= end_ms:
+        res = ev.eval(node, t)
+        if node.type == N.SCALAR:
+            res = [Sample((), res)]
+        for lbl, v in res:
+            pts = acc.get(lbl)
+            if pts is None:
+                pts = ([], [])
+                acc[lbl] = pts
+            pts[0].append(t)
+            pts[1].append(v)
+        t += step_ms
+    return Matrix(Series(lbl, acc[lbl][0], acc[lbl][1]) for lbl in sorted(acc))

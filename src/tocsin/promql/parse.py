@@ -1,0 +1,205 @@
+"""Parse PromQL with `promql-parser` and convert it to the engine's tree.
+
+`promql-parser` follows Prometheus 3 syntax; everything we cannot evaluate exactly as
+Prometheus 2.42 would (unknown functions, native-histogram functions, `limitk`, fill
+modifiers, `or` inside selectors, ...) is refused here, at load time, so a rule never
+fails later for a reason that was visible up front.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import math
+
+import promql_parser as _pp
+
+from . import nodes as N
+from .errors import PromQLParseError
+from .functions import FUNCTIONS
+from .labels import METRIC_NAME, is_valid_label_name
+from .matchers import Matcher
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_MS = _dt.timedelta(milliseconds=1)
+
+AGGREGATIONS = frozenset(
+    {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values"}
+)
+_ARITH = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
+_COMPARE = frozenset({"==", "!=", ">", "<", ">=", "<="})
+_SETOPS = frozenset({"and", "or", "unless"})
+
+_VTYPES = {
+    "Scalar": N.SCALAR,
+    "Vector": N.VECTOR,
+    "Matrix": N.MATRIX,
+    "String": N.STRING,
+}
+_CARD = {
+    "OneToOne": "one-to-one",
+    "ManyToOne": "many-to-one",
+    "OneToMany": "one-to-many",
+    "ManyToMany": "many-to-many",
+}
+_MATCH_OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+
+
+def parse(expr: str) -> N.Expr:
+    """Parse and validate `expr`; raises PromQLParseError with the reason."""
+    return _parse_cached(expr)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(expr: str) -> N.Expr:
+    try:
+        tree = _pp.parse(expr)
+    except BaseException as exc:  # the Rust binding raises ValueError, or panics
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise PromQLParseError(f"parse error in {expr!r}: {exc}") from None
+    return _convert(tree)
+
+
+def _ename(v: object) -> str:
+    """Member name of a binding enum (they print as `Type.Member` but lack `.name`)."""
+    return str(v).rsplit(".", 1)[-1]
+
+
+def _ms(td: _dt.timedelta | None) -> int:
+    if td is None:
+        return 0
+    return td // _MS
+
+
+def _at(at: object) -> N.At | None:
+    if at is None:
+        return None
+    kind = _ename(at.type)  # type: ignore[attr-defined]
+    if kind == "Start":
+        return N.At("start")
+    if kind == "End":
+        return N.At("end")
+    try:
+        when = at.at  # type: ignore[attr-defined]
+    except BaseException as exc:  # the binding panics on times before 1970
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise PromQLParseError("@ timestamps before 1970 are not supported") from None
+    return N.At("ms", (when - _EPOCH) // _MS)
+
+
+def _selector(vs: _pp.VectorSelector) -> N.VectorSelector:
+    ms = vs.matchers
+    if ms.or_matchers:
+        raise PromQLParseError("'or' inside a selector's braces is not supported (Prometheus 3 syntax)")
+    matchers: list[Matcher] = []
+    name = vs.name
+    if name is not None:
+        matchers.append(Matcher.make(METRIC_NAME, "=", name))
+    for m in ms.matchers:
+        matchers.append(Matcher.make(m.name, _MATCH_OPS[_ename(m.op)], m.value))
+    if not any(not m.matches_empty() for m in matchers):
+        raise PromQLParseError("vector selector must contain at least one non-empty matcher")
+    return N.VectorSelector(name, tuple(matchers), _ms(vs.offset), _at(vs.at))
+
+
+def _convert(e: object) -> N.Expr:
+    if isinstance(e, _pp.ParenExpr):
+        return _convert(e.expr)
+    if isinstance(e, _pp.NumberLiteral):
+        return N.NumberLiteral(float(e.val))
+    if isinstance(e, _pp.StringLiteral):
+        return N.StringLiteral(e.val)
+    if isinstance(e, _pp.VectorSelector):
+        return _selector(e)
+    if isinstance(e, _pp.MatrixSelector):
+        return N.MatrixSelector(_selector(e.vector_selector), _ms(e.range))
+    if isinstance(e, _pp.SubqueryExpr):
+        inner = _convert(e.expr)
+        step = _ms(e.step) if e.step is not None else None
+        if step is not None and step <= 0:
+            step = None
+        return N.Subquery(inner, _ms(e.range), step, _ms(e.offset), _at(e.at))
+    if isinstance(e, _pp.UnaryExpr):
+        inner = _convert(e.expr)
+        if isinstance(inner, N.NumberLiteral):
+            return N.NumberLiteral(-inner.value)
+        return N.Unary("-", inner, N.SCALAR if inner.type == N.SCALAR else N.VECTOR)
+    if isinstance(e, _pp.Call):
+        return _call(e)
+    if isinstance(e, _pp.AggregateExpr):
+        return _aggregate(e)
+    if isinstance(e, _pp.BinaryExpr):
+        return _binary(e)
+    raise PromQLParseError(f"unsupported expression {type(e).__name__}")
+
+
+def _call(e: _pp.Call) -> N.Call:
+    name = e.func.name
+    fdef = FUNCTIONS.get(name)
+    if fdef is None:
+        raise PromQLParseError(f'unsupported function "{name}"')
+    args = [_convert(a) for a in e.args]
+    node = N.Call(name, args, fdef, _VTYPES[_ename(e.func.return_type)])
+    fdef.validate(node)
+    return node
+
+
+def _aggregate(e: _pp.AggregateExpr) -> N.Aggregate:
+    op = str(e.op).lower()
+    if op not in AGGREGATIONS:
+        raise PromQLParseError(f'unsupported aggregation "{op}"')
+    inner = _convert(e.expr)
+    param = _convert(e.param) if e.param is not None else None
+    grouping: tuple[str, ...] = ()
+    without = False
+    if e.modifier is not None:
+        grouping = tuple(e.modifier.labels)
+        without = _ename(e.modifier.type) == "Without"
+    if op == "count_values":
+        if not isinstance(param, N.StringLiteral):
+            raise PromQLParseError("count_values needs a string literal as its label name")
+        if not is_valid_label_name(param.value):
+            raise PromQLParseError(f'invalid label name "{param.value}"')
+    for g in grouping:
+        if not is_valid_label_name(g):
+            raise PromQLParseError(f'invalid label name "{g}" in grouping')
+    return N.Aggregate(op, inner, param, grouping, without)
+
+
+def _binary(e: _pp.BinaryExpr) -> N.Binary:
+    op = str(e.op).lower()
+    if op not in _ARITH and op not in _COMPARE and op not in _SETOPS:
+        raise PromQLParseError(f'unsupported operator "{op}"')
+    lhs = _convert(e.lhs)
+    rhs = _convert(e.rhs)
+    mod = e.modifier
+    return_bool = False
+    card = "many-to-many" if op in _SETOPS else "one-to-one"
+    on = False
+    matching: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    if mod is not None:
+        fill = mod.fill_values
+        if fill is not None and (fill.lhs is not None or fill.rhs is not None):
+            raise PromQLParseError("fill modifiers are not supported (not in Prometheus 2.42)")
+        return_bool = bool(mod.return_bool)
+        card = _CARD[_ename(mod.card)]
+        if mod.matching is not None:
+            on = _ename(mod.matching.type) == "Include"
+            matching = tuple(mod.matching.labels)
+        include = tuple(mod.group_labels or ())
+    if op in _SETOPS:
+        card = "many-to-many"
+    both_scalar = lhs.type == N.SCALAR and rhs.type == N.SCALAR
+    if op in _COMPARE and both_scalar and not return_bool:
+        raise PromQLParseError("comparisons between scalars must use BOOL modifier")
+    if return_bool and op not in _COMPARE:
+        raise PromQLParseError("bool modifier can only be used on comparison operators")
+    rtype = N.SCALAR if both_scalar else N.VECTOR
+    return N.Binary(op, lhs, rhs, return_bool, card, on, matching, include, rtype)
+
+
+def is_nan_or_inf(v: float) -> bool:
+    return math.isnan(v) or math.isinf(v)

@@ -1,0 +1,89 @@
+"""What the engine reads samples from.
+
+The engine asks once per selector and query for the matching series and then does its
+own windowing with `bisect`, so a store only has to hand over per-series sorted arrays;
+it may return more samples than asked for (e.g. whole arrays, without copying).
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import Protocol, runtime_checkable
+
+from .labels import METRIC_NAME, Labels, get
+from .matchers import Matcher
+from .values import Series
+
+
+@runtime_checkable
+class Storage(Protocol):
+    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Iterable[Series]:
+        """Series whose labels satisfy every matcher (a missing label counts as "").
+
+        Timestamps (ms) must be sorted ascending with parallel values; samples outside
+        [mint_ms, maxt_ms] may be included. Stale markers are `values.STALE_NAN`.
+        The engine never mutates what it gets.
+        """
+        ...
+
+
+class _MemSeries:
+    __slots__ = ("labels", "timestamps", "values")
+
+    def __init__(self, labels: Labels) -> None:
+        self.labels = labels
+        self.timestamps: list[int] = []
+        self.values: array[float] = array("d")
+
+
+class MemoryStorage:
+    """In-memory store: one pair of sorted arrays per series, indexed by metric name."""
+
+    def __init__(self) -> None:
+        self._series: dict[Labels, _MemSeries] = {}
+        self._by_name: dict[str, list[_MemSeries]] = {}
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def add(self, labels: Labels, t_ms: int, value: float) -> None:
+        s = self._series.get(labels)
+        if s is None:
+            s = _MemSeries(labels)
+            self._series[labels] = s
+            self._by_name.setdefault(get(labels, METRIC_NAME), []).append(s)
+        ts = s.timestamps
+        if not ts or ts[-1] < t_ms:
+            ts.append(t_ms)
+            s.values.append(value)
+            return
+        i = bisect.bisect_left(ts, t_ms)
+        if i < len(ts) and ts[i] == t_ms:
+            s.values[i] = value  # last write wins, like a re-scrape of the same instant
+        else:
+            ts.insert(i, t_ms)
+            s.values.insert(i, value)
+
+    def add_series(self, labels: Labels, samples: Iterable[tuple[int, float]]) -> None:
+        for t, v in samples:
+            self.add(labels, t, v)
+
+    def clear(self) -> None:
+        self._series.clear()
+        self._by_name.clear()
+
+    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Series]:
+        candidates: Iterable[_MemSeries]
+        name_eq = next((m for m in matchers if m.name == METRIC_NAME and m.op == "="), None)
+        if name_eq is not None:
+            candidates = self._by_name.get(name_eq.value, ())
+        else:
+            candidates = self._series.values()
+        out: list[Series] = []
+        for s in candidates:
+            lbl = s.labels
+            if all(m.matches(get(lbl, m.name)) for m in matchers):
+                out.append(Series(lbl, s.timestamps, s.values))
+        return out
