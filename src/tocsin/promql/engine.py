@@ -10,6 +10,7 @@ overlapping windows of consecutive range steps are not recomputed.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
@@ -32,14 +33,26 @@ _RangeSeries = tuple[Labels, Sequence[int], Sequence[float]]
 
 
 class _Selected:
-    __slots__ = ("labels", "ts", "vals", "has_nan")
+    __slots__ = ("labels", "ts", "vals", "mint", "maxt", "_has_nan")
 
-    def __init__(self, labels: Labels, ts: Sequence[int], vals: Sequence[float]) -> None:
+    def __init__(self, labels: Labels, ts: Sequence[int], vals: Sequence[float], mint: int, maxt: int) -> None:
         self.labels = labels
         self.ts = ts
         self.vals = vals
-        # Only series holding some NaN can hold stale markers; skip the check otherwise.
-        self.has_nan = any(v != v for v in vals)
+        self.mint = mint  # the time span this query can read
+        self.maxt = maxt
+        self._has_nan: bool | None = None
+
+    @property
+    def has_nan(self) -> bool:
+        """Only series holding some NaN can hold stale markers; skip filtering otherwise."""
+        if self._has_nan is None:
+            window = self.vals[bisect_left(self.ts, self.mint) : bisect_right(self.ts, self.maxt)]
+            try:
+                self._has_nan = math.isnan(math.fsum(window))  # C-speed NaN scan
+            except (ValueError, OverflowError):  # +Inf and -Inf together, or huge values
+                self._has_nan = any(v != v for v in window)
+        return self._has_nan
 
 
 def _check_unique(vec: list[Sample]) -> list[Sample]:
@@ -127,7 +140,7 @@ class Evaluator:
                 if s.labels in seen:
                     continue
                 seen.add(s.labels)
-                got.append(_Selected(s.labels, s.timestamps, s.values))
+                got.append(_Selected(s.labels, s.timestamps, s.values, mint, maxt))
             got.sort(key=lambda x: x.labels)
             self._selected[id(vs)] = got
         return got

@@ -52,6 +52,21 @@ class FunctionDef:
 # --------------------------------------------------------------------------- range functions
 
 
+def _non_decreasing(vals: Sequence[float]) -> bool:
+    """True when there is certainly no counter reset (C-speed check; NaN says no)."""
+    as_list = list(vals)
+    return as_list == sorted(as_list)
+
+
+def _finite_sum(vals: Sequence[float]) -> float | None:
+    """Exact sum when every value is finite, else None (callers take the slow path)."""
+    try:
+        s = math.fsum(vals)
+    except (ValueError, OverflowError):
+        return None
+    return s if math.isfinite(s) else None
+
+
 def _extrapolated(tss: Sequence[int], vals: Sequence[float], w: Window, is_counter: bool, is_rate: bool) -> float | None:
     # Mirrors Prometheus' extrapolatedRate: extrapolate the observed increase to the
     # window edges, but only by up to half a sample interval past the data unless the
@@ -61,7 +76,7 @@ def _extrapolated(tss: Sequence[int], vals: Sequence[float], w: Window, is_count
         return None
     first_v = vals[0]
     result = vals[-1] - first_v
-    if is_counter:
+    if is_counter and not _non_decreasing(vals):
         prev = first_v
         for v in vals:
             if v < prev:
@@ -175,6 +190,9 @@ def f_predict_linear(tss: Sequence[int], vals: Sequence[float], w: Window, durat
 
 
 def f_avg_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    fast = _finite_sum(vals)
+    if fast is not None:
+        return fast / len(vals)
     mean = 0.0
     c = 0.0
     count = 0.0
@@ -192,6 +210,9 @@ def f_avg_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> flo
 
 
 def f_sum_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    fast = _finite_sum(vals)
+    if fast is not None:
+        return fast
     s = 0.0
     c = 0.0
     for v in vals:
@@ -206,6 +227,8 @@ def f_count_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> f
 
 
 def f_min_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    if _finite_sum(vals) is not None:
+        return min(vals)
     m = vals[0]
     for v in vals:
         if v < m or m != m:
@@ -214,6 +237,8 @@ def f_min_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> flo
 
 
 def f_max_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    if _finite_sum(vals) is not None:
+        return max(vals)
     m = vals[0]
     for v in vals:
         if v > m or m != m:

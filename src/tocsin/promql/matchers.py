@@ -21,13 +21,37 @@ RE = "=~"
 NRE = "!~"
 
 
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # errors are raised to the caller, not printed by the C++ library
+
+
 @functools.lru_cache(maxsize=4096)
 def compile_anchored(pattern: str) -> Any:
     """Compile `pattern` anchored at both ends; cached because rules re-run every interval."""
     try:
-        return re2.compile("^(?:" + pattern + ")$")
+        return re2.compile("^(?:" + pattern + ")$", _OPTIONS)
     except Exception as exc:  # re2.error, but keep the message whatever the binding raises
-        raise PromQLParseError(f"invalid regular expression {pattern!r}: {exc}") from None
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise PromQLParseError(f"invalid regular expression {pattern!r}: {reason}") from None
+
+
+_HITS: dict[tuple[str, str], bool] = {}
+_HITS_MAX = 200_000
+
+
+def _regex_hit(pattern: str, value: str) -> bool:
+    """Memoised regex test: label values repeat across series and evaluations, and a
+    dict lookup is far cheaper than a call into the RE2 binding."""
+    key = (pattern, value)
+    hit = _HITS.get(key)
+    if hit is None:
+        hit = compile_anchored(pattern).search(value) is not None
+        if len(_HITS) >= _HITS_MAX:
+            _HITS.clear()
+        _HITS[key] = hit
+    return hit
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +75,7 @@ class Matcher:
             return value == self.value
         if op == NE:
             return value != self.value
-        hit = self._regex.search(value) is not None
-        return hit if op == RE else not hit
+        return _regex_hit(self.value, value) == (op == RE)
 
     def matches_empty(self) -> bool:
         return self.matches("")

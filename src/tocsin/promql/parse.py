@@ -89,6 +89,11 @@ def _at(at: object) -> N.At | None:
     return N.At("ms", (when - _EPOCH) // _MS)
 
 
+def _check_label_name(name: str) -> None:
+    if not is_valid_label_name(name):
+        raise PromQLParseError(f'invalid label name "{name}" (Prometheus 2.x label names only)')
+
+
 def _selector(vs: _pp.VectorSelector) -> N.VectorSelector:
     ms = vs.matchers
     if ms.or_matchers:
@@ -98,6 +103,7 @@ def _selector(vs: _pp.VectorSelector) -> N.VectorSelector:
     if name is not None:
         matchers.append(Matcher.make(METRIC_NAME, "=", name))
     for m in ms.matchers:
+        _check_label_name(m.name)
         matchers.append(Matcher.make(m.name, _MATCH_OPS[_ename(m.op)], m.value))
     if not any(not m.matches_empty() for m in matchers):
         raise PromQLParseError("vector selector must contain at least one non-empty matcher")
@@ -163,8 +169,7 @@ def _aggregate(e: _pp.AggregateExpr) -> N.Aggregate:
         if not is_valid_label_name(param.value):
             raise PromQLParseError(f'invalid label name "{param.value}"')
     for g in grouping:
-        if not is_valid_label_name(g):
-            raise PromQLParseError(f'invalid label name "{g}" in grouping')
+        _check_label_name(g)
     return N.Aggregate(op, inner, param, grouping, without)
 
 
@@ -190,6 +195,8 @@ def _binary(e: _pp.BinaryExpr) -> N.Binary:
             on = _ename(mod.matching.type) == "Include"
             matching = tuple(mod.matching.labels)
         include = tuple(mod.group_labels or ())
+        for name in matching + include:
+            _check_label_name(name)
     if op in _SETOPS:
         card = "many-to-many"
     both_scalar = lhs.type == N.SCALAR and rhs.type == N.SCALAR

@@ -75,15 +75,20 @@ class MemoryStorage:
         self._by_name.clear()
 
     def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Series]:
+        # Matchers on the metric name are decided once per name, not once per series.
+        name_ms = [m for m in matchers if m.name == METRIC_NAME]
+        rest = [m for m in matchers if m.name != METRIC_NAME]
         candidates: Iterable[_MemSeries]
-        name_eq = next((m for m in matchers if m.name == METRIC_NAME and m.op == "="), None)
-        if name_eq is not None:
-            candidates = self._by_name.get(name_eq.value, ())
+        eq = next((m for m in name_ms if m.op == "="), None)
+        if eq is not None:
+            names: Iterable[str] = (eq.value,) if eq.value in self._by_name else ()
         else:
-            candidates = self._series.values()
+            names = self._by_name.keys()
+        groups = [self._by_name[n] for n in names if all(m.matches(n) for m in name_ms)]
         out: list[Series] = []
-        for s in candidates:
-            lbl = s.labels
-            if all(m.matches(get(lbl, m.name)) for m in matchers):
-                out.append(Series(lbl, s.timestamps, s.values))
+        for group in groups:
+            for s in group:
+                lbl = s.labels
+                if all(m.matches(get(lbl, m.name)) for m in rest):
+                    out.append(Series(lbl, s.timestamps, s.values))
         return out
