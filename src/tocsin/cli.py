@@ -1,0 +1,116 @@
+"""The `tocsin` command: run the daemon, check files, probe once, serve the demo target."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from . import __version__
+from .config import load_config, parse_config
+from .errors import ConfigError
+
+DEFAULT_CONFIG = "etc/tocsin.yml"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import run_daemon
+
+    return run_daemon(args.config)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_config(args.file)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK ({len(loaded.targets)} targets)")
+    return 0
+
+
+def _probe_target(endpoint: str, kind: str | None, timeout: float) -> dict:
+    if kind is None:
+        kind = "http" if endpoint.startswith(("http://", "https://")) else "tcp"
+    target: dict = {"name": endpoint, "timeout": f"{int(timeout * 1000)}ms", "interval": f"{int(timeout * 1000)}ms"}
+    if kind == "http":
+        target["url"] = endpoint
+    elif kind == "tcp":
+        target["tcp"] = {"address": endpoint}
+    else:
+        query, _, server = endpoint.partition("@")
+        target["dns"] = {"query": query, **({"server": server} if server else {})}
+    return target
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from .probes import run_probe
+
+    try:
+        config = parse_config({"targets": [_probe_target(args.endpoint, args.kind, args.timeout)]}, "command line")
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line.replace("command line: targets[0].", ""), file=sys.stderr)
+        return 2
+    target = config.targets[0]
+
+    async def once():
+        return await run_probe(target, asyncio.get_running_loop().time() + args.timeout)
+
+    result = asyncio.run(once())
+    verdict = "success" if result.success else f"failure ({result.reason}: {result.message})"
+    print(f"{target.kind} probe of {args.endpoint}: {verdict}")
+    print(f"  duration        {result.duration * 1000:.1f} ms, attempts {result.attempts}")
+    print(f"  correlation id  {result.correlation_id}")
+    for name, value in sorted(result.facts.items()):
+        print(f"  {name:<30} {value:g}")
+    for phase, seconds in result.phases.items():
+        print(f"  phase {phase:<24} {seconds * 1000:.1f} ms")
+    for name, value in result.info.items():
+        print(f"  {name:<30} {value}")
+    return 0 if result.success else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import serve_demo
+
+    serve_demo(args.host, args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tocsin", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tocsin {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon in the foreground (what systemd runs)")
+    run.add_argument("--config", default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})")
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check", help="validate files without running anything")
+    check_sub = check.add_subparsers(dest="what", required=True)
+    check_config = check_sub.add_parser("config", help="validate a configuration file")
+    check_config.add_argument("file")
+    check_config.set_defaults(func=_cmd_check_config)
+
+    probe = sub.add_parser("probe", help="probe one endpoint now and print the result")
+    probe.add_argument("endpoint", help="URL, host:port, or name[@server:port] with --kind dns")
+    probe.add_argument("--kind", choices=("http", "tcp", "dns"))
+    probe.add_argument("--timeout", type=float, default=5.0, help="total deadline in seconds (default 5)")
+    probe.set_defaults(func=_cmd_probe)
+
+    demo = sub.add_parser("demo-target", help="serve the flaky demo service")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Logging: console for the journal, an optional rotating JSON file, optional syslog.
+
+Every record carries structured fields (target, rule, receiver, correlation_id) taken
+from a context variable, so code deep in a probe need not pass them around. Under
+systemd (JOURNAL_STREAM is set) console lines start with the `<N>` syslog priority so
+journald records the right PRIORITY, and carry no timestamp of their own (journald adds
+one). A log destination that fails (no /dev/log, a full disk) is reported once and
+counted; it never stops probing or alerting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import logging.config
+import logging.handlers
+import os
+import sys
+from typing import Any, Callable, Iterator
+
+from pythonjsonlogger.json import JsonFormatter
+
+from .config import LoggingConfig, SyslogLog
+
+FIELDS = ("target", "rule", "receiver", "correlation_id")
+_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("tocsin_log_context", default={})
+_SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+# Called with the handler name whenever a handler fails to emit (set by the daemon to a metric).
+on_handler_error: Callable[[str], None] = lambda name: None
+
+
+@contextlib.contextmanager
+def log_context(**fields: str) -> Iterator[None]:
+    """Attach fields to every record logged inside the block (and tasks it starts)."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Copy the context fields onto the record, so every formatter can use them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """`message key=value …`; with a `<N>` priority prefix and no time under the journal."""
+
+    def __init__(self, journal: bool = False, timestamps: bool = True) -> None:
+        fmt = "%(message)s" if journal else "%(levelname)s %(name)s: %(message)s"
+        super().__init__(f"%(asctime)s {fmt}" if timestamps and not journal else fmt)
+        self.journal = journal
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extras = [f"{key}={getattr(record, key)}" for key in FIELDS if getattr(record, key, None)]
+        for key, value in getattr(record, "fields", {}).items():
+            extras.append(f"{key}={value}")
+        if extras:
+            text += " " + " ".join(extras)
+        if self.journal:
+            priority = _SYSLOG_PRIORITY.get(record.levelno, 6)
+            text = "\n".join(f"<{priority}>{line}" for line in text.splitlines() or [""])
+        return text
+
+
+class JSONFormatter(JsonFormatter):
+    """python-json-logger with the context fields and `fields={...}` flattened in."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s",
+                         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
+
+    def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict) -> None:
+        super().add_fields(log_record, record, message_dict)
+        for key in FIELDS:
+            value = getattr(record, key, None)
+            if value:
+                log_record[key] = value
+        fields = log_record.pop("fields", None)
+        if isinstance(fields, dict):
+            log_record.update(fields)
+
+
+class _ReportOnce:
+    """Mixin: a failing handler reports once on stderr, counts every failure, and never raises."""
+
+    handler_name = "handler"
+    _reported = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's API
+        on_handler_error(self.handler_name)
+        if not self._reported:
+            self._reported = True
+            exc = sys.exc_info()[1]
+            sys.stderr.write(f"tocsin: log handler {self.handler_name} failed: {exc!r}; "
+                             "further failures are only counted (tocsin_log_errors_total)\n")
+
+
+class SafeRotatingFileHandler(_ReportOnce, logging.handlers.RotatingFileHandler):
+    handler_name = "file"
+
+
+class SafeSysLogHandler(_ReportOnce, logging.handlers.SysLogHandler):
+    """The stdlib handler reconnects on each emit while the socket is missing."""
+
+    handler_name = "syslog"
+
+
+class SafeStreamHandler(_ReportOnce, logging.StreamHandler):
+    handler_name = "console"
+
+
+def under_journal() -> bool:
+    return bool(os.environ.get("JOURNAL_STREAM"))
+
+
+def _syslog_handler(cfg: SyslogLog) -> logging.Handler:
+    address: str | tuple[str, int] = cfg.address
+    if not cfg.address.startswith("/"):
+        host, _, port = cfg.address.rpartition(":")
+        address = (host, int(port))
+    elif not os.path.exists(cfg.address):
+        sys.stderr.write(f"tocsin: syslog socket {cfg.address} does not exist; will keep trying\n")
+    names = logging.handlers.SysLogHandler.facility_names
+    handler = SafeSysLogHandler(address=address, facility=names.get(cfg.facility, names["daemon"]))
+    handler.ident = "tocsin: "
+    handler.setFormatter(TextFormatter(timestamps=False))  # syslog stamps its records
+    handler.setLevel(cfg.level.upper())
+    return handler
+
+
+def setup_logging(cfg: LoggingConfig | None = None, base_dir: str | None = None) -> None:
+    """(Re)configure the root logger from the `logging` section; safe to call on every reload."""
+    cfg = cfg or LoggingConfig()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        with contextlib.suppress(Exception):
+            handler.close()
+    root.setLevel(cfg.level.upper())
+    context = ContextFilter()
+
+    console = SafeStreamHandler(sys.stderr)
+    console.setFormatter(JSONFormatter() if cfg.console.format == "json" else TextFormatter(under_journal()))
+    handlers: list[logging.Handler] = [console]
+    if cfg.file is not None:
+        path = cfg.file.path if os.path.isabs(cfg.file.path) or base_dir is None else os.path.join(base_dir, cfg.file.path)
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            file_handler = SafeRotatingFileHandler(path, maxBytes=cfg.file.max_bytes,
+                                                   backupCount=cfg.file.backup_count, encoding="utf-8")
+            file_handler.setFormatter(JSONFormatter() if cfg.file.format == "json" else TextFormatter())
+            handlers.append(file_handler)
+        except OSError as exc:
+            on_handler_error("file")
+            sys.stderr.write(f"tocsin: cannot open log file {path}: {exc.strerror}; logging to the console only\n")
+    if cfg.syslog is not None:
+        handlers.append(_syslog_handler(cfg.syslog))
+    for handler in handlers:
+        handler.addFilter(context)
+        root.addHandler(handler)
+    # APScheduler logs every job run at INFO: thousands of lines a minute that say nothing.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -1,0 +1,214 @@
+"""The HTTP(S) probe: one request, a fresh connection, redirects and body capped.
+
+A small HTTP/1.1 client on asyncio streams rather than requests: the probe's total
+deadline is then enforced by `asyncio.timeout_at` around everything (a server that drips
+one byte a second cannot stretch it, unlike a per-read socket timeout), the body is
+counted while it is read, and the per-probe cost stays low enough for thousands of
+targets per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import os
+import time
+from urllib.parse import urljoin, urlsplit
+
+import re2
+
+from .. import __version__
+from ..config import HTTPConfig, Target
+from .net import ProbeFailure, classify_read_error, connect, resolve, start_tls
+from .result import Attempt
+
+USER_AGENT = f"tocsin/{__version__}"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 64 * 1024
+
+
+def traceparent(correlation_id: str) -> str:
+    """A W3C trace context header whose trace id is the probe's correlation id."""
+    return f"00-{correlation_id}-{os.urandom(8).hex()}-01"
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> "re2._Regexp":
+    return re2.compile(pattern.encode())
+
+
+def _request_bytes(method: str, parts, options: HTTPConfig, correlation_id: str, body: bytes | None) -> bytes:
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    host = parts.hostname if ":" not in (parts.hostname or "") else f"[{parts.hostname}]"
+    if parts.port and parts.port != (443 if parts.scheme == "https" else 80):
+        host = f"{host}:{parts.port}"
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"User-Agent: {USER_AGENT}",
+             "Accept-Encoding: identity", f"traceparent: {traceparent(correlation_id)}",
+             f"X-Correlation-ID: {correlation_id}"]
+    if not options.keep_alive:
+        lines.append("Connection: close")
+    if options.basic_auth is not None:
+        token = f"{options.basic_auth.username}:{options.basic_auth.secret('password') or ''}"
+        lines.append("Authorization: Basic " + base64.b64encode(token.encode()).decode())
+    bearer = options.secret("bearer_token")
+    if bearer:
+        lines.append(f"Authorization: Bearer {bearer}")
+    lines += [f"{name}: {value}" for name, value in options.headers.items()]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+
+def _parse_head(head: bytes) -> tuple[int, float, dict[str, str]]:
+    try:
+        text = head.decode("latin-1")
+        status_line, *header_lines = text.split("\r\n")
+        version, code, *_ = status_line.split(" ", 2)
+        if not version.startswith("HTTP/1.") or len(code) != 3:
+            raise ValueError
+        status = int(code)
+    except ValueError:
+        raise ProbeFailure("bad_response", "not an HTTP response") from None
+    headers: dict[str, str] = {}
+    for line in header_lines:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise ProbeFailure("bad_response", "malformed response header")
+        key = name.strip().lower()
+        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+    return status, (1.1 if version == "HTTP/1.1" else 1.0), headers
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], limit: int) -> bytes:
+    """Read the body whatever its framing, failing as soon as it would exceed `limit`."""
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return await _read_chunked(reader, limit)
+    if "content-length" in headers:
+        try:
+            length = int(headers["content-length"])
+        except ValueError:
+            raise ProbeFailure("bad_response", "invalid Content-Length") from None
+        if length > limit:
+            raise ProbeFailure("body_too_large", f"Content-Length {length} exceeds max_body_bytes {limit}")
+        return await reader.readexactly(length)
+    body = bytearray()
+    while chunk := await reader.read(_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise ProbeFailure("body_too_large", f"body exceeds max_body_bytes {limit}")
+    return bytes(body)
+
+
+async def _read_chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
+    body = bytearray()
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise ProbeFailure("bad_response", "invalid chunk size") from None
+        if size == 0:
+            while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
+                pass
+            return bytes(body)
+        if len(body) + size > limit:
+            raise ProbeFailure("body_too_large", f"body exceeds max_body_bytes {limit}")
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)
+
+
+def _check_body(body: bytes, options: HTTPConfig) -> None:
+    for pattern in options.fail_if_body_matches_regexp:
+        if _compiled(pattern).search(body):
+            raise ProbeFailure("body", f"body matched {pattern!r}")
+    for pattern in options.fail_if_body_not_matches_regexp:
+        if not _compiled(pattern).search(body):
+            raise ProbeFailure("body", f"body did not match {pattern!r}")
+
+
+def _status_ok(status: int, options: HTTPConfig) -> bool:
+    if options.valid_status_codes:
+        return status in options.valid_status_codes
+    return 200 <= status < 300
+
+
+async def _exchange(url: str, method: str, body: bytes | None, options: HTTPConfig,
+                    correlation_id: str, attempt: Attempt) -> tuple[int, dict[str, str], bytes | None]:
+    """One request/response on a fresh connection. Returns the body only when it must be read."""
+    parts = urlsplit(url)
+    tls = parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    address, _ = await resolve(parts.hostname or "", port, attempt)
+    conn = await connect(address, port, attempt)
+    try:
+        if tls:
+            await start_tls(conn, options.tls, parts.hostname or "", attempt)
+        attempt.facts["http_ssl"] = 1.0 if tls else 0.0
+        started = time.monotonic()
+        try:
+            conn.writer.write(_request_bytes(method, parts, options, correlation_id, body))
+            head = await conn.reader.readuntil(b"\r\n\r\n")
+        except Exception as exc:  # noqa: BLE001 - every read fault becomes a reason
+            raise classify_read_error(exc) from None
+        attempt.phases["processing"] = attempt.phases.get("processing", 0.0) + time.monotonic() - started
+        status, version, headers = _parse_head(head[:-4])
+        attempt.facts["http_status_code"] = float(status)
+        attempt.facts["http_version"] = version
+        if "content-length" in headers and headers["content-length"].isdigit():
+            attempt.facts["http_content_length"] = float(headers["content-length"])
+        else:
+            attempt.facts["http_content_length"] = -1.0
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return status, headers, b""
+        is_redirect = status in _REDIRECTS and options.follow_redirects and "location" in headers
+        if is_redirect:
+            return status, headers, None
+        started = time.monotonic()
+        try:
+            payload = await _read_body(conn.reader, headers, options.max_body_bytes)
+        except Exception as exc:  # noqa: BLE001
+            raise classify_read_error(exc) from None
+        attempt.phases["transfer"] = attempt.phases.get("transfer", 0.0) + time.monotonic() - started
+        attempt.facts["http_uncompressed_body_length"] = float(len(payload))
+        return status, headers, payload
+    finally:
+        conn.close()
+
+
+async def attempt(target: Target, deadline: float, correlation_id: str) -> Attempt:
+    """One try at the target's URL, following redirects up to `max_redirects`."""
+    options = target.http_options
+    result = Attempt(False)
+    url, method = target.url or "", options.method
+    body = options.body.encode() if options.body is not None else None
+    redirects = 0
+    try:
+        while True:
+            status, headers, payload = await _exchange(url, method, body, options, correlation_id, result)
+            if payload is None:  # a redirect to follow
+                redirects += 1
+                result.facts["http_redirects"] = float(redirects)
+                if redirects > options.max_redirects:
+                    raise ProbeFailure("redirects", f"more than {options.max_redirects} redirects")
+                url = urljoin(url, headers["location"])
+                if urlsplit(url).scheme not in ("http", "https"):
+                    raise ProbeFailure("redirects", f"redirect to unsupported URL {url!r}")
+                if status == 303 or (status in (301, 302) and method == "POST"):
+                    method, body = "GET", None
+                continue
+            result.facts.setdefault("http_redirects", float(redirects))
+            if not _status_ok(status, options):
+                raise ProbeFailure("status", f"HTTP status {status}")
+            _check_body(payload, options)
+            result.facts["failed_due_to_regex"] = 0.0
+            result.success = True
+            return result
+    except ProbeFailure as failure:
+        result.reason, result.message = failure.reason, failure.message
+        result.facts["failed_due_to_regex"] = 1.0 if failure.reason == "body" else 0.0
+        return result

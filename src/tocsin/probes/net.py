@@ -1,0 +1,153 @@
+"""Connection set-up shared by the HTTP and TCP probes: resolve, connect, TLS.
+
+Each step records its phase duration and turns the OS's many exceptions into one of the
+bounded failure reasons, so both probes report the same thing for the same fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import ipaddress
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+
+from ..config import TLSConfig
+from .result import Attempt
+
+
+class ProbeFailure(Exception):
+    """Raised inside an attempt to end it with a reason; caught by the probe, never escapes it."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(slots=True)
+class Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    def close(self) -> None:
+        """Close without waiting: a hostile peer must not hold the probe in a TLS shutdown."""
+        transport = self.writer.transport
+        if transport.is_closing():
+            return
+        if transport.get_extra_info("ssl_object") is not None:
+            transport.abort()
+        else:
+            transport.close()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+async def resolve(host: str, port: int, attempt: Attempt) -> tuple[str, int]:
+    """Resolve `host` to one address (IPv4 first, as most health endpoints are)."""
+    started = time.monotonic()
+    if _is_ip(host):
+        address, family = host, (socket.AF_INET6 if ":" in host else socket.AF_INET)
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise ProbeFailure("dns", f"cannot resolve {host!r}: {exc}") from None
+        if not infos:
+            raise ProbeFailure("dns", f"no address for {host!r}")
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
+        family, address = infos[0][0], infos[0][4][0]
+    elapsed = time.monotonic() - started
+    attempt.phases["resolve"] = attempt.phases.get("resolve", 0.0) + elapsed
+    attempt.facts["dns_lookup_time_seconds"] = attempt.facts.get("dns_lookup_time_seconds", 0.0) + elapsed
+    attempt.facts["ip_protocol"] = 6 if family == socket.AF_INET6 else 4
+    attempt.facts["ip_addr_hash"] = float(int.from_bytes(hashlib.blake2b(address.encode(), digest_size=4).digest(), "big"))
+    return address, family
+
+
+async def connect(address: str, port: int, attempt: Attempt) -> Connection:
+    started = time.monotonic()
+    try:
+        reader, writer = await asyncio.open_connection(address, port, limit=256 * 1024)
+    except ConnectionRefusedError:
+        raise ProbeFailure("connect", f"connection refused by {address}:{port}") from None
+    except OSError as exc:
+        raise ProbeFailure("connect", f"cannot connect to {address}:{port}: {exc.strerror or exc}") from None
+    attempt.phases["connect"] = attempt.phases.get("connect", 0.0) + time.monotonic() - started
+    return Connection(reader, writer)
+
+
+@functools.lru_cache(maxsize=256)
+def tls_context(tls: TLSConfig) -> ssl.SSLContext:
+    """One context per distinct TLS configuration: building one loads the CA store (~ms)."""
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls.cert_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
+
+
+def _cert_expiry(cert_info: dict) -> float:
+    return ssl.cert_time_to_seconds(cert_info["notAfter"])
+
+
+async def start_tls(conn: Connection, tls: TLSConfig, server_name: str, attempt: Attempt) -> None:
+    """Upgrade to TLS and record the leaf and chain expiries the server presented."""
+    started = time.monotonic()
+    try:
+        await conn.writer.start_tls(tls_context(tls), server_hostname=tls.server_name or server_name)
+    except ssl.SSLCertVerificationError as exc:
+        raise ProbeFailure("tls", f"certificate verification failed: {exc.verify_message}") from None
+    except (ssl.SSLError, ConnectionError) as exc:
+        raise ProbeFailure("tls", f"TLS handshake failed: {exc}") from None
+    attempt.phases["tls"] = attempt.phases.get("tls", 0.0) + time.monotonic() - started
+    ssl_object = conn.writer.get_extra_info("ssl_object")
+    if ssl_object is None:  # pragma: no cover - start_tls succeeded, so this exists
+        return
+    attempt.info["tls_version"] = ssl_object.version() or ""
+    # The presented chain is what a client may have to trust; the private accessor is the
+    # only way to read it on 3.11 (it became public as get_unverified_chain in 3.13).
+    chain = _presented_chain(ssl_object)
+    if chain:
+        expiries = [_cert_expiry(cert.get_info()) for cert in chain]
+        attempt.facts["ssl_leaf_cert_expiry"] = expiries[0]
+        attempt.facts["ssl_earliest_cert_expiry"] = min(expiries)
+
+
+def _presented_chain(ssl_object: ssl.SSLObject) -> list:
+    for getter in ("get_unverified_chain",):
+        method = getattr(ssl_object, getter, None) or getattr(getattr(ssl_object, "_sslobj", None), getter, None)
+        if method is not None:
+            try:
+                return list(method() or [])
+            except (ssl.SSLError, ValueError):
+                return []
+    return []
+
+
+def classify_read_error(exc: BaseException) -> ProbeFailure:
+    """Map an exception raised while reading a response to a reason."""
+    if isinstance(exc, ProbeFailure):
+        return exc
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return ProbeFailure("reset", f"connection closed after {len(exc.partial)} bytes of a response")
+    if isinstance(exc, asyncio.LimitOverrunError):
+        return ProbeFailure("bad_response", "response headers too long")
+    if isinstance(exc, ssl.SSLError):
+        return ProbeFailure("tls", f"TLS error: {exc}")
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        return ProbeFailure("reset", f"connection reset: {exc.strerror or exc}")
+    if isinstance(exc, OSError):
+        return ProbeFailure("connect", f"socket error: {exc.strerror or exc}")
+    return ProbeFailure("error", f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,58 @@
+"""What one probe produced. A probe never raises for a target's fault: it returns this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The bounded set of failure reasons: a metric label, so it must never grow with input.
+REASONS = (
+    "dns",            # the name did not resolve
+    "connect",        # refused, unreachable, or closed before a response started
+    "tls",            # handshake or certificate verification failed
+    "timeout",        # the total deadline passed (a hang, a slow drip, an endless body)
+    "reset",          # the connection was reset or closed mid-response
+    "bad_response",   # bytes that are not the protocol (garbage, malformed status line)
+    "status",         # an HTTP status outside valid_status_codes
+    "redirects",      # more redirects than max_redirects
+    "body_too_large", # the body exceeded max_body_bytes
+    "body",           # fail_if_body_(not_)matches_regexp
+    "expect",         # TCP expect pattern not seen
+    "rcode",          # DNS response code not in valid_rcodes
+    "no_answer",      # DNS answer section empty
+    "error",          # anything else; logged with its message
+)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """The outcome of one try; retries produce several, the last one wins."""
+
+    success: bool
+    reason: str = ""
+    message: str = ""
+    # kind-specific gauges, named after the blackbox metric without the `probe_` prefix
+    facts: dict[str, float] = field(default_factory=dict)
+    # per-phase durations (resolve, connect, tls, processing, transfer; summed over redirects)
+    phases: dict[str, float] = field(default_factory=dict)
+    # label-carrying facts such as the TLS version, kept separate so gauges stay plain floats
+    info: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ProbeResult:
+    """A whole probe: the final attempt plus how many were needed, and when it ran."""
+
+    target: str
+    kind: str
+    success: bool
+    reason: str
+    message: str
+    duration: float
+    attempts: int
+    first_attempt_success: bool
+    correlation_id: str
+    started_at: float  # unix time
+    timeout: float
+    facts: dict[str, float] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    info: dict[str, str] = field(default_factory=dict)

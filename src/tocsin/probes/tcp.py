@@ -1,0 +1,72 @@
+"""The TCP probe: connect, optionally upgrade to TLS, optionally send and expect.
+
+`expect` is an RE2 pattern searched in what the server sends (a banner such as
+`^SSH-2.0-` or a reply to `send`); reading stops at the first match, at
+`_MAX_READ` bytes, or at the deadline.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import re2
+
+from ..config import Target
+from .net import ProbeFailure, classify_read_error, connect, resolve, start_tls
+from .result import Attempt
+
+_MAX_READ = 64 * 1024
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> "re2._Regexp":
+    return re2.compile(pattern.encode())
+
+
+def _unescape(text: str) -> bytes:
+    """`send: "PING\\r\\n"` in YAML means the control characters, as in blackbox's query_response."""
+    return text.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
+
+
+async def attempt(target: Target, deadline: float, correlation_id: str) -> Attempt:
+    options = target.tcp
+    assert options is not None
+    result = Attempt(False)
+    host, _, port_text = options.address.rpartition(":")
+    host, port = host.strip("[]"), int(port_text)
+    try:
+        address, _ = await resolve(host, port, result)
+        conn = await connect(address, port, result)
+        try:
+            if options.tls:
+                await start_tls(conn, options.tls_config, host, result)
+            if options.send is not None:
+                conn.writer.write(_unescape(options.send))
+            if options.expect is not None:
+                await _expect(conn.reader, options.expect)
+                result.facts["failed_due_to_regex"] = 0.0
+        finally:
+            conn.close()
+    except ProbeFailure as failure:
+        result.reason, result.message = failure.reason, failure.message
+        if failure.reason == "expect":
+            result.facts["failed_due_to_regex"] = 1.0
+        return result
+    result.success = True
+    return result
+
+
+async def _expect(reader, pattern: str) -> None:
+    received = bytearray()
+    regexp = _compiled(pattern)
+    while len(received) < _MAX_READ:
+        try:
+            chunk = await reader.read(4096)
+        except Exception as exc:  # noqa: BLE001
+            raise classify_read_error(exc) from None
+        if not chunk:
+            break
+        received += chunk
+        if regexp.search(received):
+            return
+    raise ProbeFailure("expect", f"did not receive a match for {pattern!r} ({len(received)} bytes read)")

@@ -1,0 +1,207 @@
+"""When each target is probed: APScheduler jobs on the daemon's event loop.
+
+One job per target, its first run spread over the interval by a hash of the target's
+name (so 1 000 targets with one interval do not fire in the same second, and a restart
+keeps the same phase). APScheduler's `max_instances=1` guarantees a target never has
+two probes at once. Probes are coroutines: a hanging target holds a cheap slot of the
+bounded pool until its deadline, never a thread, so it cannot delay healthy targets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .config import Target
+from .logs import log_context
+from .metrics import SelfMetrics
+from .probes import ProbeResult, new_correlation_id, run_probe
+
+log = logging.getLogger("tocsin.scheduler")
+
+
+def phase_offset(name: str, interval: float) -> float:
+    """A stable offset in [0, interval) derived from the target's name."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") / 2**64) * interval
+
+
+@dataclass
+class TargetState:
+    """What the scheduler knows of one target between runs; survives reloads if unchanged."""
+
+    target: Target
+    interval: float
+    consecutive_failures: int = 0
+    last_result: ProbeResult | None = None
+
+    @property
+    def up(self) -> bool | None:
+        return None if self.last_result is None else self.last_result.success
+
+
+class _MeasuredExecutor(AsyncIOExecutor):
+    """The asyncio executor, plus a lateness measurement at the moment a run is started."""
+
+    def __init__(self, on_lateness: Callable[[float], None]) -> None:
+        super().__init__()
+        self._on_lateness = on_lateness
+
+    def _do_submit_job(self, job, run_times):  # type: ignore[no-untyped-def]
+        self._on_lateness((datetime.now(timezone.utc) - run_times[-1]).total_seconds())
+        return super()._do_submit_job(job, run_times)
+
+
+class ProbeScheduler:
+    """Owns the probe jobs; `apply(targets)` is the only way the set of targets changes."""
+
+    def __init__(self, metrics: SelfMetrics, on_result: Callable[[TargetState, ProbeResult, ProbeResult | None], None],
+                 max_concurrent: int = 4096) -> None:
+        self._metrics = metrics
+        self._on_result = on_result
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._scheduler = AsyncIOScheduler(
+            executors={"default": _MeasuredExecutor(metrics.lateness.observe)},
+            job_defaults={"max_instances": 1, "coalesce": True},
+            timezone=timezone.utc,
+        )
+        self._scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        self.states: dict[str, TargetState] = {}
+        self.last_progress = time.monotonic()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    async def stop(self, grace: float) -> None:
+        """Stop scheduling, then give in-flight probes up to `grace` seconds to finish."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        running = [t for t in asyncio.all_tasks() if t.get_name().startswith("probe:")]
+        if running:
+            await asyncio.wait(running, timeout=grace)
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler.running
+
+    # ---------------------------------------------------------------- targets
+
+    def apply(self, targets: list[Target]) -> dict[str, list[str]]:
+        """Make the jobs match `targets`: add new, drop removed, restart changed, keep the rest."""
+        wanted = {t.name: t for t in targets}
+        changes: dict[str, list[str]] = {"added": [], "removed": [], "changed": [], "kept": []}
+        for name in list(self.states):
+            if name not in wanted:
+                self._remove_job(name)
+                del self.states[name]
+                changes["removed"].append(name)
+        now = datetime.now(timezone.utc)
+        for name, target in wanted.items():
+            state = self.states.get(name)
+            if state is not None and state.target == target:
+                changes["kept"].append(name)
+                continue
+            if state is not None:
+                self._remove_job(name)
+                changes["changed"].append(name)
+            else:
+                changes["added"].append(name)
+            interval = target.interval or 30.0
+            self.states[name] = TargetState(target, interval)
+            first = now + timedelta(seconds=phase_offset(name, interval))
+            self._add_job(name, interval, first)
+        return changes
+
+    def _add_job(self, name: str, interval: float, first_run: datetime) -> None:
+        self._scheduler.add_job(
+            self._run, IntervalTrigger(seconds=interval, start_date=first_run, timezone=timezone.utc),
+            args=(name,), id=name, name=name, next_run_time=first_run,
+            misfire_grace_time=max(1, int(interval)), replace_existing=True)
+
+    def _remove_job(self, name: str) -> None:
+        if self._scheduler.get_job(name) is not None:
+            self._scheduler.remove_job(name)
+
+    def _reschedule(self, state: TargetState, interval: float) -> None:
+        if interval == state.interval:
+            return
+        state.interval = interval
+        job = self._scheduler.get_job(state.target.name)
+        if job is not None:
+            job.reschedule(IntervalTrigger(seconds=interval, timezone=timezone.utc))
+
+    def add_heartbeat(self, beat: Callable[[], None], every: float) -> None:
+        """Run `beat` through the scheduler itself: it stops if the scheduler stops dispatching."""
+        async def heartbeat() -> None:
+            beat()
+
+        self._scheduler.add_job(heartbeat, IntervalTrigger(seconds=max(every, 0.1), timezone=timezone.utc),
+                                id="__heartbeat__", replace_existing=True,
+                                next_run_time=datetime.now(timezone.utc))
+
+    def run_now(self, name: str) -> None:
+        """Bring a target's next run forward to now (used by tests and the API)."""
+        job = self._scheduler.get_job(name)
+        if job is not None:
+            job.modify(next_run_time=datetime.now(timezone.utc))
+
+    def next_run(self, name: str) -> datetime | None:
+        job = self._scheduler.get_job(name)
+        return getattr(job, "next_run_time", None)
+
+    # ---------------------------------------------------------------- running
+
+    async def _run(self, name: str) -> None:
+        state = self.states.get(name)
+        self.last_progress = time.monotonic()
+        if state is None:
+            return
+        target = state.target
+        correlation_id = new_correlation_id()
+        asyncio.current_task().set_name(f"probe:{name}")  # type: ignore[union-attr]
+        async with self._slots:
+            self._metrics.in_flight.inc()
+            try:
+                loop = asyncio.get_running_loop()
+                with log_context(target=name, correlation_id=correlation_id):
+                    result = await run_probe(target, loop.time() + (target.timeout or 5.0), correlation_id)
+            finally:
+                self._metrics.in_flight.dec()
+        self.last_progress = time.monotonic()
+        if self.states.get(name) is not state:  # removed or replaced while probing
+            return
+        self._adjust_interval(state, result)
+        previous, state.last_result = state.last_result, result
+        with log_context(target=name, correlation_id=correlation_id):
+            self._on_result(state, result, previous)
+
+    def _adjust_interval(self, state: TargetState, result: ProbeResult) -> None:
+        """Stretch the interval of a failing target (backoff_when_down); snap back on success."""
+        base = state.target.interval or 30.0
+        state.consecutive_failures = 0 if result.success else state.consecutive_failures + 1
+        policy = state.target.backoff_when_down
+        if policy is None:
+            return
+        if result.success:
+            self._reschedule(state, base)
+        else:
+            stretched = base * policy.multiplier ** state.consecutive_failures
+            self._reschedule(state, min(policy.max_interval, stretched))
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            self._metrics.missed_runs.inc()
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            self._metrics.skipped_runs.inc()
