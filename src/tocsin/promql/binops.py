@@ -78,14 +78,14 @@ def vector_vector(node: N.Binary, lhs: list[Sample], rhs: list[Sample]) -> list[
     op = node.op
     sig = _signature(node.on, node.matching)
     if op == "and":
-        rs = {sig(s.labels) for s in rhs}
-        return [s for s in lhs if sig(s.labels) in rs]
+        rsigs = {sig(s.labels) for s in rhs}
+        return [s for s in lhs if sig(s.labels) in rsigs]
     if op == "unless":
-        rs = {sig(s.labels) for s in rhs}
-        return [s for s in lhs if sig(s.labels) not in rs]
+        rsigs = {sig(s.labels) for s in rhs}
+        return [s for s in lhs if sig(s.labels) not in rsigs]
     if op == "or":
-        ls = {sig(s.labels) for s in lhs}
-        return list(lhs) + [s for s in rhs if sig(s.labels) not in ls]
+        lsigs = {sig(s.labels) for s in lhs}
+        return list(lhs) + [s for s in rhs if sig(s.labels) not in lsigs]
 
     if not lhs or not rhs:
         return []
@@ -159,12 +159,12 @@ def vector_vector(node: N.Binary, lhs: list[Sample], rhs: list[Sample]) -> list[
                 )
             matched[k] = None
         else:
-            seen = matched.get(k)
-            if seen is None:
-                seen = set()
-                matched[k] = seen
-            elif lbl in seen:
+            inserted = matched.get(k)
+            if inserted is None:
+                inserted = set()
+                matched[k] = inserted
+            elif lbl in inserted:
                 raise PromQLEvalError("multiple matches for labels: grouping labels must ensure unique label set")
-            seen.add(lbl)
+            inserted.add(lbl)
         out.append(Sample(lbl, value))
     return out

@@ -79,7 +79,7 @@ class Evaluator:
         self.subquery_step = subquery_step_ms
         self._bounds: dict[int, tuple[int, int]] = {}
         self._selected: dict[int, list[_Selected]] = {}
-        self._memo: dict[tuple[int, int], list[Sample]] = {}
+        self._memo: dict[int, dict[int, list[Sample]]] = {}  # subquery inner node -> step -> result
         self._dispatch: dict[type, Any] = {
             N.NumberLiteral: lambda n, ts: n.value,
             N.StringLiteral: lambda n, ts: n.value,
@@ -180,16 +180,16 @@ class Evaluator:
                 hi = bisect_right(tss, maxt)
                 if lo >= hi:
                     continue
-                t = tss[lo:hi]
-                v = s.vals[lo:hi]
+                win_t: Sequence[int] = tss[lo:hi]
+                win_v: Sequence[float] = s.vals[lo:hi]
                 if s.has_nan:
-                    keep = [i for i, x in enumerate(v) if not (x != x and is_stale(x))]
-                    if len(keep) != len(v):
-                        t = [t[i] for i in keep]
-                        v = [v[i] for i in keep]
-                        if not t:
+                    keep = [i for i, x in enumerate(win_v) if not (x != x and is_stale(x))]
+                    if len(keep) != len(win_v):
+                        win_t = [win_t[i] for i in keep]
+                        win_v = [win_v[i] for i in keep]
+                        if not win_t:
                             continue
-                out.append((s.labels, t, v))
+                out.append((s.labels, win_t, win_v))
             return out, Window(mint, maxt, node.range_ms, ts)
         if isinstance(node, N.Subquery):
             maxt = (ts if node.at is None else self._at_time(node.at, ts)) - node.offset_ms
@@ -197,10 +197,20 @@ class Evaluator:
             step = node.step_ms or self.subquery_step
             first = -((-mint) // step) * step  # first multiple of step not before mint
             acc: dict[Labels, tuple[list[int], list[float]]] = {}
-            t = first
             inner = node.expr
+            memo = self._memo.get(id(inner))
+            if memo is None:
+                memo = self._memo[id(inner)] = {}
+            elif len(memo) > 2 * (node.range_ms // step + 1):
+                # Range steps slide forward: steps before this window are not needed again.
+                for old in [k for k in memo if k < first]:
+                    del memo[old]
+            t = first
             while t <= maxt:
-                for lbl, v in self._memo_eval(inner, t):
+                got = memo.get(t)
+                if got is None:
+                    got = memo[t] = self.eval(inner, t)
+                for lbl, v in got:
                     pts = acc.get(lbl)
                     if pts is None:
                         pts = ([], [])
@@ -210,14 +220,6 @@ class Evaluator:
                 t += step
             return [(lbl, p[0], p[1]) for lbl, p in acc.items()], Window(mint, maxt, node.range_ms, ts)
         raise PromQLEvalError(f"expected a range vector, got {node.type}")
-
-    def _memo_eval(self, node: N.Expr, t: int) -> list[Sample]:
-        key = (id(node), t)
-        got = self._memo.get(key)
-        if got is None:
-            got = self.eval(node, t)
-            self._memo[key] = got
-        return got
 
     def _call(self, node: N.Call, ts: int) -> Any:
         fd = node.impl

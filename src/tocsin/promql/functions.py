@@ -453,11 +453,11 @@ def _bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
         else:
             merged.append([ub, c])
     mx = -INF
-    for b in merged:
-        if b[1] > mx:
-            mx = b[1]
-        elif b[1] < mx:
-            b[1] = mx
+    for bucket in merged:
+        if bucket[1] > mx:
+            mx = bucket[1]
+        elif bucket[1] < mx:
+            bucket[1] = mx
     if len(merged) < 2:
         return NAN
     observations = merged[-1][1]
@@ -473,18 +473,18 @@ def _bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
             hi = mid
         else:
             lo = mid + 1
-    b = lo
-    if b == len(merged) - 1:
+    idx = lo
+    if idx == len(merged) - 1:
         return merged[-2][0]
-    if b == 0 and merged[0][0] <= 0:
+    if idx == 0 and merged[0][0] <= 0:
         return merged[0][0]
     bucket_start = 0.0
-    bucket_end = merged[b][0]
-    count = merged[b][1]
-    if b > 0:
-        bucket_start = merged[b - 1][0]
-        count -= merged[b - 1][1]
-        rank -= merged[b - 1][1]
+    bucket_end = merged[idx][0]
+    count = merged[idx][1]
+    if idx > 0:
+        bucket_start = merged[idx - 1][0]
+        count -= merged[idx - 1][1]
+        rank -= merged[idx - 1][1]
     return bucket_start + (bucket_end - bucket_start) * G.div(rank, count)
 
 
@@ -561,8 +561,14 @@ def _go_expand(template: str, m: Any) -> str:
     return "".join(out)
 
 
+def _literal(node: N.Expr) -> str:
+    if not isinstance(node, N.StringLiteral):
+        raise PromQLParseError("expected a string literal")
+    return node.value
+
+
 def _check_label_replace(node: N.Call) -> None:
-    dst, _repl, _src, regex = (a.value for a in node.args[1:5])  # type: ignore[union-attr]
+    dst, _repl, _src, regex = (_literal(a) for a in node.args[1:5])
     try:
         compile_anchored(regex)
     except PromQLParseError:
@@ -594,10 +600,11 @@ def s_label_replace(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
 
 
 def _check_label_join(node: N.Call) -> None:
-    dst = node.args[1].value  # type: ignore[union-attr]
+    dst = _literal(node.args[1])
     for a in node.args[3:]:
-        if not is_valid_label_name(a.value):  # type: ignore[union-attr]
-            raise PromQLParseError(f"invalid source label name in label_join(): {a.value}")  # type: ignore[union-attr]
+        src = _literal(a)
+        if not is_valid_label_name(src):
+            raise PromQLParseError(f"invalid source label name in label_join(): {src}")
     if not is_valid_label_name(dst):
         raise PromQLParseError(f"invalid destination label name in label_join(): {dst}")
 
@@ -635,7 +642,7 @@ def _reg(fd: FunctionDef) -> None:
     FUNCTIONS[fd.name] = fd
 
 
-for _name, _fn in [
+_RANGE: list[tuple[str, Callable[..., float | None]]] = [
     ("rate", f_rate),
     ("increase", f_increase),
     ("delta", f_delta),
@@ -653,13 +660,20 @@ for _name, _fn in [
     ("present_over_time", f_present_over_time),
     ("changes", f_changes),
     ("resets", f_resets),
-]:
-    _reg(FunctionDef(_name, "range", _fn))
+]
+for _name, _rfn in _RANGE:
+    _reg(FunctionDef(_name, "range", _rfn))
 _reg(FunctionDef("last_over_time", "range", f_last_over_time, keep_name=True))
 _reg(FunctionDef("quantile_over_time", "range", f_quantile_over_time, matrix_arg=1))
-_reg(FunctionDef("absent_over_time", "absent_over_time", lambda *a: None))
 
-for _name, _fn in [
+
+def _driven_by_engine(*args: Any) -> None:
+    raise AssertionError("evaluated by the engine itself")
+
+
+_reg(FunctionDef("absent_over_time", "absent_over_time", _driven_by_engine))
+
+_ELEMENTWISE: list[tuple[str, Callable[..., float]]] = [
     ("abs", math.fabs),
     ("ceil", G.ceil),
     ("floor", G.floor),
@@ -687,7 +701,8 @@ for _name, _fn in [
     ("deg", lambda v: v * 180 / math.pi),
     ("rad", lambda v: v * math.pi / 180),
     *_DATE_FUNCS.items(),
-]:
+]
+for _name, _fn in _ELEMENTWISE:
     _reg(FunctionDef(_name, "elementwise", _fn))
 
 _reg(FunctionDef("time", "special", s_time))
@@ -704,6 +719,6 @@ _reg(
     )
 )
 _reg(FunctionDef("label_join", "special", s_label_join, check=_chain(_check_string_literals, _check_label_join)))
-_reg(FunctionDef("timestamp", "timestamp", lambda *a: None))
+_reg(FunctionDef("timestamp", "timestamp", _driven_by_engine))
 
 DATE_FUNCTIONS = frozenset(_DATE_FUNCS)

@@ -74,11 +74,10 @@ class MemoryStorage:
         self._series.clear()
         self._by_name.clear()
 
-    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Series]:
+    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Series]:  # noqa: ARG002
         # Matchers on the metric name are decided once per name, not once per series.
         name_ms = [m for m in matchers if m.name == METRIC_NAME]
         rest = [m for m in matchers if m.name != METRIC_NAME]
-        candidates: Iterable[_MemSeries]
         eq = next((m for m in name_ms if m.op == "="), None)
         if eq is not None:
             names: Iterable[str] = (eq.value,) if eq.value in self._by_name else ()
