@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import math
 
 import promql_parser as _pp
 
@@ -207,6 +206,3 @@ def _binary(e: _pp.BinaryExpr) -> N.Binary:
     rtype = N.SCALAR if both_scalar else N.VECTOR
     return N.Binary(op, lhs, rhs, return_bool, card, on, matching, include, rtype)
 
-
-def is_nan_or_inf(v: float) -> bool:
-    return math.isnan(v) or math.isinf(v)
