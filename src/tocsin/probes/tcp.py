@@ -1,7 +1,7 @@
 """The TCP probe: connect, optionally upgrade to TLS, optionally send and expect.
 
-`expect` is an RE2 pattern searched in what the server sends (a banner such as
-`^SSH-2.0-` or a reply to `send`); reading stops at the first match, at
+`expect` is an RE2 pattern searched, line-anchored, in what the server sends (a banner
+such as `^SSH-2.0-` or a reply to `send`); reading stops at the first match, at
 `_MAX_READ` bytes, or at the deadline.
 """
 
@@ -20,7 +20,8 @@ _MAX_READ = 64 * 1024
 
 @functools.lru_cache(maxsize=1024)
 def _compiled(pattern: str) -> "re2._Regexp":
-    return re2.compile(pattern.encode())
+    # Multi-line: `^` and `$` match at each line, as a banner check means it.
+    return re2.compile(b"(?m)" + pattern.encode())
 
 
 def _unescape(text: str) -> bytes:

@@ -1,0 +1,33 @@
+# tocsin — the two everyday commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO_PORT ?= 8000
+
+.PHONY: run test bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Runs the demo target and the daemon on the embedded default configuration, in the foreground.
+run: $(STAMP)
+	@mkdir -p logs state
+	@$(BIN)/tocsin demo-target --port $(DEMO_PORT) & demo=$$!; \
+	trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
+	echo "tocsin: metrics on http://127.0.0.1:9469/metrics, status page on http://127.0.0.1:9469/"; \
+	$(BIN)/tocsin run --config etc/tocsin.yml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache state

@@ -1,0 +1,129 @@
+"""Shared fixtures: free ports, a real daemon process, and tools that CI must have."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(name: str) -> str:
+    """The path of an external tool; skip without it, except in CI, where its absence fails."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed"
+        if IN_CI:
+            pytest.fail(f"{message} (CI must install it: see .ci/run)")
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    """Poll until `condition()` is truthy; return its value or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - keep polling, report the last error
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+class DaemonProcess:
+    """A real `tocsin run` process on a free port, with helpers to read its endpoints."""
+
+    def __init__(self, tmp_path: Path, config_text: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.dir = tmp_path
+        self.config = tmp_path / "tocsin.yml"
+        self.write_config(config_text)
+        self.log = tmp_path / "daemon.out"
+        self._env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_config(self, text: str) -> None:
+        self.config.write_text(text.replace("{port}", str(self.port)).replace("{dir}", str(self.dir)))
+
+    def start(self, wait_ready: bool = True) -> "DaemonProcess":
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tocsin.cli", "run", "--config", str(self.config)],
+            cwd=self.dir, env=self._env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        if wait_ready:
+            wait_for(self._ready, timeout=20, what="daemon ready")
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.output()}")
+        return requests.get(self.url + "/-/ready", timeout=2).status_code == 200
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def metrics(self) -> str:
+        return requests.get(self.url + "/metrics", timeout=5).text
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        """The value of the first sample of `name` whose labels include `labels`."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        for family in text_string_to_metric_families(self.metrics()):
+            for s in family.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return s.value
+        return None
+
+    def targets(self) -> list[dict]:
+        return requests.get(self.url + "/api/v1/targets", timeout=5).json()["data"]
+
+    def stop(self, sig: int = 15, timeout: float = 20) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"daemon did not stop within {timeout}s:\n{self.output()}")
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def make(config_text: str, env: dict[str, str] | None = None, start: bool = True) -> DaemonProcess:
+        d = DaemonProcess(tmp_path, config_text, env)
+        started.append(d)
+        return d.start() if start else d
+
+    yield make
+    for d in started:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()

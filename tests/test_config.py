@@ -1,0 +1,140 @@
+"""Configuration: every error names file, key path and what was expected; secrets stay secret."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tocsin.config import load_config, parse_config
+from tocsin.errors import ConfigError
+from tocsin.units import format_duration, parse_duration, parse_size
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("text, seconds", [("500ms", 0.5), ("30s", 30), ("5m", 300), ("1h30m", 5400),
+                                           ("1d", 86400), ("2w", 1209600), ("1m30s500ms", 90.5), ("0", 0)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "1.5s", "30x", "5s1m", "-1s", "1 h"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_duration_round_trip():
+    assert format_duration(5400.5) == "1h30m500ms"
+
+
+@pytest.mark.parametrize("value, size", [("10MiB", 10 * 2**20), ("1KB", 1000), ("512", 512), (2048, 2048), ("1.5KiB", 1536)])
+def test_sizes(value, size):
+    assert parse_size(value) == size
+
+
+def errors_of(raw) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, "tocsin.yml")
+    return info.value.errors
+
+
+def test_every_error_reported_with_file_and_key_path():
+    errors = errors_of({
+        "global": {"interval": "10s", "bogus": 1},
+        "targets": [
+            {"name": "a", "url": "http://x/", "http": {"valid_status_codes": ["abc"]}},
+            {"name": "b", "tcp": {"address": "nohost"}},
+            {"name": "c", "url": "ftp://x", "interval": 5},
+        ],
+    })
+    assert "tocsin.yml: global.bogus: unknown key" in errors
+    assert "tocsin.yml: targets[0].http.valid_status_codes[0]: expected an integer" in errors
+    assert "tocsin.yml: targets[1].tcp.address: expected host:port, such as 127.0.0.1:5432" in errors
+    assert any(e.startswith("tocsin.yml: targets[2].url: expected an http") for e in errors)
+    assert "tocsin.yml: targets[2].interval: expected a duration such as 30s, 5m or 1h30m" in errors
+
+
+def test_cross_field_rules():
+    assert errors_of({"targets": [{"name": "a", "url": "http://x/"}, {"name": "a", "url": "http://y/"}]}) == [
+        "tocsin.yml: targets: duplicate target name 'a'"]
+    assert any("give exactly one of url (HTTP), tcp or dns" in e
+               for e in errors_of({"targets": [{"name": "a", "url": "http://x/", "tcp": {"address": "x:1"}}]}))
+    assert errors_of({"targets": [{"name": "a", "url": "http://x/", "interval": "5s", "timeout": "10s"}]}) == [
+        "tocsin.yml: targets[0].timeout: must not exceed the interval (10s > 5s)"]
+    assert any("reserved" in e for e in errors_of({"targets": [{"name": "a", "url": "http://x/", "labels": {"target": "x"}}]}))
+
+
+def test_defaults_come_from_global():
+    config = parse_config({"global": {"interval": "20s", "timeout": "3s", "retry": {"attempts": 3}},
+                           "targets": [{"name": "a", "url": "http://x/"},
+                                       {"name": "b", "url": "http://y/", "interval": "1m", "timeout": "10s"}]}, "x")
+    a, b = config.targets
+    assert (a.interval, a.timeout, a.retry.attempts) == (20, 3, 3)
+    assert (b.interval, b.timeout) == (60, 10)
+    assert config.global_.listen_address == "127.0.0.1:9469"
+
+
+def test_config_objects_are_immutable():
+    config = parse_config({"targets": [{"name": "a", "url": "http://x/"}]}, "x")
+    with pytest.raises(Exception):
+        config.targets[0].name = "b"  # type: ignore[misc]
+
+
+def test_secrets_from_file_and_env_are_never_shown(tmp_path, monkeypatch):
+    secret_file = tmp_path / "password"
+    secret_file.write_text("hunter2-from-file\n")
+    monkeypatch.setenv("TOKEN", "token-from-env")
+    config = parse_config({"targets": [{"name": "a", "url": "http://x/", "http": {
+        "basic_auth": {"username": "u", "password_file": str(secret_file)},
+        "bearer_token": "${TOKEN}"}}]}, "x")
+    options = config.targets[0].http
+    assert options.basic_auth.secret("password") == "hunter2-from-file"
+    assert options.secret("bearer_token") == "token-from-env"
+    text = repr(config) + str(config) + config.model_dump_json()
+    assert "hunter2" not in text and "token-from-env" not in text
+
+
+def test_missing_env_and_unreadable_secret_file_are_errors(tmp_path):
+    errors = errors_of({"targets": [{"name": "a", "url": "http://x/", "http": {
+        "bearer_token": "${TOCSIN_TEST_UNSET_VARIABLE}",
+        "basic_auth": {"username": "u", "password_file": str(tmp_path / "missing")}}}]})
+    assert "tocsin.yml: targets[0].http.bearer_token: environment variable TOCSIN_TEST_UNSET_VARIABLE is not set" in errors
+    assert any(e.startswith("tocsin.yml: targets[0].http.basic_auth.password_file: cannot read secret file") for e in errors)
+
+
+def test_both_inline_and_file_secret_is_an_error(tmp_path):
+    (tmp_path / "s").write_text("x")
+    errors = errors_of({"targets": [{"name": "a", "url": "http://x/", "http": {
+        "bearer_token": "a", "bearer_token_file": str(tmp_path / "s")}}]})
+    assert any("give bearer_token or bearer_token_file, not both" in e for e in errors)
+
+
+def test_yaml_errors_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("targets:\n  - name: a\n    url: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert str(bad) in str(info.value) and "line" in str(info.value)
+    dup = tmp_path / "dup.yml"
+    dup.write_text("global: {}\nglobal: {}\n")
+    with pytest.raises(ConfigError, match="duplicate key 'global'"):
+        load_config(dup)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tocsin.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_check_config_command(tmp_path):
+    ok = run_cli("check", "config", str(REPO / "etc" / "tocsin.yml"))
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    bad = tmp_path / "bad.yml"
+    bad.write_text("global: {interval: often}\ntargets: [{name: a, url: 'http://x/', typo: 1}]\n")
+    result = run_cli("check", "config", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}: global.interval: expected a duration such as 30s, 5m or 1h30m" in result.stderr
+    assert f"{bad}: targets[0].typo: unknown key" in result.stderr
