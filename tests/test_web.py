@@ -1,0 +1,52 @@
+"""The listener's optional hardening (TLS, basic auth) and the demo target, over real sockets."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import requests
+import trustme
+
+from conftest import free_port, wait_for
+
+
+def test_basic_auth_and_tls_on_the_listener(daemon_factory, tmp_path):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    digest = hashlib.sha256(b"s3cret").hexdigest()
+    daemon = daemon_factory(f"""
+global:
+  listen_address: "127.0.0.1:{{port}}"
+  web: {{tls_cert_file: "{cert_file}", tls_key_file: "{key_file}", basic_auth_users: {{prom: "sha256:{digest}"}}}}
+""", start=False)
+    daemon.start(wait_ready=False)
+    url = f"https://127.0.0.1:{daemon.port}"
+    wait_for(lambda: requests.get(url + "/-/healthy", verify=str(ca_file), auth=("prom", "s3cret"), timeout=2).ok,
+             what="the TLS listener")
+    assert requests.get(url + "/metrics", verify=str(ca_file), timeout=2).status_code == 401
+    assert requests.get(url + "/metrics", verify=str(ca_file), auth=("prom", "wrong"), timeout=2).status_code == 401
+    ok = requests.get(url + "/metrics", verify=str(ca_file), auth=("prom", "s3cret"), timeout=2)
+    assert ok.status_code == 200 and "tocsin_build_info" in ok.text
+    assert daemon.stop() == 0
+
+
+def test_demo_target_serves_health_errors_and_404():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "demo-target", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: requests.get(base + "/health", timeout=1).json()["status"] == "ok", what="demo target")
+        assert requests.get(base + "/", timeout=1).status_code == 200
+        codes = [requests.get(base + "/simulate/error", timeout=2).status_code for _ in range(50)]
+        assert set(codes) <= {200, 500} and 25 <= codes.count(500) <= 49  # 80 % fail; 50 tries
+        assert requests.get(base + "/nope", timeout=1).status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(10)
