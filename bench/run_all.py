@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Run every benchmark in bench/ and print one results table (what `make bench` runs).
+
+Each benchmark is a script `bench/p<N>_*.py` that accepts `--json FILE` and prints its own
+detailed table; this runner gives each a JSON file under bench/results/ (gitignored), then
+prints a summary and writes bench/results/summary.json plus a timestamped copy.
+Extra arguments are passed to every benchmark (for example `--rounds 1 --window 10`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+
+def main(argv: list[str]) -> int:
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    scripts = sorted(p for p in HERE.glob("p[0-9]*_*.py"))
+    summary: dict = {"started": stamp, "benchmarks": {}}
+    status = 0
+    for script in scripts:
+        name = script.stem
+        out = RESULTS / f"{name}.json"
+        out.unlink(missing_ok=True)
+        print(f"== {name}", flush=True)
+        rc = subprocess.run([sys.executable, str(script), "--json", str(out), *argv]).returncode
+        status = status or rc
+        result = json.loads(out.read_text()) if out.exists() else None
+        summary["benchmarks"][name] = {"exit_code": rc, "result": result}
+
+    print("\nbenchmark          tocsin      blackbox    ratio   goal    correct")
+    for name, entry in summary["benchmarks"].items():
+        r = entry["result"]
+        if r is None:
+            print(f"{name:18} failed (exit {entry['exit_code']})")
+            continue
+        print(f"{name:18} {r['tocsin']['cpu_per_1000_median']:<11.4f} {r['blackbox']['cpu_per_1000_median']:<11.4f} "
+              f"{r['ratio']:<7} <={r['goal_ratio']:<5} {'yes' if r['correct'] else 'NO'}"
+              f"   ({r['unit']}, medians of {r['params']['rounds']} rounds)")
+    text = json.dumps(summary, indent=2) + "\n"
+    (RESULTS / "summary.json").write_text(text)
+    (RESULTS / f"summary-{stamp}.json").write_text(text)
+    print(f"\nJSON: {(RESULTS / 'summary.json').relative_to(HERE.parent)}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
