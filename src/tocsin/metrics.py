@@ -11,10 +11,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.platform_collector import PlatformCollector
 
 from . import __version__
@@ -82,6 +81,10 @@ def format_labels(labels: LabelPairs) -> str:
 
 
 def format_value(value: float) -> str:
+    if value == 0.0:
+        return "0"
+    if value == 1.0:
+        return "1"
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -214,9 +217,11 @@ class ProbeMetrics:
     @staticmethod
     def _render(series: _TargetSeries, samples: list[Sample]) -> dict[str, str]:
         parts: dict[str, list[str]] = {}
+        prefix, base = series.prefix, len(series.labels)
         for name, labels, value in samples:
-            parts.setdefault(name, []).append(f"{name}{format_labels(labels)} {format_value(value)}\n")
-        prefix = series.prefix
+            # Most samples carry exactly the target's labels: reuse its pre-rendered prefix.
+            extra = "".join(f',{k}="{escape_label_value(v)}"' for k, v in labels[base:]) if len(labels) > base else ""
+            parts.setdefault(name, []).append(f"{name}{prefix}{extra}}} {format_value(value)}\n")
         parts["tocsin_probes_total"] = [f'tocsin_probes_total{prefix},result="{result}"}} {count}\n'
                                         for result, count in series.results.items()]
         parts["tocsin_probe_retries_total"] = [f"tocsin_probe_retries_total{prefix}}} {series.retries}\n"]
@@ -280,8 +285,4 @@ class SelfMetrics:
         return generate_latest(self.registry).decode()
 
 
-def render_exposition(parts: Iterable[str]) -> bytes:
-    return "".join(parts).encode()
-
-
-__all__ = ["ProbeMetrics", "SelfMetrics", "PROBE_FAMILIES", "GaugeMetricFamily", "REASONS"]
+__all__ = ["ProbeMetrics", "SelfMetrics", "PROBE_FAMILIES", "REASONS"]
