@@ -160,3 +160,46 @@ class HostileServer:
 
     def url(self, path: str = "/health", scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+
+class DNSServer:
+    """A UDP DNS server on 127.0.0.1 answering from a dict of name -> A address (NXDOMAIN otherwise)."""
+
+    def __init__(self, records: dict[str, str], silent: bool = False) -> None:
+        import dns.message
+        import dns.rcode
+        import dns.rrset
+
+        self.stop = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+
+        def serve() -> None:
+            while not self.stop.is_set():
+                try:
+                    data, peer = self.sock.recvfrom(4096)
+                except OSError:
+                    continue
+                if silent:
+                    continue
+                query = dns.message.from_wire(data)
+                response = dns.message.make_response(query)
+                name = query.question[0].name.to_text().rstrip(".")
+                if name in records:
+                    response.answer.append(dns.rrset.from_text(name + ".", 60, "IN", "A", records[name]))
+                else:
+                    response.set_rcode(dns.rcode.NXDOMAIN)
+                self.sock.sendto(response.to_wire(), peer)
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+
+    def __enter__(self) -> "DNSServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()

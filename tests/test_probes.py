@@ -232,3 +232,17 @@ def test_tcp_probe_with_tls(tls_material):
                                            "tls_config": {"ca_file": ca_file, "server_name": "localhost"}}))
     assert result.success, result.message
     assert result.facts["ssl_leaf_cert_expiry"] > time.time()
+
+
+def test_dns_probe_answer_nxdomain_and_silence():
+    with hostile.DNSServer({"db.internal": "10.0.0.7"}) as server:
+        address = f"127.0.0.1:{server.port}"
+        found, _ = probe(make_target(dns={"query": "db.internal", "server": address}))
+        missing, _ = probe(make_target(dns={"query": "nope.internal", "server": address}))
+    assert found.success, found.message
+    assert found.facts["dns_answer_rrs"] == 1 and found.facts["dns_query_succeeded"] == 1
+    assert (missing.success, missing.reason) == (False, "rcode")
+    with hostile.DNSServer({}, silent=True) as server:
+        silent, elapsed = probe(make_target("500ms", dns={"query": "x.internal", "server": f"127.0.0.1:{server.port}"}))
+    assert (silent.success, silent.reason) == (False, "timeout")
+    assert elapsed <= 0.5 + SLACK
