@@ -31,3 +31,14 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache state
+
+# Install as a systemd service (as root): a venv in $(INSTALL_DIR), the unit, and a
+# configuration in $(CONFIG_DIR) unless one is there already. See docs/install.md.
+INSTALL_DIR ?= /opt/tocsin
+CONFIG_DIR  ?= /etc/tocsin
+.PHONY: install uninstall
+install:
+	INSTALL_DIR=$(INSTALL_DIR) CONFIG_DIR=$(CONFIG_DIR) PYTHON=$(PYTHON) sh systemd/install.sh install
+
+uninstall:
+	INSTALL_DIR=$(INSTALL_DIR) CONFIG_DIR=$(CONFIG_DIR) sh systemd/install.sh uninstall

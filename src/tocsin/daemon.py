@@ -13,6 +13,7 @@ import logging
 import os
 import resource
 import signal
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -49,66 +50,74 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._ready = False
+        self._last_reload_ok = True
         self._up = 0
-        logs.on_handler_error = lambda name: self.self_metrics.log_errors.labels(name).inc()
+        logs.set_error_hook(lambda name: self.self_metrics.log_errors.labels(name).inc())
 
     # ---------------------------------------------------------------- start / stop
 
     async def run(self) -> int:
+        """Start, tell systemd READY=1 only once everything serves, and run until SIGTERM/SIGINT."""
         self.loop = asyncio.get_running_loop()
         _raise_fd_limit()
+        # Signals first: a SIGTERM during start-up then stops us cleanly after start-up.
+        for sig, handler in ((signal.SIGHUP, self._on_sighup), (signal.SIGTERM, self._on_stop_signal),
+                             (signal.SIGINT, self._on_stop_signal)):
+            self.loop.add_signal_handler(sig, handler, sig)
+        _install_test_hooks(self.loop)
+        self.notifier.status("starting")
         g = self.loaded.global_
         self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes)
         self._apply(self.loaded)
-        self.web = WebServer(g.listen_address, self, g.web)
+        self.web = WebServer(g.listen_address, self, g.web)  # binds here: a taken port fails start-up
         self.web.start()
         self.scheduler.start()
-        for sig, handler in ((signal.SIGHUP, self._on_sighup), (signal.SIGTERM, self._stop.set),
-                             (signal.SIGINT, self._stop.set)):
-            self.loop.add_signal_handler(sig, handler)
+        self._start_watchdog()
         self._ready = True
         self.notifier.ready()
         self._update_status()
         log.info("tocsin started", extra={"fields": {"listen": g.listen_address, "targets": len(self.loaded.targets),
                                                      "config": str(self.loaded.path)}})
-        watchdog = asyncio.create_task(self._watchdog())
         await self._stop.wait()
-        watchdog.cancel()
         await self.shutdown()
         return 0
 
+    def _on_stop_signal(self, sig: int) -> None:
+        if not self._stop.is_set():
+            log.info("%s received: stopping", signal.Signals(sig).name)
+        self._stop.set()
+
     async def shutdown(self) -> None:
+        """Stop scheduling, let in-flight probes end within their own deadline, then stop serving."""
+        self._ready = False
         self.notifier.stopping()
-        log.info("tocsin stopping")
+        self.notifier.status("stopping: draining in-flight probes")
         grace = max((t.timeout or 5.0) for t in self.loaded.targets) if self.loaded.targets else 0.0
-        if self.scheduler is not None:
-            await self.scheduler.stop(grace=grace + 0.5)
-        if self.web is not None:
-            await asyncio.to_thread(self.web.stop)
+        with logs.error_context("shutdown", grace=f"{grace + 0.5:.1f}s"):
+            if self.scheduler is not None:
+                await self.scheduler.stop(grace=grace + 0.5)
+            if self.web is not None:
+                await asyncio.to_thread(self.web.stop)
         log.info("tocsin stopped")
 
     def request_stop(self) -> None:
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._stop.set)
 
-    async def _watchdog(self) -> None:
-        """Ping systemd's watchdog only while the scheduler demonstrably makes progress."""
-        interval = self.notifier.watchdog_interval()
-        if interval is None or self.scheduler is None:
+    def _start_watchdog(self) -> None:
+        """Ping systemd's watchdog from a scheduler job, so the pings stop with the scheduler.
+
+        No timer thread and no free-running task: WATCHDOG=1 is sent only when APScheduler
+        dispatches a job on the event loop, which is exactly what the probes depend on. A
+        stuck loop or a scheduler that stopped dispatching goes silent, and systemd restarts
+        the service after WatchdogSec.
+        """
+        period = self.notifier.watchdog_interval()
+        if period is None or self.scheduler is None:
             return
-        heartbeat = {"at": time.monotonic()}
-
-        def beat() -> None:
-            heartbeat["at"] = time.monotonic()
-
-        self.scheduler.add_heartbeat(beat, interval / 2)
-        while True:
-            await asyncio.sleep(interval)
-            if time.monotonic() - heartbeat["at"] < 2 * interval:
-                self.notifier.watchdog()
-            else:
-                log.error("scheduler made no progress for %.1fs; withholding the watchdog ping",
-                          time.monotonic() - heartbeat["at"])
+        self.notifier.watchdog()  # the first ping: the watchdog counts from start-up
+        self.scheduler.add_heartbeat(self.notifier.watchdog, period)
+        log.debug("watchdog pings every %.2fs from the scheduler", period)
 
     # ---------------------------------------------------------------- reload
 
@@ -117,28 +126,41 @@ class Daemon:
         asyncio.ensure_future(self.reload())
 
     async def reload(self) -> tuple[bool, str]:
+        """Build the whole new configuration, then swap it in; on any error keep the old one.
+
+        systemd sees RELOADING=1 (with MONOTONIC_USEC) … READY=1 around it either way. Log
+        files are reopened even when the new file is broken, so `logrotate` + SIGHUP works.
+        """
         async with self._reload_lock:
             self.notifier.reloading()
+            self.notifier.status("reloading configuration")
             try:
-                loaded = await asyncio.to_thread(load_config, self.loaded.path)
+                with logs.error_context("reload", config=str(self.loaded.path)) as facts:
+                    loaded = await asyncio.to_thread(load_config, self.loaded.path)
+                    if loaded.global_.listen_address != self.loaded.global_.listen_address:
+                        log.warning("listen_address changed; it takes effect at the next restart")
+                    logs.setup_logging(loaded.config.logging)
+                    tls_context.cache_clear()  # CA and client certificate files may have changed
+                    changes = self._apply(loaded)
+                    self.loaded = loaded
+                    facts.update({k: len(v) for k, v in changes.items()})
             except ConfigError as exc:
+                logs.setup_logging(self.loaded.config.logging)  # reopen the files all the same
                 self.self_metrics.reload_success.set(0)
-                for line in exc.errors:
-                    log.error("reload failed, keeping the running configuration: %s", line)
+                self._last_reload_ok = False
+                log.error("reload failed, keeping the running configuration (%d error%s)",
+                          len(exc.errors), "" if len(exc.errors) == 1 else "s")
                 self.notifier.ready()
+                self._update_status()
                 return False, str(exc)
-            if loaded.global_.listen_address != self.loaded.global_.listen_address:
-                log.warning("listen_address changed; it takes effect at the next restart")
-            logs.setup_logging(loaded.config.logging)
-            tls_context.cache_clear()  # CA and client certificate files may have changed
-            changes = self._apply(loaded)
-            self.loaded = loaded
             self.self_metrics.reload_success.set(1)
             self.self_metrics.reload_timestamp.set(time.time())
+            self._last_reload_ok = True
             self.notifier.ready()
             self._update_status()
             summary = ", ".join(f"{k} {len(v)}" for k, v in changes.items())
-            log.info("configuration reloaded: %s", summary)
+            log.info("configuration reloaded: %s", summary,
+                     extra={"fields": {k: ",".join(v) for k, v in changes.items() if v and k != "kept"}})
             return True, f"configuration reloaded: {summary}"
 
     def request_reload(self) -> tuple[bool, str]:
@@ -185,7 +207,10 @@ class Daemon:
     def _update_status(self) -> None:
         states = self.scheduler.states if self.scheduler else {}
         down = sum(1 for s in states.values() if s.up is False)
-        self.notifier.status(f"{len(states)} targets: {self._up} up, {down} down")
+        text = f"{len(states)} targets: {self._up} up, {down} down"
+        if not self._last_reload_ok:
+            text += "; last reload failed, running the previous configuration"
+        self.notifier.status(text)
 
     # ---------------------------------------------------------------- web views
 
@@ -232,6 +257,26 @@ class Daemon:
                             e=html.escape(item["endpoint"]), r=html.escape(str(result.get("reason") or "")),
                             d=f"{result['duration_seconds']:.3f}s" if result else "", l=item["last_run"] or ""))
         return _STATUS_PAGE.format(rows="\n".join(rows), count=len(rows), up=self._up)
+
+
+TEST_HOOKS_ENV = "TOCSIN_TEST_HOOKS"
+
+
+def _install_test_hooks(loop: asyncio.AbstractEventLoop) -> None:
+    """Test hook, inert unless TOCSIN_TEST_HOOKS=1: SIGUSR2 hangs the event loop for good.
+
+    It simulates a wedged scheduler (probes, rule evaluation and the watchdog heartbeat all
+    stop while the HTTP listener threads still answer), so tests can show that systemd's
+    watchdog notices and restarts the service. Never set this variable in production.
+    """
+    if os.environ.get(TEST_HOOKS_ENV) != "1":
+        return
+
+    def hang() -> None:
+        log.warning("test hook: SIGUSR2 received, hanging the event loop")
+        threading.Event().wait()
+
+    loop.add_signal_handler(signal.SIGUSR2, hang)
 
 
 def _iso(ts: float) -> str:

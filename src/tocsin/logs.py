@@ -17,6 +17,8 @@ import logging.config
 import logging.handlers
 import os
 import sys
+import time
+from collections import Counter
 from typing import Any, Callable, Iterator
 
 from pythonjsonlogger.json import JsonFormatter
@@ -27,8 +29,29 @@ FIELDS = ("target", "rule", "receiver", "correlation_id")
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("tocsin_log_context", default={})
 _SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
-# Called with the handler name whenever a handler fails to emit (set by the daemon to a metric).
-on_handler_error: Callable[[str], None] = lambda name: None
+# Failures seen before anyone listens (logging is set up before the daemon and its metrics
+# exist), replayed to the hook when it is installed so no failure goes uncounted.
+_early_errors: Counter[str] = Counter()
+_error_hook: Callable[[str], None] | None = None
+
+
+def on_handler_error(handler: str) -> None:
+    """Count one record that `handler` could not write (tocsin_log_errors_total{handler})."""
+    if _error_hook is None:
+        _early_errors[handler] += 1
+    else:
+        _error_hook(handler)
+
+
+def set_error_hook(hook: Callable[[str], None] | None) -> None:
+    """Route handler failures to `hook` (the daemon's metric), including those seen so far."""
+    global _error_hook
+    _error_hook = hook
+    if hook is not None:
+        for handler, count in _early_errors.items():
+            for _ in range(count):
+                hook(handler)
+        _early_errors.clear()
 
 
 @contextlib.contextmanager
@@ -54,8 +77,8 @@ class ContextFilter(logging.Filter):
 class TextFormatter(logging.Formatter):
     """`message key=value …`; with a `<N>` priority prefix and no time under the journal."""
 
-    def __init__(self, journal: bool = False, timestamps: bool = True) -> None:
-        fmt = "%(message)s" if journal else "%(levelname)s %(name)s: %(message)s"
+    def __init__(self, journal: bool = False, timestamps: bool = True, level: bool = True) -> None:
+        fmt = "%(message)s" if journal else "%(levelname)s %(name)s: %(message)s" if level else "%(name)s: %(message)s"
         super().__init__(f"%(asctime)s {fmt}" if timestamps and not journal else fmt)
         self.journal = journal
 
@@ -90,6 +113,13 @@ class JSONFormatter(JsonFormatter):
             log_record.update(fields)
 
 
+def _report(message: str) -> None:
+    """A problem with logging itself: straight to stderr (the journal), never through logging."""
+    with contextlib.suppress(Exception):
+        sys.stderr.write(f"tocsin: {message}\n")
+        sys.stderr.flush()
+
+
 class _ReportOnce:
     """Mixin: a failing handler reports once on stderr, counts every failure, and never raises."""
 
@@ -101,8 +131,8 @@ class _ReportOnce:
         if not self._reported:
             self._reported = True
             exc = sys.exc_info()[1]
-            sys.stderr.write(f"tocsin: log handler {self.handler_name} failed: {exc!r}; "
-                             "further failures are only counted (tocsin_log_errors_total)\n")
+            _report(f"log handler {self.handler_name} failed: {exc!r}; "
+                    "further failures are only counted (tocsin_log_errors_total)")
 
 
 class SafeRotatingFileHandler(_ReportOnce, logging.handlers.RotatingFileHandler):
@@ -119,8 +149,22 @@ class SafeStreamHandler(_ReportOnce, logging.StreamHandler):
     handler_name = "console"
 
 
-def under_journal() -> bool:
-    return bool(os.environ.get("JOURNAL_STREAM"))
+def under_journal(stream: Any = None) -> bool:
+    """Whether `stream` (stderr) is connected to the journal.
+
+    systemd sets JOURNAL_STREAM=<device>:<inode> of the stream it connected; a child that
+    redirected stderr elsewhere inherits the variable, so the identity is compared, as
+    systemd.exec(5) recommends.
+    """
+    value = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        st = os.fstat((stream or sys.stderr).fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (int(device), int(inode))
 
 
 def _syslog_handler(cfg: SyslogLog) -> logging.Handler:
@@ -128,12 +172,16 @@ def _syslog_handler(cfg: SyslogLog) -> logging.Handler:
     if not cfg.address.startswith("/"):
         host, _, port = cfg.address.rpartition(":")
         address = (host, int(port))
-    elif not os.path.exists(cfg.address):
-        sys.stderr.write(f"tocsin: syslog socket {cfg.address} does not exist; will keep trying\n")
     names = logging.handlers.SysLogHandler.facility_names
     handler = SafeSysLogHandler(address=address, facility=names.get(cfg.facility, names["daemon"]))
-    handler.ident = "tocsin: "
-    handler.setFormatter(TextFormatter(timestamps=False))  # syslog stamps its records
+    if isinstance(address, str) and not os.path.exists(address):
+        # Reported once here; the records it cannot take are counted, not reported again.
+        handler._reported = True
+        on_handler_error("syslog")
+        _report(f"syslog socket {address} does not exist; will keep trying "
+                "(failures are counted in tocsin_log_errors_total)")
+    handler.ident = f"tocsin[{os.getpid()}]: "
+    handler.setFormatter(TextFormatter(timestamps=False, level=False))  # syslog stamps and prioritises
     handler.setLevel(cfg.level.upper())
     return handler
 
@@ -162,7 +210,8 @@ def setup_logging(cfg: LoggingConfig | None = None, base_dir: str | None = None)
             handlers.append(file_handler)
         except OSError as exc:
             on_handler_error("file")
-            sys.stderr.write(f"tocsin: cannot open log file {path}: {exc.strerror}; logging to the console only\n")
+            _report(f"cannot open log file {path}: {exc.strerror or exc}; logging without it "
+                    "(failures are counted in tocsin_log_errors_total)")
     if cfg.syslog is not None:
         handlers.append(_syslog_handler(cfg.syslog))
     for handler in handlers:
@@ -170,3 +219,35 @@ def setup_logging(cfg: LoggingConfig | None = None, base_dir: str | None = None)
         root.addHandler(handler)
     # APScheduler logs every job run at INFO: thousands of lines a minute that say nothing.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def error_context(operation: str, logger: logging.Logger | None = None, **fields: Any) -> Iterator[dict[str, Any]]:
+    """Log the start, the end and any failure of `operation`, with its duration and `fields`.
+
+    The fields also reach every record logged inside the block. A failure is logged once
+    here (each of a ConfigError's errors on its own line, naming file and key path) and
+    re-raised, so callers decide what it means without logging it again. The yielded dict
+    may be filled with facts learned along the way; they are logged with the outcome.
+    """
+    logger = logger or logging.getLogger("tocsin")
+    facts: dict[str, Any] = {}
+    started = time.monotonic()
+    context = {k: str(v) for k, v in fields.items() if k in FIELDS and v is not None}
+    extra_fields = {k: v for k, v in fields.items() if k not in FIELDS and v is not None}
+    with log_context(**context):
+        logger.debug("%s started", operation, extra={"fields": {"operation": operation, **extra_fields}})
+        try:
+            yield facts
+        except Exception as exc:
+            duration = time.monotonic() - started
+            out = {"operation": operation, "duration": f"{duration:.3f}s", "error": type(exc).__name__,
+                   **extra_fields, **facts}
+            details = getattr(exc, "errors", None) or [str(exc) or type(exc).__name__]
+            for line in details:
+                logger.error("%s failed: %s", operation, line, extra={"fields": out},
+                             exc_info=None if hasattr(exc, "to_dict") else exc)
+            raise
+        duration = time.monotonic() - started
+        logger.info("%s finished in %.3fs", operation, duration,
+                    extra={"fields": {"operation": operation, "duration": f"{duration:.3f}s", **extra_fields, **facts}})

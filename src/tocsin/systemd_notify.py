@@ -42,12 +42,15 @@ class ServiceNotifier:
 
     @staticmethod
     def watchdog_interval() -> float | None:
-        """Half of systemd's WatchdogSec for this process, or None when there is no watchdog."""
+        """How often to send WATCHDOG=1: a third of WatchdogSec (systemd asks for at least
+        twice per period; a third leaves room for a busy loop), or None without a watchdog
+        for this process (WATCHDOG_USEC unset, or WATCHDOG_PID naming another process)."""
         usec = os.environ.get("WATCHDOG_USEC")
         pid = os.environ.get("WATCHDOG_PID")
         if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
             return None
         try:
-            return int(usec) / 1e6 / 2
+            seconds = int(usec) / 1e6
         except ValueError:
             return None
+        return seconds / 3 if seconds > 0 else None

@@ -1,0 +1,95 @@
+#!/bin/sh
+# Install or remove tocsin as a systemd service (what `make install` / `make uninstall` run).
+#
+#   systemd/install.sh install      venv in $INSTALL_DIR, unit in $UNIT_DIR, config in $CONFIG_DIR
+#   systemd/install.sh uninstall    stop and remove the service and the venv; keep config, state, logs
+#   PURGE=1 systemd/install.sh uninstall    also remove config, state and logs
+#
+# Environment: INSTALL_DIR (/opt/tocsin), CONFIG_DIR (/etc/tocsin), UNIT_DIR (/etc/systemd/system),
+# PYTHON (python3, 3.11 or newer, with the venv module), WHEELS (a directory of wheels: install
+# from it alone, without a package index).
+set -eu
+
+INSTALL_DIR=${INSTALL_DIR:-/opt/tocsin}
+CONFIG_DIR=${CONFIG_DIR:-/etc/tocsin}
+UNIT_DIR=${UNIT_DIR:-/etc/systemd/system}
+PYTHON=${PYTHON:-python3}
+WHEELS=${WHEELS:-}
+PURGE=${PURGE:-0}
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+VENV=$INSTALL_DIR/venv
+UNIT=$UNIT_DIR/tocsin.service
+
+say() { printf 'tocsin install: %s\n' "$*"; }
+die() { printf 'tocsin install: error: %s\n' "$*" >&2; exit 1; }
+# systemctl only where systemd is the running init (not in a chroot or an image build).
+have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
+
+do_install() {
+    [ "$(id -u)" = 0 ] || die "run as root (sudo make install)"
+    "$PYTHON" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+        || die "$PYTHON must be Python 3.11 or newer with the venv module (Debian: apt install python3-venv)"
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating $VENV"
+        mkdir -p "$INSTALL_DIR"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    if [ -n "$WHEELS" ]; then
+        say "installing tocsin from $WHEELS"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-index \
+            --find-links "$WHEELS" --upgrade tocsin
+    else
+        say "installing tocsin from $SRC"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$SRC"
+    fi
+    # The unit runs with a read-only /opt: compile now rather than fail to write caches later.
+    "$VENV/bin/python" -m compileall -q "$VENV/lib" >/dev/null 2>&1 || true
+
+    say "installing $UNIT"
+    mkdir -p "$UNIT_DIR"
+    sed -e "s|/opt/tocsin|$INSTALL_DIR|g" -e "s|/etc/tocsin|$CONFIG_DIR|g" \
+        "$SRC/systemd/tocsin.service" > "$UNIT.tmp"
+    chmod 0644 "$UNIT.tmp"
+    mv "$UNIT.tmp" "$UNIT"
+
+    mkdir -p "$CONFIG_DIR/rules"
+    chmod 0755 "$CONFIG_DIR" "$CONFIG_DIR/rules"
+    if [ -e "$CONFIG_DIR/tocsin.yml" ]; then
+        say "keeping the existing $CONFIG_DIR/tocsin.yml"
+    else
+        say "installing $CONFIG_DIR/tocsin.yml"
+        install -m 0644 "$SRC/etc/tocsin.systemd.yml" "$CONFIG_DIR/tocsin.yml"
+    fi
+    "$VENV/bin/tocsin" check config "$CONFIG_DIR/tocsin.yml"
+
+    if have_systemd; then
+        systemctl daemon-reload
+        say "done. Start it with: systemctl enable --now tocsin"
+    else
+        say "done (systemd is not running here: run 'systemctl daemon-reload' on the target system)"
+    fi
+}
+
+do_uninstall() {
+    [ "$(id -u)" = 0 ] || die "run as root (sudo make uninstall)"
+    if have_systemd && [ -e "$UNIT" ]; then
+        systemctl disable --now tocsin.service 2>/dev/null || true
+    fi
+    rm -f "$UNIT"
+    have_systemd && systemctl daemon-reload
+    rm -rf "$VENV"
+    rmdir "$INSTALL_DIR" 2>/dev/null || true
+    if [ "$PURGE" = 1 ]; then
+        # DynamicUser= keeps state and logs under /var/{lib,log}/private, linked from /var/{lib,log}.
+        rm -rf "$CONFIG_DIR" /var/lib/tocsin /var/lib/private/tocsin /var/log/tocsin /var/log/private/tocsin
+        say "removed tocsin, its configuration, state and logs"
+    else
+        say "removed tocsin; kept $CONFIG_DIR, /var/lib/tocsin and /var/log/tocsin (PURGE=1 removes them)"
+    fi
+}
+
+case "${1:-}" in
+    install) do_install ;;
+    uninstall) do_uninstall ;;
+    *) sed -n '2,11p' "$0"; exit 2 ;;
+esac
