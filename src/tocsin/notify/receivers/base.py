@@ -1,0 +1,176 @@
+"""What every receiver kind shares: the interface, the notification it delivers, HTTP posting.
+
+A receiver kind is one module with a config model and a class that validates nothing at
+run time (pydantic did), builds its payload from a `Notification`, and delivers it,
+raising `NotificationError` when the peer did not accept it. It never retries: the outbox
+does that, and the circuit breaker decides when trying again is worth it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import requests
+from pydantic import Field
+
+from ...config import Duration, Model
+from ...errors import NotificationError
+from ..alert import Alert
+
+USER_AGENT = "tocsin-notify/1"
+
+
+class ReceiverOptions(Model):
+    """Options every kind accepts; `send_resolved`'s default differs per kind (Alertmanager's)."""
+
+    send_resolved: bool | None = None
+    timeout: Duration = Field(default=10.0)
+
+
+@dataclass
+class Notification:
+    """One alert group (or batch) for one receiver, as stored in the outbox.
+
+    `data` is receiver-neutral; the receiver turns it into its payload when delivering, so
+    a notification written before a restart is delivered by the receiver's current code.
+    """
+
+    key: str                      # idempotency key: the same on every retry and after a restart
+    receiver: str
+    group_key: str
+    status: str                   # firing | resolved
+    alerts: list[Alert]
+    group_labels: dict[str, str] = field(default_factory=dict)
+    external_url: str = ""
+    reason: str = ""
+    target: int = 0               # which URL, for kinds that post to several peers independently
+    created_at: float = 0.0
+
+    @property
+    def firing(self) -> list[Alert]:
+        return [a for a in self.alerts if a.firing]
+
+    @property
+    def resolved(self) -> list[Alert]:
+        return [a for a in self.alerts if not a.firing]
+
+    def common_labels(self) -> dict[str, str]:
+        return _common([a.labels for a in self.alerts])
+
+    def common_annotations(self) -> dict[str, str]:
+        return _common([a.annotations for a in self.alerts])
+
+    def title(self) -> str:
+        """`[FIRING:3] HighLatency api` - Alertmanager's default subject line."""
+        values = " ".join(self.group_labels[k] for k in sorted(self.group_labels))
+        count = f":{len(self.firing)}" if self.status == "firing" else ""
+        return f"[{self.status.upper()}{count}] {values}".rstrip()
+
+    def to_json(self) -> str:
+        return json.dumps({"key": self.key, "receiver": self.receiver, "group_key": self.group_key,
+                           "status": self.status, "alerts": [a.to_dict() for a in self.alerts],
+                           "group_labels": self.group_labels, "external_url": self.external_url,
+                           "reason": self.reason, "target": self.target, "created_at": self.created_at},
+                          sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Notification":
+        d = json.loads(text)
+        return cls(key=d["key"], receiver=d["receiver"], group_key=d["group_key"], status=d["status"],
+                   alerts=[Alert.from_dict(a) for a in d["alerts"]], group_labels=d.get("group_labels") or {},
+                   external_url=d.get("external_url", ""), reason=d.get("reason", ""),
+                   target=d.get("target", 0), created_at=d.get("created_at", 0.0))
+
+
+def _common(maps: list[dict[str, str]]) -> dict[str, str]:
+    if not maps:
+        return {}
+    common = dict(maps[0])
+    for m in maps[1:]:
+        for k in list(common):
+            if m.get(k) != common[k]:
+                del common[k]
+    return common
+
+
+class Receiver:
+    """The interface of a receiver kind. Subclasses set the class attributes."""
+
+    kind: ClassVar[str]
+    config_model: ClassVar[type[ReceiverOptions]]
+    send_resolved_default: ClassVar[bool] = True
+    # Whether alerts reach this kind through the routing tree's groups (False: sent one by one).
+    grouped: ClassVar[bool] = True
+
+    def __init__(self, name: str, config: ReceiverOptions) -> None:
+        self.name = name
+        self.config = config
+
+    @property
+    def send_resolved(self) -> bool:
+        value = self.config.send_resolved
+        return self.send_resolved_default if value is None else value
+
+    @property
+    def timeout(self) -> float:
+        return self.config.timeout or 10.0
+
+    def targets(self) -> int:
+        """How many independent peers a notification goes to (one outbox entry each)."""
+        return 1
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log line or an API response."""
+        return []
+
+    def payload(self, n: Notification) -> Any:
+        raise NotImplementedError
+
+    def deliver(self, n: Notification) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ helpers for HTTP kinds
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets():
+            if not secret:
+                continue
+            text = text.replace(secret, "<secret>")
+            path = _path_of(secret)
+            if path and len(path) > 1:
+                text = text.replace(path, "/<secret>")
+        return text
+
+    def post_json(self, url: str, body: Any, n: Notification, headers: dict[str, str] | None = None) -> requests.Response:
+        """POST JSON; raise NotificationError (with secrets redacted) unless the peer answered 2xx."""
+        all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                       "Idempotency-Key": n.key, **(headers or {})}
+        try:
+            response = requests.post(url, data=json.dumps(body).encode(), headers=all_headers,
+                                     timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise NotificationError(self.redact(f"{type(exc).__name__}: {exc}"),
+                                    {"receiver": self.name, "retryable": True}) from None
+        if not 200 <= response.status_code < 300:
+            snippet = self.redact(response.text[:200].strip())
+            raise NotificationError(f"HTTP {response.status_code} from the receiver: {snippet}",
+                                    {"receiver": self.name, "status_code": response.status_code})
+        return response
+
+
+def _path_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if not parts.scheme:
+        return ""
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def secret_value(config: Model, name: str) -> str:
+    return config.secret(name) or ""
