@@ -30,6 +30,18 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check_rules(args: argparse.Namespace) -> int:
+    from .rulefiles import check_rules_cli
+
+    return check_rules_cli(args.files)
+
+
+def _cmd_test_rules(args: argparse.Namespace) -> int:
+    from .ruletest import run_files
+
+    return run_files(args.files)
+
+
 def _probe_target(endpoint: str, kind: str | None, timeout: float) -> dict:
     if kind is None:
         kind = "http" if endpoint.startswith(("http://", "https://")) else "tcp"
@@ -93,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     check_config = check_sub.add_parser("config", help="validate a configuration file")
     check_config.add_argument("file")
     check_config.set_defaults(func=_cmd_check_config)
+    check_rules = check_sub.add_parser("rules", help="validate Prometheus-format rule files")
+    check_rules.add_argument("files", nargs="+", metavar="FILE")
+    check_rules.set_defaults(func=_cmd_check_rules)
+
+    test = sub.add_parser("test", help="run unit tests")
+    test_sub = test.add_subparsers(dest="what", required=True)
+    test_rules = test_sub.add_parser("rules", help="run promtool-format rule unit tests with tocsin's engine")
+    test_rules.add_argument("files", nargs="+", metavar="FILE")
+    test_rules.set_defaults(func=_cmd_test_rules)
 
     probe = sub.add_parser("probe", help="probe one endpoint now and print the result")
     probe.add_argument("endpoint", help="URL, host:port, or name[@server:port] with --kind dns")
