@@ -41,8 +41,9 @@ def main(argv: list[str]) -> int:
         if r is None:
             print(f"{name:18} failed (exit {entry['exit_code']})")
             continue
-        print(f"{name:18} {r['tocsin']['cpu_per_1000_median']:<11.4f} {r['blackbox']['cpu_per_1000_median']:<11.4f} "
-              f"{r['ratio']:<7} <={r['goal_ratio']:<5} {'yes' if r['correct'] else 'NO'}"
+        med = {side: (f"{r[side]['cpu_per_1000_median']:.4f}" if side in r else "-") for side in ("tocsin", "blackbox")}
+        print(f"{name:18} {med['tocsin']:<11} {med['blackbox']:<11} "
+              f"{r.get('ratio', '-')!s:<7} <={r['goal_ratio']:<5} {'yes' if r['correct'] else 'NO'}"
               f"   ({r['unit']}, medians of {r['params']['rounds']} rounds)")
     text = json.dumps(summary, indent=2) + "\n"
     (RESULTS / "summary.json").write_text(text)
