@@ -51,6 +51,7 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._ready = False
         self._last_reload_ok = True
+        self._reload_task: asyncio.Future[tuple[bool, str]] | None = None
         self._up = 0
         logs.set_error_hook(lambda name: self.self_metrics.log_errors.labels(name).inc())
 
@@ -115,15 +116,14 @@ class Daemon:
         period = self.notifier.watchdog_interval()
         if period is None or self.scheduler is None:
             return
-        self.notifier.watchdog()  # the first ping: the watchdog counts from start-up
         self.scheduler.add_heartbeat(self.notifier.watchdog, period)
         log.debug("watchdog pings every %.2fs from the scheduler", period)
 
     # ---------------------------------------------------------------- reload
 
-    def _on_sighup(self) -> None:
+    def _on_sighup(self, _sig: int = signal.SIGHUP) -> None:
         log.info("SIGHUP received: reloading configuration")
-        asyncio.ensure_future(self.reload())
+        self._reload_task = asyncio.ensure_future(self.reload())  # keep a reference until it is done
 
     async def reload(self) -> tuple[bool, str]:
         """Build the whole new configuration, then swap it in; on any error keep the old one.
@@ -143,7 +143,8 @@ class Daemon:
                     tls_context.cache_clear()  # CA and client certificate files may have changed
                     changes = self._apply(loaded)
                     self.loaded = loaded
-                    facts.update({k: len(v) for k, v in changes.items()})
+                    facts.update({k: ",".join(v) or "-" for k, v in changes.items() if k != "kept"})
+                    facts["kept"] = len(changes["kept"])
             except ConfigError as exc:
                 logs.setup_logging(self.loaded.config.logging)  # reopen the files all the same
                 self.self_metrics.reload_success.set(0)
@@ -159,8 +160,6 @@ class Daemon:
             self.notifier.ready()
             self._update_status()
             summary = ", ".join(f"{k} {len(v)}" for k, v in changes.items())
-            log.info("configuration reloaded: %s", summary,
-                     extra={"fields": {k: ",".join(v) for k, v in changes.items() if v and k != "kept"}})
             return True, f"configuration reloaded: {summary}"
 
     def request_reload(self) -> tuple[bool, str]:

@@ -87,10 +87,12 @@ class ProbeScheduler:
     async def stop(self, grace: float) -> None:
         """Stop scheduling, then give in-flight probes up to `grace` seconds to finish."""
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.pause()  # no new runs; shutdown() would cancel the in-flight ones
         running = [t for t in asyncio.all_tasks() if t.get_name().startswith("probe:")]
         if running:
             await asyncio.wait(running, timeout=grace)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)  # cancels only what outlived the grace
 
     @property
     def running(self) -> bool:
