@@ -15,6 +15,8 @@ from typing import Any
 import re2
 
 _NAME = re.compile(r'\s*([a-zA-Z_:][a-zA-Z0-9_:]*|"(?:[^"\\]|\\.)*")\s*(=~|!~|!=|=)\s*')
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # raised to the caller, not printed by the C++ library
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
 
 
@@ -27,9 +29,10 @@ class Matcher:
     def __post_init__(self) -> None:
         if self.op in ("=~", "!~"):
             try:
-                object.__setattr__(self, "_re", re2.compile(f"^(?:{self.value})$"))
+                object.__setattr__(self, "_re", re2.compile(f"^(?:{self.value})$", options=_OPTIONS))
             except re2.error as exc:  # type: ignore[attr-defined]
-                raise ValueError(f"invalid regular expression {self.value!r}: {exc}") from None
+                detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+                raise ValueError(f"invalid regular expression {self.value!r}: {detail}") from None
 
     def matches(self, labels: dict[str, str]) -> bool:
         value = labels.get(self.name, "")
