@@ -26,7 +26,21 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 1
-    print(f"{args.file}: OK ({len(loaded.targets)} targets)")
+    from .rulefiles import RuleFileError, load_rule_file, resolve_rule_files
+
+    files, warnings = resolve_rule_files(loaded.path, loaded.config.rule_files)
+    errors = [f"{args.file}: rule_files: {w}" for w in warnings]
+    rules = 0
+    for path in files:
+        try:
+            rules += sum(len(g.rules) for g in load_rule_file(path, loaded.global_.evaluation_interval))
+        except RuleFileError as exc:
+            errors += exc.errors
+    if errors:
+        for line in errors:
+            print(line, file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK ({len(loaded.targets)} targets, {rules} rules in {len(files)} rule files)")
     return 0
 
 

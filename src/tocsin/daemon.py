@@ -24,6 +24,7 @@ from .errors import ConfigError
 from .metrics import ProbeMetrics, SelfMetrics
 from .probes import ProbeResult
 from .probes.net import tls_context
+from .rulemanager import RuleManager
 from .scheduler import ProbeScheduler, TargetState
 from .systemd_notify import ServiceNotifier
 from .web import WebServer
@@ -43,6 +44,8 @@ class Daemon:
         self.loaded = loaded
         self.self_metrics = SelfMetrics()
         self.probe_metrics = ProbeMetrics()
+        self.rules = RuleManager(loaded)  # alert/recording rules over the probe samples
+        self.probe_metrics.subscribe(self.rules.ingest)
         self.notifier = ServiceNotifier()
         self.scheduler: ProbeScheduler | None = None
         self.web: WebServer | None = None
@@ -73,6 +76,7 @@ class Daemon:
         self.web = WebServer(g.listen_address, self, g.web)  # binds here: a taken port fails start-up
         self.web.start()
         self.scheduler.start()
+        self._start_rules()
         self._start_watchdog()
         self._ready = True
         self.notifier.ready()
@@ -82,6 +86,14 @@ class Daemon:
         await self._stop.wait()
         await self.shutdown()
         return 0
+
+    def _start_rules(self) -> None:
+        self.rules.start()
+        if self.rules.errors:
+            self.self_metrics.reload_success.set(0)
+            self._last_reload_ok = False
+            for line in self.rules.errors:
+                log.error("%s", line)
 
     def _on_stop_signal(self, sig: int) -> None:
         if not self._stop.is_set():
@@ -97,6 +109,7 @@ class Daemon:
         with logs.error_context("shutdown", grace=f"{grace + 0.5:.1f}s"):
             if self.scheduler is not None:
                 await self.scheduler.stop(grace=grace + 0.5)
+            await self.rules.stop()
             if self.web is not None:
                 await asyncio.to_thread(self.web.stop)
         log.info("tocsin stopped")
@@ -142,6 +155,7 @@ class Daemon:
                     logs.setup_logging(loaded.config.logging)
                     tls_context.cache_clear()  # CA and client certificate files may have changed
                     changes = self._apply(loaded)
+                    rule_errors = await self.rules.areload(loaded)
                     self.loaded = loaded
                     facts.update({k: ",".join(v) or "-" for k, v in changes.items() if k != "kept"})
                     facts["kept"] = len(changes["kept"])
@@ -154,6 +168,12 @@ class Daemon:
                 self.notifier.ready()
                 self._update_status()
                 return False, str(exc)
+            if rule_errors:  # the broken rule files keep their previous version; the rest applied
+                self.self_metrics.reload_success.set(0)
+                self._last_reload_ok = False
+                self.notifier.ready()
+                self._update_status()
+                return False, "\n".join(rule_errors)
             self.self_metrics.reload_success.set(1)
             self.self_metrics.reload_timestamp.set(time.time())
             self._last_reload_ok = True
@@ -214,7 +234,7 @@ class Daemon:
     # ---------------------------------------------------------------- web views
 
     def render_metrics(self) -> bytes:
-        return (self.self_metrics.render() + self.probe_metrics.render()).encode()
+        return (self.self_metrics.render() + self.probe_metrics.render() + self.rules.render_metrics()).encode()
 
     def is_ready(self) -> bool:
         return self._ready
@@ -222,6 +242,8 @@ class Daemon:
     def api(self, path: str) -> Any | None:
         if path == "targets":
             return self._targets_view()
+        if path == "alerts":
+            return self.rules.active_alerts()
         return None
 
     def _targets_view(self) -> list[dict[str, Any]]:

@@ -1,0 +1,311 @@
+"""The daemon's one handle on alert rules: load, schedule, evaluate, persist, export.
+
+    rules = RuleManager(loaded)                 # parses rule files; rules.errors lists problems
+    probe_metrics.subscribe(rules.ingest)       # samples flow into the bounded store
+    rules.start()                               # restore persisted state, start group loops
+    rules.reload(new_loaded) -> errors          # per file: a broken file keeps its last good version
+    rules.render_metrics()                      # ALERTS, ALERTS_FOR_STATE, tocsin_rule_*
+    rules.active_alerts()                       # for /api/v1/alerts
+    RuleManager(..., on_alert_change=hook)      # hook(list of alert dicts), Prometheus resend rules
+
+Each group runs in its own asyncio task on the daemon's loop, on a fixed grid (offset by a
+hash of the group key, like Prometheus, so groups do not all start at once); the CPU work
+runs in a single worker thread so it never stalls probes. An evaluation that overruns its
+interval makes the loop skip the ticks it missed and count them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import LoadedConfig
+from .metrics import format_labels, format_value
+from .rulefiles import GroupSpec, RuleFileError, load_rule_file, resolve_rule_files
+from .rules import FIRING, INACTIVE, AlertingRule, Group, alert_to_dict
+from .state import AlertState
+from .tsdb import SampleStore, build_interest
+
+log = logging.getLogger("tocsin.rules")
+
+AlertHook = Callable[[list[dict[str, Any]]], None]
+
+_SELF_METRICS = (
+    ("tocsin_rule_group_last_duration_seconds", "gauge", "How long the last evaluation of the group took."),
+    ("tocsin_rule_group_last_evaluation_timestamp_seconds", "gauge", "When the group was last evaluated (unix time)."),
+    ("tocsin_rule_group_interval_seconds", "gauge", "The group's evaluation interval."),
+    ("tocsin_rule_group_rules", "gauge", "Rules in the group."),
+    ("tocsin_rule_evaluations_total", "counter", "Rule evaluations."),
+    ("tocsin_rule_evaluation_failures_total", "counter", "Rule evaluations that failed."),
+    ("tocsin_rule_group_iterations_total", "counter", "Scheduled group evaluations, run or missed."),
+    ("tocsin_rule_group_iterations_missed_total", "counter", "Group evaluations missed because one overran."),
+)
+
+
+def _offset(key: str, interval: float) -> float:
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") / 2**64) * interval
+
+
+class RuleManager:
+    def __init__(self, loaded: LoadedConfig, on_alert_change: AlertHook | None = None,
+                 external_url: str = "") -> None:
+        self.on_alert_change = on_alert_change
+        self.external_url = external_url
+        self.store = SampleStore()
+        self.groups: dict[str, Group] = {}
+        self._file_groups: dict[str, list[GroupSpec]] = {}  # last good version of each file
+        self._loaded = loaded
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rules")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._state: AlertState | None = None
+        self._saved_signature: dict[str, Any] = {}
+        self._missed: dict[str, int] = {}
+        self.errors: list[str] = self._build(loaded)
+
+    # ---------------------------------------------------------------- loading
+    @property
+    def external_labels(self) -> dict[str, str]:
+        return dict(self._loaded.global_.external_labels)
+
+    def _read_files(self, loaded: LoadedConfig) -> tuple[list[GroupSpec], list[str]]:
+        files, warnings = resolve_rule_files(loaded.path, loaded.config.rule_files)
+        errors = [f"{loaded.path}: rule_files: {w}" for w in warnings]
+        specs: list[GroupSpec] = []
+        good: dict[str, list[GroupSpec]] = {}
+        for path in files:
+            try:
+                groups = load_rule_file(path, loaded.global_.evaluation_interval)
+            except RuleFileError as exc:
+                errors += exc.errors
+                if path in self._file_groups:
+                    log.error("rule file %s is invalid; keeping its previous version", path)
+                    groups = self._file_groups[path]
+                else:
+                    continue
+            good[path] = groups
+            specs += groups
+        self._file_groups = good
+        return specs, errors
+
+    def _build(self, loaded: LoadedConfig) -> list[str]:
+        specs, errors = self._read_files(loaded)
+        new: dict[str, Group] = {}
+        for spec in specs:
+            if spec.key in new:
+                errors.append(f"{spec.file}: group {spec.name!r} is defined twice")
+                continue
+            new[spec.key] = Group(spec, dict(loaded.global_.external_labels), self.external_url)
+        now_ms = int(time.time() * 1000)
+        for key, old in self.groups.items():
+            if key in new:
+                new[key].copy_state_from(old)
+            else:
+                old.stale_all(now_ms, self.store)
+        removed = {t.name for t in self._loaded.targets} - {t.name for t in loaded.targets}
+        for name in removed:
+            self.store.remove_target(name, time.time())
+        exprs = [r.spec.expr for g in new.values() for r in g.rules]
+        margin = max([g.interval_ms for g in new.values()] + [0]) + 60_000
+        self.store.set_interest(build_interest(exprs), margin)
+        self.groups = new
+        self._loaded = loaded
+        return errors
+
+    async def areload(self, loaded: LoadedConfig) -> list[str]:
+        """`reload` for the event loop: the rebuild waits for a running evaluation in the worker."""
+        errors = await asyncio.get_running_loop().run_in_executor(self._executor, self._build, loaded)
+        self._sync_tasks()
+        for e in errors:
+            log.error("%s", e)
+        return errors
+
+    def reload(self, loaded: LoadedConfig) -> list[str]:
+        """Apply new rules (from the loop thread); returns problems found (empty: all good)."""
+        fut = self._executor.submit(self._build, loaded)  # serialised with evaluations
+        errors = fut.result()
+        if self._loop is not None:
+            self._sync_tasks()
+        for e in errors:
+            log.error("%s", e)
+        return errors
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        state_dir = Path(self._loaded.global_.state_dir)
+        try:
+            self._state = AlertState(state_dir / "rules.db")
+            last_eval, saved = self._state.load()
+            for key, group in self.groups.items():
+                for rule in group.rules:
+                    if isinstance(rule, AlertingRule):
+                        rule.to_restore = saved.get((key, rule.name), {})
+                        rule.restore_down_at = last_eval.get(key, 0)
+            restored = sum(len(v) for v in saved.values())
+            if restored:
+                log.info("restoring %d persisted alerts", restored)
+        except (OSError, Exception) as exc:  # noqa: BLE001 - state is an aid, never a reason not to run
+            log.error("alert state in %s is unusable (%s); starting without it", state_dir, exc)
+            self._state = None
+        self._sync_tasks()
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()), timeout=5)
+        self._tasks.clear()
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        if self._state is not None:
+            self._state.close()
+
+    def _sync_tasks(self) -> None:
+        for key in list(self._tasks):
+            task = self._tasks[key]
+            group = self.groups.get(key)
+            if group is None or getattr(task, "tocsin_interval", None) != group.interval_ms:
+                task.cancel()
+                del self._tasks[key]
+        for key, group in self.groups.items():
+            if key not in self._tasks:
+                task = asyncio.ensure_future(self._run(key, group.interval_ms))
+                task.tocsin_interval = group.interval_ms  # type: ignore[attr-defined]
+                self._tasks[key] = task
+        if self._state is not None:
+            self._executor.submit(self._state.forget_groups, set(self.groups))
+
+    async def _run(self, key: str, interval_ms: int) -> None:
+        loop = asyncio.get_running_loop()
+        interval = interval_ms / 1000
+        offset = _offset(key, interval)
+        now = time.time()
+        tick = (now - offset) // interval * interval + offset + interval
+        while True:
+            await asyncio.sleep(max(0.0, tick - time.time()))
+            group = self.groups.get(key)
+            if group is None:
+                return
+            try:
+                await loop.run_in_executor(self._executor, self._evaluate, key, int(tick * 1000))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one bad evaluation must not end the loop
+                log.exception("rule group evaluation crashed", extra={"fields": {"group": key}})
+            late = time.time() - tick
+            missed = int(late // interval)  # ticks that passed while this one ran
+            if missed > 0:
+                group.stats.missed += missed
+                group.stats.iterations += missed
+                log.warning("rule group evaluation took %.3fs (interval %gs); %d iterations missed",
+                            group.stats.last_duration_s, interval, missed, extra={"fields": {"group": key}})
+            tick += interval * (missed + 1)
+
+    # ---------------------------------------------------------------- evaluation (worker thread)
+    def _evaluate(self, key: str, ts: int) -> None:
+        group = self.groups.get(key)
+        if group is None:
+            return
+        to_send = group.eval(ts, self.store)
+        for rule in group.rules:
+            if isinstance(rule, AlertingRule):
+                for a in rule.active.values():
+                    if a.fired_at == ts and a.state == FIRING:
+                        log.warning("alert firing: %s %s", rule.name, _fmt(a.labels),
+                                    extra={"fields": {"rule": rule.name, "group": group.name}})
+                    elif a.resolved_at == ts and a.state == INACTIVE:
+                        log.info("alert resolved: %s %s", rule.name, _fmt(a.labels),
+                                 extra={"fields": {"rule": rule.name, "group": group.name}})
+        if to_send and self.on_alert_change is not None:
+            payload = [alert_to_dict(rule, a, self.external_labels) for rule, alerts in to_send for a in alerts]
+            try:
+                self.on_alert_change(payload)
+            except Exception:  # noqa: BLE001 - the pipeline's failure is not the rules'
+                log.exception("alert change hook failed")
+        self._persist(group, ts)
+
+    def _persist(self, group: Group, ts: int) -> None:
+        if self._state is None:
+            return
+        rows = [(r.name, a) for r in group.rules if isinstance(r, AlertingRule) for a in r.active.values()]
+        signature = tuple((name, a.labels, a.state, a.active_at, a.fired_at, a.resolved_at) for name, a in rows)
+        changed = self._saved_signature.get(group.key) != signature
+        try:
+            self._state.save_group(group.key, ts, rows if changed else None)
+            self._saved_signature[group.key] = signature
+        except Exception as exc:  # noqa: BLE001 - e.g. disk full: keep evaluating
+            log.error("cannot persist alert state: %s", exc)
+
+    # ---------------------------------------------------------------- views
+    def ingest(self, target: str, samples: list[Any], unix_time: float) -> None:
+        self.store.ingest(target, samples, unix_time)
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        out = []
+        for group in list(self.groups.values()):
+            for rule in group.rules:
+                if isinstance(rule, AlertingRule):
+                    for a in list(rule.active.values()):
+                        if a.state != INACTIVE:
+                            d = alert_to_dict(rule, a)
+                            d["group"] = group.key
+                            out.append(d)
+        return out
+
+    def render_metrics(self) -> str:
+        out: list[str] = []
+        groups = list(self.groups.values())
+        for name, kind, help_text in _SELF_METRICS:
+            out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+            for g in groups:
+                s = g.stats
+                value = {
+                    "tocsin_rule_group_last_duration_seconds": s.last_duration_s,
+                    "tocsin_rule_group_last_evaluation_timestamp_seconds": s.last_eval_ms / 1000,
+                    "tocsin_rule_group_interval_seconds": g.interval_ms / 1000,
+                    "tocsin_rule_group_rules": len(g.rules),
+                    "tocsin_rule_evaluations_total": s.evaluations,
+                    "tocsin_rule_evaluation_failures_total": s.failures,
+                    "tocsin_rule_group_iterations_total": s.iterations,
+                    "tocsin_rule_group_iterations_missed_total": s.missed,
+                }[name]
+                out.append(f'{name}{{rule_group="{_esc(g.key)}"}} {format_value(float(value))}\n')
+        stats = self.store.stats()
+        out.append("# HELP tocsin_rule_store_series Series held by the rule sample store.\n"
+                   "# TYPE tocsin_rule_store_series gauge\n"
+                   f"tocsin_rule_store_series {stats['series']}\n"
+                   "# HELP tocsin_rule_store_samples Samples held by the rule sample store.\n"
+                   "# TYPE tocsin_rule_store_samples gauge\n"
+                   f"tocsin_rule_store_samples {stats['samples']}\n")
+        alerts: dict[str, list[str]] = {"ALERTS": [], "ALERTS_FOR_STATE": []}
+        for g in groups:
+            for rule in g.rules:
+                if isinstance(rule, AlertingRule):
+                    for labels, value in rule.output:
+                        name = dict(labels)["__name__"]
+                        rest = tuple(p for p in labels if p[0] != "__name__")
+                        alerts[name].append(f"{name}{format_labels(rest)} {format_value(value)}\n")
+        for name, help_text in (("ALERTS", "Pending and firing alerts, by alertname and alertstate."),
+                                ("ALERTS_FOR_STATE", "When each active alert became active (unix time).")):
+            if alerts[name]:
+                out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
+                out += alerts[name]
+        return "".join(out)
+
+
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _fmt(labels: tuple) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in labels) + "}"
+
+
+__all__ = ["RuleManager", "AlertHook", "os"]

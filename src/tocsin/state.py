@@ -1,0 +1,101 @@
+"""Persisted alert state: SQLite (WAL) under `state_dir`.
+
+What Prometheus keeps in its TSDB as ALERTS_FOR_STATE, tocsin keeps here: for each alert of
+each alerting rule its state and timers, and for each group when it was last evaluated
+(the start of an outage, when the daemon comes back). A group's rows are rewritten in one
+transaction only when its alerts changed, so a steady state costs one small UPDATE per
+evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterable
+
+from .rules import Alert
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    group_key TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    state TEXT NOT NULL,
+    active_at INTEGER NOT NULL,
+    fired_at INTEGER NOT NULL,
+    resolved_at INTEGER NOT NULL,
+    last_sent_at INTEGER NOT NULL,
+    keep_firing_since INTEGER NOT NULL,
+    value REAL,
+    PRIMARY KEY (group_key, rule, labels)
+);
+CREATE TABLE IF NOT EXISTS groups (
+    group_key TEXT PRIMARY KEY,
+    last_eval_ms INTEGER NOT NULL
+);
+"""
+
+
+class AlertState:
+    """Thread-safe: written from the evaluation thread, read at start."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def save_group(self, group_key: str, last_eval_ms: int,
+                   alerts: Iterable[tuple[str, Alert]] | None) -> None:
+        """Record the evaluation time; if `alerts` is given, replace the group's alerts with it."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                db.execute("INSERT INTO groups(group_key, last_eval_ms) VALUES (?, ?) "
+                           "ON CONFLICT(group_key) DO UPDATE SET last_eval_ms = excluded.last_eval_ms",
+                           (group_key, last_eval_ms))
+                if alerts is not None:
+                    db.execute("DELETE FROM alerts WHERE group_key = ?", (group_key,))
+                    db.executemany(
+                        "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(group_key, rule, json.dumps(a.labels), json.dumps(a.annotations, sort_keys=True), a.state,
+                          a.active_at, a.fired_at, a.resolved_at, a.last_sent_at, a.keep_firing_since,
+                          a.value if a.value == a.value else None)
+                         for rule, a in alerts])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def forget_groups(self, keep: set[str]) -> None:
+        """Drop the state of groups that no longer exist."""
+        with self._lock:
+            for (key,) in self._db.execute("SELECT group_key FROM groups").fetchall():
+                if key not in keep:
+                    self._db.execute("DELETE FROM alerts WHERE group_key = ?", (key,))
+                    self._db.execute("DELETE FROM groups WHERE group_key = ?", (key,))
+
+    def load(self) -> tuple[dict[str, int], dict[tuple[str, str], dict[tuple, Alert]]]:
+        """(last evaluation per group, alerts per (group, rule) keyed by labels)."""
+        with self._lock:
+            groups = dict(self._db.execute("SELECT group_key, last_eval_ms FROM groups").fetchall())
+            rows = self._db.execute("SELECT * FROM alerts").fetchall()
+        alerts: dict[tuple[str, str], dict[tuple, Alert]] = {}
+        for (group_key, rule, labels, annotations, state, active_at, fired_at, resolved_at, last_sent_at,
+             keep_since, value) in rows:
+            lbl = tuple(tuple(p) for p in json.loads(labels))
+            alerts.setdefault((group_key, rule), {})[lbl] = Alert(
+                lbl, json.loads(annotations), state, active_at, float("nan") if value is None else value,
+                fired_at, resolved_at, last_sent_at, 0, keep_since)
+        return groups, alerts

@@ -1,0 +1,293 @@
+"""The sample store: recent samples of the series rules read, nothing else, bounded.
+
+Rules only ever look a few minutes back, so the store keeps per series two compact arrays
+(`array('q')` timestamps in ms, `array('d')` values: 16 bytes a sample) trimmed to the
+longest window any rule needs on that metric name (range + offset + 5m lookback + one
+evaluation interval). A series no rule selects is dropped at ingest, decided once per
+label set. It implements the PromQL engine's `Storage` protocol; `select` copies the
+requested window under the lock so evaluation (on a worker thread) never sees a
+half-appended series. Like a Prometheus scrape, a series a target stops reporting, or a
+target removed by a reload, gets a staleness marker so alerts on it resolve.
+"""
+
+from __future__ import annotations
+
+import threading
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .promql import STALE_NAN, Series
+from .promql.labels import METRIC_NAME, Labels, get
+from .promql.matchers import Matcher
+
+LOOKBACK_MS = 300_000
+BYTES_PER_SAMPLE = 16  # 8-byte timestamp + 8-byte float, amortised array growth aside
+
+Sample = tuple[str, tuple[tuple[str, str], ...], float]
+
+
+class _Series:
+    __slots__ = ("labels", "ts", "vals", "retention")
+
+    def __init__(self, labels: Labels, retention: int) -> None:
+        self.labels = labels
+        self.ts = array("q")
+        self.vals = array("d")
+        self.retention = retention
+
+    def append(self, t: int, v: float) -> None:
+        ts = self.ts
+        if ts and t <= ts[-1]:
+            if t == ts[-1]:
+                self.vals[-1] = v
+                return
+            i = bisect_left(ts, t)
+            if ts[i] == t:
+                self.vals[i] = v
+            else:
+                ts.insert(i, t)
+                self.vals.insert(i, v)
+            return
+        ts.append(t)
+        self.vals.append(v)
+        # Trim in batches: at most ~1/8 of the window is kept beyond the retention.
+        if t - ts[0] > self.retention + (self.retention >> 3):
+            cut = bisect_left(ts, t - self.retention)
+            del ts[:cut]
+            del self.vals[:cut]
+
+
+class Interest:
+    """Which series rules select, and for how long (per metric name)."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, list[tuple[tuple[Matcher, ...], int]]] = {}
+        self.anonymous: list[tuple[tuple[Matcher, ...], int]] = []  # selectors without a fixed name
+
+    def add(self, matchers: Sequence[Matcher], history_ms: int) -> None:
+        name = next((m.value for m in matchers if m.name == METRIC_NAME and m.op == "="), None)
+        rest = tuple(m for m in matchers if not (m.name == METRIC_NAME and m.op == "="))
+        if name is None:
+            self.anonymous.append((rest, history_ms))
+        else:
+            self.by_name.setdefault(name, []).append((rest, history_ms))
+
+    def retention_for(self, labels: Labels) -> int:
+        """The history (ms) some rule needs of this series, or -1 if no rule selects it."""
+        name = get(labels, METRIC_NAME)
+        best = -1
+        for matchers, history in self.by_name.get(name, ()):
+            if history > best and all(m.matches(get(labels, m.name)) for m in matchers):
+                best = history
+        for matchers, history in self.anonymous:
+            if history > best and all(m.matches(get(labels, m.name)) for m in matchers):
+                best = history
+        return best
+
+    def may_want(self, name: str) -> bool:
+        return bool(self.anonymous) or name in self.by_name
+
+
+class SampleStore:
+    """Thread-safe: probe results arrive on the event loop, evaluations run on a worker thread."""
+
+    def __init__(self, interest: Interest | None = None, margin_ms: int = 60_000) -> None:
+        self._lock = threading.RLock()
+        self._series: dict[Labels, _Series] = {}
+        self._by_name: dict[str, dict[Labels, _Series]] = {}
+        self._rejected: set[Labels] = set()
+        self._label_cache: dict[tuple[str, tuple[tuple[str, str], ...]], Labels] = {}
+        self._target_series: dict[str, set[Labels]] = {}
+        self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, float]] = {}
+        self.margin_ms = margin_ms
+        self.interest = interest or Interest()
+
+    # ---------------------------------------------------------------- configuration
+    def set_interest(self, interest: Interest, margin_ms: int | None = None) -> None:
+        """New rules: forget decisions, drop series no rule selects any more, re-size windows."""
+        with self._lock:
+            self.interest = interest
+            if margin_ms is not None:
+                self.margin_ms = margin_ms
+            self._rejected.clear()
+            for labels in list(self._series):
+                retention = interest.retention_for(labels)
+                if retention < 0:
+                    self._drop(labels)
+                else:
+                    self._series[labels].retention = retention + self.margin_ms
+
+    def _drop(self, labels: Labels) -> None:
+        s = self._series.pop(labels, None)
+        if s is not None:
+            group = self._by_name.get(get(labels, METRIC_NAME))
+            if group is not None:
+                group.pop(labels, None)
+
+    # ---------------------------------------------------------------- writing
+    def add(self, labels: Labels, t_ms: int, value: float) -> None:
+        """One sample (rule outputs, ALERTS, tests); ignored unless some rule selects the series."""
+        with self._lock:
+            self._add(labels, t_ms, value)
+
+    def _add(self, labels: Labels, t_ms: int, value: float) -> bool:
+        s = self._series.get(labels)
+        if s is None:
+            if labels in self._rejected:
+                return False
+            retention = self.interest.retention_for(labels)
+            if retention < 0:
+                if len(self._rejected) > 1_000_000:
+                    self._rejected.clear()
+                self._rejected.add(labels)
+                return False
+            s = _Series(labels, retention + self.margin_ms)
+            self._series[labels] = s
+            self._by_name.setdefault(get(labels, METRIC_NAME), {})[labels] = s
+        s.append(t_ms, value)
+        return True
+
+    def _labels(self, name: str, pairs: tuple[tuple[str, str], ...]) -> Labels:
+        key = (name, pairs)
+        labels = self._label_cache.get(key)
+        if labels is None:
+            labels = tuple(sorted(((METRIC_NAME, name),) + tuple(p for p in pairs if p[1] != "")))
+            if len(self._label_cache) > 2_000_000:
+                self._label_cache.clear()
+            self._label_cache[key] = labels
+        return labels
+
+    def ingest(self, target: str, samples: list[Sample], unix_time: float) -> None:
+        """ProbeMetrics listener: one probe result's gauges, plus the counters /metrics derives
+        from them (tocsin_probes_total, _retries_total, _failures_total, the duration
+        histogram's _sum/_count/_bucket), then stale markers for series the target stopped
+        reporting."""
+        t_ms = int(unix_time * 1000)
+        interest = self.interest
+        with self._lock:
+            kept: set[Labels] = set()
+            for name, pairs, value in self._with_counters(target, samples):
+                if not interest.may_want(name):
+                    continue
+                labels = self._labels(name, pairs)
+                if self._add(labels, t_ms, value):
+                    kept.add(labels)
+            previous = self._target_series.get(target)
+            if previous:
+                for labels in previous - kept:
+                    s = self._series.get(labels)
+                    if s is not None:
+                        s.append(t_ms, STALE_NAN)
+            self._target_series[target] = kept
+
+    def _with_counters(self, target: str, samples: list[Sample]) -> Iterable[Sample]:
+        from .metrics import DURATION_BUCKETS
+
+        base: tuple[tuple[str, str], ...] | None = None
+        success = duration = attempts = None
+        reason = None
+        for name, pairs, value in samples:
+            yield name, pairs, value
+            if name == "probe_success":
+                base, success = pairs, value
+            elif name == "probe_duration_seconds":
+                duration = value
+            elif name == "tocsin_probe_attempts":
+                attempts = value
+            elif name == "tocsin_probe_failure_reason":
+                reason = get(tuple(sorted(pairs)), "reason")
+        if base is None or success is None:
+            return
+        c = self._counters.get((target, base))
+        if c is None:
+            c = {"success": 0.0, "failure": 0.0, "retries": 0.0, "count": 0.0, "sum": 0.0}
+            c.update({f"le:{b}": 0.0 for b in DURATION_BUCKETS})
+            c = self._counters.setdefault((target, base), c)
+            for key in [k for k in self._counters if k[0] == target and k[1] != base]:
+                del self._counters[key]  # labels changed: counters restart, as on /metrics
+        c["success" if success == 1.0 else "failure"] += 1
+        c["retries"] += max(0.0, (attempts or 1.0) - 1)
+        if duration is not None:
+            c["count"] += 1
+            c["sum"] += duration
+            for b in DURATION_BUCKETS:
+                if duration <= b:
+                    c[f"le:{b}"] += 1
+        if reason:
+            c["reason:" + reason] = c.get("reason:" + reason, 0.0) + 1
+        yield "tocsin_probes_total", base + (("result", "success"),), c["success"]
+        yield "tocsin_probes_total", base + (("result", "failure"),), c["failure"]
+        yield "tocsin_probe_retries_total", base, c["retries"]
+        for key, value in c.items():
+            if key.startswith("reason:"):
+                yield "tocsin_probe_failures_total", base + (("reason", key[7:]),), value
+        yield "tocsin_probe_duration_seconds_count", base, c["count"]
+        yield "tocsin_probe_duration_seconds_sum", base, c["sum"]
+        if self.interest.may_want("tocsin_probe_duration_seconds_bucket"):
+            from .metrics import format_value
+
+            for b in DURATION_BUCKETS:
+                yield "tocsin_probe_duration_seconds_bucket", base + (("le", format_value(b)),), c[f"le:{b}"]
+            yield "tocsin_probe_duration_seconds_bucket", base + (("le", "+Inf"),), c["count"]
+
+    def remove_target(self, target: str, unix_time: float) -> None:
+        """The target was removed by a reload: end its series so alerts on it resolve."""
+        t_ms = int(unix_time * 1000)
+        with self._lock:
+            for labels in self._target_series.pop(target, set()):
+                s = self._series.get(labels)
+                if s is not None:
+                    s.append(t_ms, STALE_NAN)
+            for key in [k for k in self._counters if k[0] == target]:
+                del self._counters[key]
+
+    # ---------------------------------------------------------------- reading
+    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Series]:  # noqa: ARG002
+        name_ms = [m for m in matchers if m.name == METRIC_NAME]
+        rest = [m for m in matchers if m.name != METRIC_NAME]
+        eq = next((m for m in name_ms if m.op == "="), None)
+        out: list[Series] = []
+        with self._lock:
+            if eq is not None:
+                groups = [self._by_name[eq.value]] if eq.value in self._by_name else []
+            else:
+                groups = [g for n, g in self._by_name.items() if all(m.matches(n) for m in name_ms)]
+            for group in groups:
+                for labels, s in group.items():
+                    if rest and not all(m.matches(get(labels, m.name)) for m in rest):
+                        continue
+                    ts = s.ts
+                    i = bisect_left(ts, mint_ms)
+                    if i >= len(ts):
+                        continue
+                    out.append(Series(labels, ts[i:], s.vals[i:]))
+        return out
+
+    # ---------------------------------------------------------------- accounting
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            samples = sum(len(s.ts) for s in self._series.values())
+            allocated = sum(s.ts.buffer_info()[1] * s.ts.itemsize + s.vals.buffer_info()[1] * s.vals.itemsize
+                            for s in self._series.values())
+            return {"series": len(self._series), "samples": samples, "array_bytes": allocated}
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+
+def build_interest(exprs: Iterable[Any], lookback_ms: int = LOOKBACK_MS) -> Interest:
+    """The selectors of every rule expression, each with the history it needs."""
+    from .promql import nodes as N
+    from .rulefiles import selectors
+
+    interest = Interest()
+    for expr in exprs:
+        for sel, history in selectors(expr):
+            assert isinstance(sel, N.VectorSelector)
+            interest.add(sel.matchers, history + lookback_ms)
+    return interest
+
+
+__all__ = ["SampleStore", "Interest", "build_interest", "BYTES_PER_SAMPLE"]
