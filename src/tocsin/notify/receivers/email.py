@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from ...config import HostPort, Model, SecretFromFile
+from ...config import HostPort, Model, ReadableFile, SecretFromFile
 from ...errors import NotificationError
 from .base import Notification, Receiver, ReceiverOptions
 
@@ -27,6 +27,7 @@ class EmailConfig(ReceiverOptions):
     auth_password_file: SecretFromFile | None = None
     require_tls: bool = True
     insecure_skip_verify: bool = False
+    ca_file: ReadableFile | None = None     # trust this CA for STARTTLS (default: the system's)
     headers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("to", mode="before")
@@ -96,7 +97,7 @@ class EmailReceiver(Receiver):
                 if smtp_cls is smtplib.SMTP:
                     smtp.ehlo()
                     if smtp.has_extn("starttls"):
-                        context = ssl.create_default_context()
+                        context = ssl.create_default_context(cafile=self.config.ca_file)
                         if self.config.insecure_skip_verify:
                             context.check_hostname = False
                             context.verify_mode = ssl.CERT_NONE

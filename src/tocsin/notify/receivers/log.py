@@ -31,4 +31,4 @@ class LogReceiver(Receiver):
 
         level = logging.INFO if n.status == "resolved" else getattr(logging, self.config.level.upper())
         with log_context(receiver=self.name):
-            log.log(level, "alert notification: %s", n.title(), extra={"fields": self.payload(n)})
+            log.log(level, "alert notification: %s", n.title(), extra={"receiver": self.name, "fields": self.payload(n)})

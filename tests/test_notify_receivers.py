@@ -1,0 +1,266 @@
+"""Every receiver kind against a real local peer: HTTP sinks, an SMTP server, Alertmanager."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from datetime import datetime, timezone
+
+import pytest
+import requests
+from prometheus_client import CollectorRegistry
+
+from conftest import free_port, require_tool, wait_for
+from notify_sinks import HTTPSink, validate_pagerduty_v2, validate_slack, validate_webhook_v4
+from tocsin.config import parse_config
+from tocsin.notify import Alert, Notifier, NotifyMetrics
+
+FAST = {"group_by": ["alertname"], "group_wait": "0s", "group_interval": "200ms", "repeat_interval": "1h"}
+
+
+def start(tmp_path, receiver: dict, **extra) -> Notifier:
+    raw = {"global": {"external_labels": {"site": "lab"}},
+           "alerting": {"route": {"receiver": receiver["name"], **FAST}, "receivers": [receiver],
+                        "delivery": {"initial_backoff": "50ms", "max_backoff": "100ms",
+                                     "breaker_failures": 50, "breaker_cooldown": "1s"}, **extra}}
+    config = parse_config(raw, "test.yml")
+    notifier = Notifier(config.alerting, state_dir=str(tmp_path / "state"), external_labels={"site": "lab"},
+                        metrics=NotifyMetrics(CollectorRegistry()), external_url="http://tocsin.test:9469", tick=0.05)
+    notifier.start()
+    return notifier
+
+
+def alert(name: str = "HighLatency", status: str = "firing", severity: str = "critical", **labels: str) -> Alert:
+    return Alert(labels={"alertname": name, "severity": severity, "target": "api", **labels},
+                 annotations={"summary": "latency above 1s", "description": "p99 is 2.3s"},
+                 starts_at=datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc),
+                 generator_url="http://127.0.0.1:9469/rules", status=status)
+
+
+@pytest.fixture
+def sinks():
+    made: list[HTTPSink] = []
+
+    def make(**kw) -> HTTPSink:
+        made.append(HTTPSink(**kw))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+def test_webhook_v4_payload_idempotency_and_resolution(tmp_path, sinks, monkeypatch):
+    sink = sinks(validate=validate_webhook_v4)
+    monkeypatch.setenv("HOOK_URL", sink.url + "/hook")
+    n = start(tmp_path, {"name": "hook", "webhook": {"url": "${HOOK_URL}"}})
+    try:
+        n.submit([alert(), alert(target="db")])
+        wait_for(lambda: sink.bodies(), timeout=5, what="webhook")
+        n.submit([alert(status="resolved"), alert(target="db", status="resolved")])
+        wait_for(lambda: len(sink.bodies()) == 2, timeout=5, what="resolved webhook")
+        fire, res = sink.bodies()
+        assert fire["status"] == "firing" and res["status"] == "resolved"
+        assert fire["receiver"] == "hook" and fire["externalURL"] == "http://tocsin.test:9469"
+        assert fire["groupLabels"] == {"alertname": "HighLatency"} and fire["truncatedAlerts"] == 0
+        assert fire["commonLabels"] == {"alertname": "HighLatency", "severity": "critical", "site": "lab"}
+        assert fire["commonAnnotations"] == {"summary": "latency above 1s", "description": "p99 is 2.3s"}
+        assert {a["labels"]["target"] for a in fire["alerts"]} == {"api", "db"}
+        assert fire["alerts"][0]["startsAt"] == "2024-05-01T12:00:00.000Z"
+        assert fire["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
+        assert all(a["status"] == "resolved" for a in res["alerts"])
+        keys = [r.headers["Idempotency-Key"] for r in sink.received]
+        assert len(set(keys)) == 2 and all(len(k) == 36 for k in keys)
+        assert sink.received[0].path == "/hook" and not sink.errors
+    finally:
+        n.stop()
+
+
+def test_webhook_max_alerts_truncates(tmp_path, sinks):
+    sink = sinks(validate=validate_webhook_v4)
+    n = start(tmp_path, {"name": "hook", "webhook": {"url": sink.url, "max_alerts": 2}})
+    try:
+        n.submit([alert(target=f"t{i}") for i in range(5)])
+        body = wait_for(lambda: sink.bodies(), timeout=5, what="webhook")[0]
+        assert len(body["alerts"]) == 2 and body["truncatedAlerts"] == 3
+    finally:
+        n.stop()
+
+
+def test_slack_colours_and_send_resolved_default_false(tmp_path, sinks):
+    sink = sinks(validate=validate_slack)
+    secret = tmp_path / "slack.url"
+    secret.write_text(sink.url + "/services/T000/B000/XXXX\n")
+    n = start(tmp_path, {"name": "chat", "slack": {"webhook_url_file": str(secret), "channel": "#ops"}})
+    try:
+        n.submit([alert(severity="warning")])
+        body = wait_for(lambda: sink.bodies(), timeout=5, what="slack")[0]
+        attachment = body["attachments"][0]
+        assert attachment["color"] == "warning" and attachment["title"] == "[FIRING:1] HighLatency"
+        assert "latency above 1s" in attachment["text"] and body["channel"] == "#ops"
+        assert sink.received[0].path == "/services/T000/B000/XXXX"
+        n.submit([alert(severity="warning", status="resolved")])
+        time.sleep(0.6)
+        assert len(sink.bodies()) == 1, "slack does not send resolved by default (Alertmanager's default)"
+    finally:
+        n.stop()
+    sink2 = sinks(validate=validate_slack)
+    n = start(tmp_path / "2", {"name": "chat", "slack": {"webhook_url": sink2.url, "send_resolved": True}})
+    try:
+        n.submit([alert()])
+        wait_for(lambda: sink2.bodies(), timeout=5, what="slack")
+        assert sink2.bodies()[0]["attachments"][0]["color"] == "danger"
+        n.submit([alert(status="resolved")])
+        wait_for(lambda: len(sink2.bodies()) == 2, timeout=5, what="slack resolved")
+        assert sink2.bodies()[1]["attachments"][0]["color"] == "good"
+        assert sink2.bodies()[1]["attachments"][0]["title"] == "[RESOLVED] HighLatency"
+    finally:
+        n.stop()
+
+
+def test_pagerduty_trigger_then_resolve_with_one_dedup_key(tmp_path, sinks):
+    sink = sinks(validate=validate_pagerduty_v2, status=202)
+    n = start(tmp_path, {"name": "pager", "pagerduty": {"routing_key": "R0UT1NGKEY0123456789012345678901",
+                                                        "url": sink.url + "/v2/enqueue"}})
+    try:
+        n.submit([alert()])
+        wait_for(lambda: sink.bodies(), timeout=5, what="trigger")
+        n.submit([alert(target="db")])
+        wait_for(lambda: len(sink.bodies()) == 2, timeout=5, what="update of the group")
+        n.submit([alert(status="resolved"), alert(target="db", status="resolved")])
+        wait_for(lambda: len(sink.bodies()) == 3, timeout=5, what="resolve")
+        trigger, update, resolve = sink.bodies()
+        assert trigger["event_action"] == update["event_action"] == "trigger"
+        assert resolve["event_action"] == "resolve" and "payload" not in resolve
+        assert trigger["dedup_key"] == update["dedup_key"] == resolve["dedup_key"]
+        assert trigger["payload"]["severity"] == "critical"
+        assert trigger["payload"]["summary"].startswith("[FIRING:1] HighLatency")
+        assert sink.received[0].path == "/v2/enqueue" and not sink.errors
+    finally:
+        n.stop()
+
+
+def test_log_receiver_writes_a_structured_record(tmp_path, caplog):
+    n = start(tmp_path, {"name": "console", "log": {}})
+    try:
+        with caplog.at_level(logging.INFO, logger="tocsin.notify"):
+            n.submit([alert()])
+            record = wait_for(lambda: next((r for r in caplog.records if r.name == "tocsin.notify.log"), None),
+                              timeout=5, what="log record")
+        assert record.levelno == logging.WARNING and "[FIRING:1] HighLatency" in record.getMessage()
+        assert record.fields["firing"] == 1 and record.fields["alerts"][0]["labels"]["site"] == "lab"
+        assert record.receiver == "console"
+    finally:
+        n.stop()
+
+
+def test_email_over_starttls_with_auth(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    import ssl
+
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
+            received.append((envelope.mail_from, envelope.rcpt_tos, envelope.content.decode(), session.authenticated))
+            return "250 OK"
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        return AuthResult(success=auth_data.login == b"tocsin" and auth_data.password == b"s3cret-pw")
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=server_ctx,
+                            require_starttls=True, authenticator=authenticate, auth_require_tls=True)
+    controller.start()
+    password = tmp_path / "pw"
+    password.write_text("s3cret-pw\n")
+    n = start(tmp_path, {"name": "mail", "email": {
+        "to": "ops@example.org, oncall@example.org", "from": "tocsin@example.org", "smarthost": f"127.0.0.1:{port}",
+        "auth_username": "tocsin", "auth_password_file": str(password), "ca_file": str(ca_file),
+        "send_resolved": True}})
+    try:
+        n.submit([alert()])
+        wait_for(lambda: received, timeout=10, what="e-mail")
+        n.submit([alert(status="resolved")])
+        wait_for(lambda: len(received) == 2, timeout=10, what="resolved e-mail")
+        mail_from, rcpt, text, authenticated = received[0]
+        assert mail_from == "tocsin@example.org" and rcpt == ["ops@example.org", "oncall@example.org"]
+        assert authenticated
+        assert "Subject: [FIRING:1] HighLatency" in text and "latency above 1s" in text
+        assert "Idempotency-Key:" in text and "labels: alertname=HighLatency" in text
+        assert "Subject: [RESOLVED] HighLatency" in received[1][2]
+    finally:
+        n.stop()
+        controller.stop()
+
+
+def test_secrets_never_reach_logs_or_api(tmp_path, caplog):
+    port = free_port()
+    secret_url = f"http://127.0.0.1:{port}/hooks/T0KEN-s3cr3t-path"
+    n = start(tmp_path, {"name": "hook", "webhook": {"url": secret_url, "timeout": "200ms"}})
+    try:
+        with caplog.at_level(logging.DEBUG):
+            n.submit([alert()])
+            wait_for(lambda: any("delivery failed" in r.getMessage() for r in caplog.records), timeout=5,
+                     what="a failed delivery")
+        text = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
+        assert "T0KEN-s3cr3t-path" not in text and "<secret>" in text
+        assert "T0KEN" not in repr(n.active_alerts()) + repr(n.receiver_status())
+        assert "T0KEN" not in repr(n.config)
+    finally:
+        n.stop()
+
+
+def test_alertmanager_receives_then_resolves(tmp_path):
+    binary = require_tool("prometheus-alertmanager")
+    port = free_port()
+    (tmp_path / "am.yml").write_text("route: {receiver: blackhole, group_wait: 1s}\nreceivers: [{name: blackhole}]\n")
+    proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am'}",
+                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                            stdout=subprocess.DEVNULL, stderr=(tmp_path / "am.log").open("wb"))
+    am = f"http://127.0.0.1:{port}"
+    n = None
+    try:
+        wait_for(lambda: requests.get(am + "/-/ready", timeout=1).status_code == 200, timeout=20,
+                 what="alertmanager ready")
+        n = start(tmp_path, {"name": "am", "alertmanager": {"urls": [am], "resend_delay": "1s"}})
+
+        def listed():
+            return [a for a in requests.get(am + "/api/v2/alerts", timeout=2).json()
+                    if a["labels"].get("alertname") == "HighLatency"]
+
+        n.submit([alert()])
+        found = wait_for(listed, timeout=10, what="alert in alertmanager")[0]
+        assert found["labels"] == {"alertname": "HighLatency", "severity": "critical", "target": "api", "site": "lab"}
+        assert found["status"]["state"] == "active" and found["annotations"]["summary"] == "latency above 1s"
+        ends = datetime.fromisoformat(found["endsAt"].replace("Z", "+00:00"))
+        assert 2 < (ends - datetime.now(timezone.utc)).total_seconds() <= 5, "endsAt = now + 4 x resend_delay"
+        assert found["generatorURL"] == "http://127.0.0.1:9469/rules"
+        # Re-sent while firing: endsAt moves forward.
+        wait_for(lambda: datetime.fromisoformat(listed()[0]["endsAt"].replace("Z", "+00:00")) > ends, timeout=5,
+                 what="resend")
+        n.submit([alert(status="resolved")])
+
+        def resolved():
+            alerts = listed()
+            if not alerts:
+                return True  # Alertmanager no longer lists resolved alerts
+            ends = datetime.fromisoformat(alerts[0]["endsAt"].replace("Z", "+00:00"))
+            return ends <= datetime.now(timezone.utc)
+
+        wait_for(resolved, timeout=10, what="alert resolved in alertmanager")
+    finally:
+        if n:
+            n.stop()
+        proc.terminate()
+        proc.wait(10)
