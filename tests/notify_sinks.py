@@ -29,6 +29,7 @@ class HTTPSink:
     received: list[Received] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     attempts: int = 0
+    delay: float = 0.0           # seconds between recording a request and answering it
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -64,14 +65,20 @@ class HTTPSink:
                     return
                 with sink._lock:
                     sink.received.append(Received(self.path, dict(self.headers.items()), body))
+                    delay = sink.delay
+                if delay:
+                    sink._release.wait(delay)
                 self._answer(sink.status, b'{"status":"ok"}')
 
             def _answer(self, status: int, body: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client went away (killed mid-request): that is the point of some tests
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
