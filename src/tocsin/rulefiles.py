@@ -84,6 +84,7 @@ class _Pos:
 class _PosDict(dict):
     pos: _Pos
     key_pos: dict[str, _Pos]
+    val_pos: dict[str, _Pos]
 
 
 class _Loader(yaml.SafeLoader):
@@ -94,6 +95,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
     out = _PosDict()
     out.pos = _Pos(node.start_mark.line + 1, node.start_mark.column + 1)
     out.key_pos = {}
+    out.val_pos = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in out:
@@ -102,6 +104,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
         out[key] = loader.construct_object(value_node, deep=True)
         if isinstance(key, str):
             out.key_pos[key] = _Pos(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out.val_pos[key] = _Pos(value_node.start_mark.line + 1, value_node.start_mark.column + 1)
     return out
 
 
@@ -166,7 +169,9 @@ def _validate_rule(raw: Any, index: int, file: str, group: str, default_labels: 
         try:
             expr = promql.parse(expr_text)
         except promql.PromQLParseError as exc:
-            err(f"could not parse expression: {exc}")
+            p = raw.val_pos.get("expr")
+            where_expr = (f"{p.line}:{p.col}: " if p else "") + f'group "{group}", rule {index}, "{name}"'
+            errs.append(f"{file}: {where_expr}: could not parse expression: {exc}")
     try:
         labels = _str_map(raw.get("labels"), "labels")
         annotations = _str_map(raw.get("annotations"), "annotations")

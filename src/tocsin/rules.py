@@ -54,7 +54,7 @@ class Alert:
     def needs_sending(self, ts: int, resend_delay_ms: int) -> bool:
         if self.state == PENDING:
             return False
-        if self.resolved_at > self.last_sent_at:
+        if self.resolved_at > self.last_sent_at or self.last_sent_at == 0:  # 0: never sent
             return True
         return self.last_sent_at + resend_delay_ms < ts
 

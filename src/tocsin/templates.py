@@ -1030,7 +1030,9 @@ class _Exec:
 
     def field(self, value: Any, name: str) -> Any:
         if isinstance(value, dict):
-            return value.get(name, NO_VALUE)
+            # Prometheus's maps are map[string]string: a missing key reads as "" (checked
+            # against promtool 2.42), not text/template's "<no value>".
+            return value.get(name, "")
         if isinstance(value, (QuerySample, TemplateData)) and name in type(value).__dataclass_fields__:
             return getattr(value, name)
         if value is NO_VALUE or value is None:

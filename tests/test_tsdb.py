@@ -1,0 +1,92 @@
+"""The bounded sample store: only selected series, only as long as rules need them."""
+
+from __future__ import annotations
+
+import time
+
+from tocsin import promql
+from tocsin.promql import is_stale
+from tocsin.rulefiles import parse_rule_text
+from tocsin.tsdb import SampleStore, build_interest
+
+
+def store_for(*exprs: str) -> SampleStore:
+    return SampleStore(build_interest(promql.parse(e) for e in exprs), margin_ms=15_000)
+
+
+def probe(target: str, success: float, duration: float = 0.1, reason: str | None = None) -> list:
+    labels = (("target", target), ("team", "core"))
+    out = [("probe_success", labels, success), ("probe_duration_seconds", labels, duration),
+           ("probe_http_status_code", labels, 200.0), ("tocsin_probe_attempts", labels, 1.0)]
+    if reason:
+        out.append(("tocsin_probe_failure_reason", labels + (("reason", reason),), 1.0))
+    return out
+
+
+def test_keeps_only_selected_series_for_the_window_rules_need() -> None:
+    store = store_for('changes(probe_success{team="core"}[10m])', "probe_duration_seconds offset 1m")
+    for i in range(2000):  # one probe every 15 s for 8 h
+        store.ingest("a", probe("a", float(i % 2)), 1_000_000 + i * 15)
+        store.ingest("b", probe("b", 1.0), 1_000_000 + i * 15)
+    names = {dict(s.labels)["__name__"] for s in store.select([], 0, 2**62)}
+    assert names == {"probe_success", "probe_duration_seconds"}  # status code etc. never stored
+    # probe_success: 10m range + 5m lookback + 15s margin (+1/8 slack before a trim)
+    for s in store.select([promql.Matcher("__name__", "=", "probe_success")], 0, 2**62):
+        span = (s.timestamps[-1] - s.timestamps[0]) / 1000
+        assert 900 <= span <= 915 * 1.13, span
+    # probe_duration_seconds: 1m offset + 5m lookback + margin
+    for s in store.select([promql.Matcher("__name__", "=", "probe_duration_seconds")], 0, 2**62):
+        assert (s.timestamps[-1] - s.timestamps[0]) / 1000 <= 375 * 1.13
+    stats = store.stats()
+    assert stats["series"] == 4 and stats["samples"] < 4 * 80
+    # The engine reads it like any store.
+    t = (1_000_000 + 1999 * 15) * 1000
+    result = promql.instant_query(promql.parse("changes(probe_success[10m])"), store, t)
+    assert sorted(s.value for s in result) == [0.0, 40.0]  # 41 samples in a closed 10m window
+
+
+def test_bytes_per_sample() -> None:
+    store = store_for("probe_success[1h]")
+    n_series, n_samples = 200, 240
+    for i in range(n_samples):
+        for t in range(n_series):
+            store.ingest(f"t{t}", [("probe_success", (("target", f"t{t}"),), 1.0)], 1_000_000 + i * 15)
+    stats = store.stats()
+    assert stats["samples"] == n_series * n_samples
+    per_sample = stats["array_bytes"] / stats["samples"]
+    print(f"array bytes per sample: {per_sample:.1f}")
+    assert 16 <= per_sample < 20
+
+
+def test_counters_derived_like_metrics_and_stale_markers() -> None:
+    store = store_for("tocsin_probes_total", "tocsin_probe_failure_reason", "tocsin_probe_duration_seconds_sum")
+    store.ingest("a", probe("a", 0.0, 0.5, reason="connect"), 100.0)
+    store.ingest("a", probe("a", 1.0, 0.25), 115.0)
+    got = {s.labels: list(s.values) for s in store.select([], 0, 2**62)}
+    base = (("target", "a"), ("team", "core"))
+    assert got[(("__name__", "tocsin_probes_total"),) + (("result", "failure"),) + base] == [1.0, 1.0]
+    assert got[(("__name__", "tocsin_probes_total"),) + (("result", "success"),) + base] == [0.0, 1.0]
+    assert got[(("__name__", "tocsin_probe_duration_seconds_sum"),) + base] == [0.5, 0.75]
+    # the failure reason disappeared from the second result: it went stale, as on a scrape
+    reason = got[(("__name__", "tocsin_probe_failure_reason"), ("reason", "connect")) + base]
+    assert reason[0] == 1.0 and is_stale(reason[1])
+    store.remove_target("a", 130.0)
+    for s in store.select([], 0, 2**62):
+        assert is_stale(s.values[-1])
+
+
+def test_rule_outputs_and_alerts_are_kept_when_rules_read_them() -> None:
+    groups = parse_rule_text("groups:\n  - name: g\n    rules:\n      - record: x:y\n        expr: vector(1)\n"
+                             "      - alert: A\n        expr: x:y\n      - alert: B\n        expr: ALERTS\n", "r.yml")
+    from tocsin.rules import Group
+
+    g = Group(groups[0])
+    store = SampleStore(build_interest(r.spec.expr for r in g.rules))
+    for rule in g.rules:
+        rule.restored = True
+    now = int(time.time() * 1000)
+    g.eval(now, store)
+    g.eval(now + 60_000, store)
+    names = {dict(s.labels)["__name__"] for s in store.select([], 0, 2**62)}
+    assert names == {"x:y", "ALERTS"}  # ALERTS_FOR_STATE is read by no rule: not kept
+    assert [r.active_alerts()[0].state for r in g.rules[1:]] == ["firing", "firing"]
