@@ -68,6 +68,12 @@ class RuleManager:
         self._state: AlertState | None = None
         self._saved_signature: dict[str, Any] = {}
         self._missed: dict[str, int] = {}
+        # The first evaluations wait until every target reported once (bounded): restored
+        # alerts must be judged on fresh samples, not on an empty store.
+        self._unreported = {t.name for t in loaded.targets}
+        self._warm: asyncio.Event | None = None
+        self._warm_timeout = min(120.0, max([(t.interval or 30.0) + (t.timeout or 5.0) for t in loaded.targets]
+                                            + [0.0]))
         self.errors: list[str] = self._build(loaded)
 
     # ---------------------------------------------------------------- loading
@@ -140,6 +146,9 @@ class RuleManager:
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._warm = asyncio.Event()
+        if not self._unreported:
+            self._warm.set()
         state_dir = Path(self._loaded.global_.state_dir)
         try:
             self._state = AlertState(state_dir / "rules.db")
@@ -186,6 +195,12 @@ class RuleManager:
         loop = asyncio.get_running_loop()
         interval = interval_ms / 1000
         offset = _offset(key, interval)
+        if self._warm is not None and not self._warm.is_set():
+            try:
+                await asyncio.wait_for(self._warm.wait(), self._warm_timeout)
+            except asyncio.TimeoutError:
+                log.warning("evaluating rules although %d targets have not reported yet", len(self._unreported))
+                self._warm.set()
         now = time.time()
         tick = (now - offset) // interval * interval + offset + interval
         while True:
@@ -246,6 +261,10 @@ class RuleManager:
     # ---------------------------------------------------------------- views
     def ingest(self, target: str, samples: list[Any], unix_time: float) -> None:
         self.store.ingest(target, samples, unix_time)
+        if self._unreported:
+            self._unreported.discard(target)
+            if not self._unreported and self._warm is not None:
+                self._warm.set()
 
     def active_alerts(self) -> list[dict[str, Any]]:
         out = []
