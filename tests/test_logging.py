@@ -160,3 +160,21 @@ def test_full_disk_is_counted_per_record_and_reported_once(daemon_factory, tmp_p
     assert output.count("log handler file failed") == 1, output
     assert "No space left on device" in output or "ENOSPC" in output or "Errno 28" in output, output
     assert daemon.stop() == 0
+
+
+def test_journal_json_console_lines_carry_priority_prefixes(daemon_factory, tmp_path):
+    daemon = daemon_factory(_config("  console: {format: json}", _down_target("300ms")), start=False)
+    daemon.log.touch()
+    st = os.stat(daemon.log)
+    daemon._env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+    daemon.start()
+    wait_for(lambda: "target is down" in daemon.output(), what="a warning line")
+    assert daemon.stop() == 0
+    records = {}
+    for line in daemon.output().splitlines():
+        match = re.fullmatch(r"<([0-7])>(\{.*\})", line)
+        assert match, line
+        record = json.loads(match.group(2))
+        records[record["message"].split(":")[0]] = (match.group(1), record)
+    assert records["tocsin started"][0] == "6"
+    assert records["target is down"][0] == "4" and records["target is down"][1]["target"] == "gone"

@@ -55,6 +55,7 @@ class Daemon:
         self._ready = False
         self._last_reload_ok = True
         self._reload_task: asyncio.Future[tuple[bool, str]] | None = None
+        self._reload_pending = False
         self._up = 0
         logs.set_error_hook(lambda name: self.self_metrics.log_errors.labels(name).inc())
 
@@ -83,6 +84,8 @@ class Daemon:
         self._update_status()
         log.info("tocsin started", extra={"fields": {"listen": g.listen_address, "targets": len(self.loaded.targets),
                                                      "config": str(self.loaded.path)}})
+        if self._reload_pending:
+            self._on_sighup()
         await self._stop.wait()
         await self.shutdown()
         return 0
@@ -135,6 +138,10 @@ class Daemon:
     # ---------------------------------------------------------------- reload
 
     def _on_sighup(self, _sig: int = signal.SIGHUP) -> None:
+        if not self._ready:  # still starting: reload as soon as the start is complete
+            log.info("SIGHUP received during start-up: reloading once started")
+            self._reload_pending = True
+            return
         log.info("SIGHUP received: reloading configuration")
         self._reload_task = asyncio.ensure_future(self.reload())  # keep a reference until it is done
 
@@ -159,15 +166,16 @@ class Daemon:
                     self.loaded = loaded
                     facts.update({k: ",".join(v) or "-" for k, v in changes.items() if k != "kept"})
                     facts["kept"] = len(changes["kept"])
-            except ConfigError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever failed, systemd must get READY=1 again
+                errors = exc.errors if isinstance(exc, ConfigError) else [f"{type(exc).__name__}: {exc}"]
                 logs.setup_logging(self.loaded.config.logging)  # reopen the files all the same
                 self.self_metrics.reload_success.set(0)
                 self._last_reload_ok = False
                 log.error("reload failed, keeping the running configuration (%d error%s)",
-                          len(exc.errors), "" if len(exc.errors) == 1 else "s")
+                          len(errors), "" if len(errors) == 1 else "s")
                 self.notifier.ready()
                 self._update_status()
-                return False, str(exc)
+                return False, "\n".join(errors)
             if rule_errors:  # the broken rule files keep their previous version; the rest applied
                 self.self_metrics.reload_success.set(0)
                 self._last_reload_ok = False

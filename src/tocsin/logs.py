@@ -98,9 +98,14 @@ class TextFormatter(logging.Formatter):
 class JSONFormatter(JsonFormatter):
     """python-json-logger with the context fields and `fields={...}` flattened in."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: bool = False) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s",
                          rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
+        self.journal = journal
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return f"<{_SYSLOG_PRIORITY.get(record.levelno, 6)}>{text}" if self.journal else text
 
     def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict) -> None:
         super().add_fields(log_record, record, message_dict)
@@ -198,7 +203,8 @@ def setup_logging(cfg: LoggingConfig | None = None, base_dir: str | None = None)
     context = ContextFilter()
 
     console = SafeStreamHandler(sys.stderr)
-    console.setFormatter(JSONFormatter() if cfg.console.format == "json" else TextFormatter(under_journal()))
+    journal = under_journal()
+    console.setFormatter(JSONFormatter(journal) if cfg.console.format == "json" else TextFormatter(journal))
     handlers: list[logging.Handler] = [console]
     if cfg.file is not None:
         path = cfg.file.path if os.path.isabs(cfg.file.path) or base_dir is None else os.path.join(base_dir, cfg.file.path)
