@@ -313,17 +313,19 @@ def run_tocsin_round(procs: Processes, workdir: Path, index: int, url: str, acce
 
 
 def profile_with_py_spy(pid: int, seconds: float, prefix: Path) -> None:
-    """Sample `pid` for `seconds` with py-spy (active threads only): collapsed stacks and a flame graph."""
+    """Sample `pid` for `seconds` with py-spy (active threads only) into PREFIX-<n>.txt, collapsed stacks.
+
+    py-spy pauses the process for each sample (its default): consistent stacks, at the price of
+    some overhead, which is why a profiled run's CPU figures are not results. Load the file in a
+    flame-graph viewer (speedscope, flamegraph.pl), or read bench/profile_summary.py's digest of it.
+    """
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     prefix.parent.mkdir(parents=True, exist_ok=True)
     index = len(list(prefix.parent.glob(prefix.name + "-*.txt"))) + 1
-    base = f"{prefix}-{index}"
-    procs = [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(round(seconds)), "--rate", "200",
-                               "--nonblocking", "--format", fmt, "-o", f"{base}.{ext}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for fmt, ext in (("raw", "txt"), ("flamegraph", "svg"))]
-    for proc in procs:
-        proc.wait(seconds + 30)
+    proc = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(round(seconds)), "--rate", "100",
+                             "--format", "raw", "-o", f"{prefix}-{index}.txt"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.wait(seconds + 30)
 
 
 # ----------------------------------------------------------------------------- blackbox
@@ -471,7 +473,11 @@ def machine() -> dict:
         from tocsin import __version__ as tocsin_version
     except ImportError:
         tocsin_version = "?"
-    return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
+    root = Path(__file__).resolve().parent.parent
+    git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = bool(git("status", "--porcelain", "--", "src"))
+    return {"tocsin_commit": commit + ("+dirty-src" if dirty else ""), "nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
             "python": platform.python_version(), "tocsin": tocsin_version,
             "blackbox_exporter": (version[0] if version else "?"), "nginx": nginx}
 
@@ -546,8 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, configs)")
     parser.add_argument("--sides", default="tocsin,blackbox", help="which probers to run (comma-separated)")
     parser.add_argument("--profile", type=Path, metavar="PREFIX",
-                        help="profile tocsin's windows with py-spy: PREFIX-<round>.txt (collapsed stacks) "
-                             "and .svg; the CPU figures of a profiled run are not benchmark results")
+                        help="profile tocsin's windows with py-spy into PREFIX-<round>.txt (collapsed stacks); "
+                             "the CPU figures of a profiled run are not benchmark results")
     args = parser.parse_args(argv)
     args.profile_hook = None
     if args.profile:
