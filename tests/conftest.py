@@ -44,6 +44,8 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: f
             value = condition()
             if value:
                 return value
+        except AssertionError:  # the condition knows it can never become true (a daemon exited)
+            raise
         except Exception as exc:  # noqa: BLE001 - keep polling, report the last error
             last_exc = exc
         time.sleep(interval)

@@ -96,6 +96,12 @@ def _read_secret_file(value: Any) -> SecretFile:
 SecretFromFile = Annotated[SecretFile, BeforeValidator(_read_secret_file)]
 
 
+def _target_name(name: str) -> str:
+    if name.startswith("__"):
+        raise ValueError("names starting with __ are reserved")
+    return name
+
+
 def _check_labels(labels: dict[str, str]) -> dict[str, str]:
     for name in labels:
         if not _LABEL_NAME.match(name) or name.startswith("__"):
@@ -264,7 +270,7 @@ class DNSConfig(Model):
 class Target(Model):
     """One monitored service. `interval`, `timeout` and `retry` default to `global`'s."""
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_target_name)]
     url: str | None = None
     interval: PositiveDuration | None = None
     timeout: PositiveDuration | None = None
@@ -312,11 +318,17 @@ class Target(Model):
 _DEFAULT_HTTP = HTTPConfig()
 
 
+# The alerting models live with the notification code; imported here, once Model and the
+# field types above exist, because they build on them.
+from .notify.config import AlertingConfig  # noqa: E402
+
+
 class Config(Model):
     global_: GlobalConfig = Field(default=GlobalConfig(), alias="global")
     logging: LoggingConfig = LoggingConfig()
     targets: list[Target] = Field(default_factory=list)
     rule_files: list[str] = Field(default_factory=list)
+    alerting: AlertingConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True)
 
