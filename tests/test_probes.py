@@ -14,6 +14,7 @@ import trustme
 
 import hostile
 from hostile import HostileServer
+from tocsin import aio
 from tocsin.config import parse_config
 from tocsin.probes import ProbeResult, run_probe
 
@@ -30,7 +31,7 @@ def probe(target) -> tuple[ProbeResult, float]:
         return await run_probe(target, asyncio.get_running_loop().time() + target.timeout)
 
     started = time.monotonic()
-    result = asyncio.run(once())
+    result = aio.run(once())
     return result, time.monotonic() - started
 
 
@@ -124,7 +125,7 @@ def test_probe_sends_traceparent_and_correlation_id():
         async def once():
             return await run_probe(target, asyncio.get_running_loop().time() + 1, correlation_id)
 
-        result = asyncio.run(once())
+        result = aio.run(once())
     assert result.success, result.message
     assert result.correlation_id == correlation_id
 

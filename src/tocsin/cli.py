@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from . import __version__
+from . import __version__, aio
 from .config import load_config, parse_config
 from .errors import ConfigError
 
@@ -84,7 +84,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     async def once():
         return await run_probe(target, asyncio.get_running_loop().time() + args.timeout)
 
-    result = asyncio.run(once())
+    result = aio.run(once())
     verdict = "success" if result.success else f"failure ({result.reason}: {result.message})"
     print(f"{target.kind} probe of {args.endpoint}: {verdict}")
     print(f"  duration        {result.duration * 1000:.1f} ms, attempts {result.attempts}")

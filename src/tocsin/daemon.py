@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from . import logs
+from . import aio, logs
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .metrics import ProbeMetrics, SelfMetrics
@@ -336,7 +336,7 @@ def run_daemon(config_path: str | os.PathLike[str]) -> int:
     logs.setup_logging(loaded.config.logging)
     daemon = Daemon(loaded)
     try:
-        return asyncio.run(daemon.run())
+        return aio.run(daemon.run())
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
