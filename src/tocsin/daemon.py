@@ -216,8 +216,7 @@ class Daemon:
     # ---------------------------------------------------------------- results
 
     def _on_result(self, state: TargetState, result: ProbeResult, previous: ProbeResult | None) -> None:
-        self.probe_metrics.record(result)
-        self.probe_metrics.set_interval(result.target, state.interval)
+        self.probe_metrics.record(result, state.interval)
         was_up = previous.success if previous is not None else None
         if result.success != was_up:
             self._up += (1 if result.success else 0) - (1 if was_up else 0)

@@ -156,11 +156,14 @@ class ProbeMetrics:
                     series.fragments["tocsin_probe_interval_seconds"] = (
                         f"tocsin_probe_interval_seconds{series.prefix}}} {format_value(interval)}\n")
 
-    def record(self, result: ProbeResult) -> None:
+    def record(self, result: ProbeResult, interval: float | None = None) -> None:
+        """Count and render one result; `interval` is the target's current (maybe stretched) one."""
         with self._lock:
             series = self._series.get(result.target)
             if series is None:  # removed by a reload while the probe ran
                 return
+            if interval is not None:
+                series.interval = interval
             self._count(series, result)
             samples = self._samples(series, result)
             series.samples = samples

@@ -14,6 +14,7 @@ import base64
 import functools
 import os
 import time
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import re2
@@ -38,16 +39,41 @@ def _compiled(pattern: str) -> "re2._Regexp":
     return re2.compile(pattern.encode())
 
 
-def _request_bytes(method: str, parts, options: HTTPConfig, correlation_id: str, body: bytes | None) -> bytes:
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    host = parts.hostname if ":" not in (parts.hostname or "") else f"[{parts.hostname}]"
-    if parts.port and parts.port != (443 if parts.scheme == "https" else 80):
-        host = f"{host}:{parts.port}"
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"User-Agent: {USER_AGENT}",
-             "Accept-Encoding: identity", f"traceparent: {traceparent(correlation_id)}",
-             f"X-Correlation-ID: {correlation_id}"]
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """What a URL means for a request; parsed once per URL, not once per probe."""
+
+    host: str
+    port: int
+    tls: bool
+    target: str  # path and query, as sent on the request line
+    host_header: str
+
+
+@functools.lru_cache(maxsize=65536)
+def _endpoint(url: str) -> _Endpoint:
+    parts = urlsplit(url)
+    tls = parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    host = parts.hostname or ""
+    host_header = f"[{host}]" if ":" in host else host
+    if parts.port and parts.port != (443 if tls else 80):
+        host_header = f"{host_header}:{parts.port}"
+    return _Endpoint(host, port, tls, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), host_header)
+
+
+# (url, method, id(options)) -> (options, the request head without the per-probe lines).
+# The options object is kept in the value, so an id is never reused for another object.
+_heads: dict[tuple[str, str, int], tuple[HTTPConfig, str]] = {}
+
+
+def _static_head(endpoint: _Endpoint, url: str, method: str, options: HTTPConfig) -> str:
+    key = (url, method, id(options))
+    cached = _heads.get(key)
+    if cached is not None and cached[0] is options:
+        return cached[1]
+    lines = [f"{method} {endpoint.target} HTTP/1.1", f"Host: {endpoint.host_header}", f"User-Agent: {USER_AGENT}",
+             "Accept-Encoding: identity"]
     if not options.keep_alive:
         lines.append("Connection: close")
     if options.basic_auth is not None:
@@ -57,9 +83,20 @@ def _request_bytes(method: str, parts, options: HTTPConfig, correlation_id: str,
     if bearer:
         lines.append(f"Authorization: Bearer {bearer}")
     lines += [f"{name}: {value}" for name, value in options.headers.items()]
+    head = "\r\n".join(lines) + "\r\n"
+    if len(_heads) > 65536:  # reloads leave old option objects behind; start afresh
+        _heads.clear()
+    _heads[key] = (options, head)
+    return head
+
+
+def _request_bytes(endpoint: _Endpoint, url: str, method: str, options: HTTPConfig, correlation_id: str,
+                   body: bytes | None) -> bytes:
+    head = _static_head(endpoint, url, method, options)
+    head += f"traceparent: {traceparent(correlation_id)}\r\nX-Correlation-ID: {correlation_id}\r\n"
     if body is not None:
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+        head += f"Content-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode("latin-1") + (body or b"")
 
 
 def _parse_head(head: bytes) -> tuple[int, float, dict[str, str]]:
@@ -140,18 +177,16 @@ def _status_ok(status: int, options: HTTPConfig) -> bool:
 async def _exchange(url: str, method: str, body: bytes | None, options: HTTPConfig,
                     correlation_id: str, attempt: Attempt) -> tuple[int, dict[str, str], bytes | None]:
     """One request/response on a fresh connection. Returns the body only when it must be read."""
-    parts = urlsplit(url)
-    tls = parts.scheme == "https"
-    port = parts.port or (443 if tls else 80)
-    address, _ = await resolve(parts.hostname or "", port, attempt)
-    conn = await connect(address, port, attempt)
+    endpoint = _endpoint(url)
+    address, _ = await resolve(endpoint.host, endpoint.port, attempt)
+    conn = await connect(address, endpoint.port, attempt)
     try:
-        if tls:
-            await start_tls(conn, options.tls, parts.hostname or "", attempt)
-        attempt.facts["http_ssl"] = 1.0 if tls else 0.0
+        if endpoint.tls:
+            await start_tls(conn, options.tls, endpoint.host, attempt)
+        attempt.facts["http_ssl"] = 1.0 if endpoint.tls else 0.0
         started = time.monotonic()
         try:
-            conn.writer.write(_request_bytes(method, parts, options, correlation_id, body))
+            conn.writer.write(_request_bytes(endpoint, url, method, options, correlation_id, body))
             head = await conn.reader.readuntil(b"\r\n\r\n")
         except Exception as exc:  # noqa: BLE001 - every read fault becomes a reason
             raise classify_read_error(exc) from None

@@ -44,12 +44,18 @@ class Connection:
             transport.close()
 
 
+@functools.lru_cache(maxsize=65536)
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
         return True
     except ValueError:
         return False
+
+
+@functools.lru_cache(maxsize=65536)
+def _address_hash(address: str) -> float:
+    return float(int.from_bytes(hashlib.blake2b(address.encode(), digest_size=4).digest(), "big"))
 
 
 async def resolve(host: str, port: int, attempt: Attempt) -> tuple[str, int]:
@@ -70,7 +76,7 @@ async def resolve(host: str, port: int, attempt: Attempt) -> tuple[str, int]:
     attempt.phases["resolve"] = attempt.phases.get("resolve", 0.0) + elapsed
     attempt.facts["dns_lookup_time_seconds"] = attempt.facts.get("dns_lookup_time_seconds", 0.0) + elapsed
     attempt.facts["ip_protocol"] = 6 if family == socket.AF_INET6 else 4
-    attempt.facts["ip_addr_hash"] = float(int.from_bytes(hashlib.blake2b(address.encode(), digest_size=4).digest(), "big"))
+    attempt.facts["ip_addr_hash"] = _address_hash(address)
     return address, family
 
 
