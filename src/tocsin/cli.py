@@ -105,6 +105,41 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_notify_test(args: argparse.Namespace) -> int:
+    """Send one test notification through the real receiver, now; exit 0 if it was accepted."""
+    from .errors import NotificationError
+    from .notify import send_test
+    from .notify.notifier import build_receivers
+
+    try:
+        loaded = load_config(args.config)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 1
+    alerting = loaded.config.alerting
+    if alerting is None:
+        print(f"{args.config}: no alerting section", file=sys.stderr)
+        return 1
+    receivers = build_receivers(alerting)
+    if args.receiver not in receivers:
+        print(f"{args.config}: no receiver named {args.receiver!r} (have: {', '.join(sorted(receivers))})",
+              file=sys.stderr)
+        return 1
+    receiver = receivers[args.receiver]
+    if receiver is None:
+        print(f"receiver {args.receiver!r} has no kind configured; it drops every alert", file=sys.stderr)
+        return 1
+    try:
+        send_test(receiver, loaded.global_.external_labels, alerting.external_url or "")
+    except NotificationError as exc:
+        print(f"receiver {args.receiver} ({receiver.kind}): test notification failed: {exc.message}",
+              file=sys.stderr)
+        return 1
+    print(f"receiver {args.receiver} ({receiver.kind}): test notification accepted")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tocsin", description=__doc__)
     parser.add_argument("--version", action="version", version=f"tocsin {__version__}")
@@ -134,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--kind", choices=("http", "tcp", "dns"))
     probe.add_argument("--timeout", type=float, default=5.0, help="total deadline in seconds (default 5)")
     probe.set_defaults(func=_cmd_probe)
+
+    notify = sub.add_parser("notify", help="notification tools")
+    notify_sub = notify.add_subparsers(dest="what", required=True)
+    notify_test = notify_sub.add_parser("test", help="send a test notification through a receiver")
+    notify_test.add_argument("receiver", metavar="RECEIVER")
+    notify_test.add_argument("--config", default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})")
+    notify_test.set_defaults(func=_cmd_notify_test)
 
     demo = sub.add_parser("demo-target", help="serve the flaky demo service")
     demo.add_argument("--port", type=int, default=8000)

@@ -41,7 +41,6 @@ class _Tracked:
     alert: Alert
     seen: float
     version: int
-    inhibited: bool = False
     receivers: set[str] = field(default_factory=set)
 
 
@@ -229,8 +228,6 @@ class Notifier:
             due = [g for g in self._groups.values() if g.next_flush <= now]
             if due:
                 muted = self.inhibitor.muter([t.alert.labels for t in self._alerts.values() if t.alert.firing])
-                for tracked in self._alerts.values():
-                    tracked.inhibited = tracked.alert.firing and muted(tracked.alert.labels)
                 for group in due:
                     cleanup.append((group, self._flush(group, now, muted, notifications, log_updates)))
             for name, items in self._forward.items():
@@ -399,10 +396,11 @@ class Notifier:
         """What GET /api/v1/alerts serves: every alert known now, its state and since when."""
         with self._lock:
             tracked = list(self._alerts.values())
+        muted = self.inhibitor.muter([t.alert.labels for t in tracked if t.alert.firing])
         out = []
         for t in sorted(tracked, key=lambda t: (t.alert.labels.get("alertname", ""), t.alert.fingerprint)):
             a = t.alert
-            state = "resolved" if not a.firing else "suppressed" if t.inhibited else "firing"
+            state = "resolved" if not a.firing else "suppressed" if muted(a.labels) else "firing"
             out.append({"fingerprint": a.fingerprint, "labels": dict(a.labels), "annotations": dict(a.annotations),
                         "state": state, "activeAt": rfc3339(a.starts_at),
                         "resolvedAt": rfc3339(a.ends_at) if not a.firing else None,
