@@ -102,7 +102,7 @@ class _TargetSeries:
     """Counters and the histogram of one target, plus its rendered fragments."""
 
     __slots__ = ("labels", "prefix", "results", "retries", "failures", "buckets", "count", "total", "fragments",
-                 "interval", "samples")
+                 "interval", "samples", "heads", "histogram_heads")
 
     def __init__(self, target: Target) -> None:
         self.labels = target_labels(target)
@@ -116,6 +116,21 @@ class _TargetSeries:
         self.fragments: dict[str, str] = {}
         self.interval = target.interval or 0.0
         self.samples: list[Sample] = []
+        # Every line starts with the same `name{labels} ` for the life of the target: build
+        # each once, so rendering a result is only formatting its values.
+        self.heads: dict[object, str] = {}
+        self.histogram_heads = [f'tocsin_probe_duration_seconds_bucket{self.prefix},le="{format_value(bound)}"}} '
+                                for bound in (*DURATION_BUCKETS, math.inf)]
+
+    def head(self, name: str, labels: LabelPairs) -> str:
+        """`name{labels} ` for a sample of this target (labels = the target's plus extras)."""
+        extra = labels[len(self.labels):]
+        key: object = (name, extra) if extra else name
+        head = self.heads.get(key)
+        if head is None:
+            rendered = "".join(f',{k}="{escape_label_value(v)}"' for k, v in extra)
+            head = self.heads[key] = f"{name}{self.prefix}{rendered}}} "
+        return head
 
 
 class ProbeMetrics:
@@ -154,7 +169,7 @@ class ProbeMetrics:
                 series.interval = interval
                 if series.fragments:
                     series.fragments["tocsin_probe_interval_seconds"] = (
-                        f"tocsin_probe_interval_seconds{series.prefix}}} {format_value(interval)}\n")
+                        f"{series.head('tocsin_probe_interval_seconds', series.labels)}{format_value(interval)}\n")
 
     def record(self, result: ProbeResult, interval: float | None = None) -> None:
         """Count and render one result; `interval` is the target's current (maybe stretched) one."""
@@ -220,21 +235,20 @@ class ProbeMetrics:
     @staticmethod
     def _render(series: _TargetSeries, samples: list[Sample]) -> dict[str, str]:
         parts: dict[str, list[str]] = {}
-        prefix, base = series.prefix, len(series.labels)
+        head = series.head
         for name, labels, value in samples:
-            # Most samples carry exactly the target's labels: reuse its pre-rendered prefix.
-            extra = "".join(f',{k}="{escape_label_value(v)}"' for k, v in labels[base:]) if len(labels) > base else ""
-            parts.setdefault(name, []).append(f"{name}{prefix}{extra}}} {format_value(value)}\n")
-        parts["tocsin_probes_total"] = [f'tocsin_probes_total{prefix},result="{result}"}} {count}\n'
+            parts.setdefault(name, []).append(f"{head(name, labels)}{format_value(value)}\n")
+        labels = series.labels
+        parts["tocsin_probes_total"] = [f"{head('tocsin_probes_total', labels + (('result', result),))}{count}\n"
                                         for result, count in series.results.items()]
-        parts["tocsin_probe_retries_total"] = [f"tocsin_probe_retries_total{prefix}}} {series.retries}\n"]
-        parts["tocsin_probe_failures_total"] = [f'tocsin_probe_failures_total{prefix},reason="{reason}"}} {count}\n'
-                                                for reason, count in sorted(series.failures.items())]
-        histogram = [f'tocsin_probe_duration_seconds_bucket{prefix},le="{format_value(bound)}"}} {count}\n'
-                     for bound, count in zip(DURATION_BUCKETS, series.buckets)]
-        histogram.append(f'tocsin_probe_duration_seconds_bucket{prefix},le="+Inf"}} {series.count}\n')
-        histogram.append(f"tocsin_probe_duration_seconds_sum{prefix}}} {format_value(series.total)}\n")
-        histogram.append(f"tocsin_probe_duration_seconds_count{prefix}}} {series.count}\n")
+        parts["tocsin_probe_retries_total"] = [f"{head('tocsin_probe_retries_total', labels)}{series.retries}\n"]
+        parts["tocsin_probe_failures_total"] = [
+            f"{head('tocsin_probe_failures_total', labels + (('reason', reason),))}{count}\n"
+            for reason, count in sorted(series.failures.items())]
+        histogram = [f"{bucket_head}{count}\n"
+                     for bucket_head, count in zip(series.histogram_heads, (*series.buckets, series.count))]
+        histogram.append(f"{head('tocsin_probe_duration_seconds_sum', labels)}{format_value(series.total)}\n")
+        histogram.append(f"{head('tocsin_probe_duration_seconds_count', labels)}{series.count}\n")
         parts["tocsin_probe_duration_seconds"] = histogram
         return {name: "".join(lines) for name, lines in parts.items()}
 

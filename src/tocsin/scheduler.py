@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -82,7 +81,8 @@ class ProbeScheduler:
         )
         self._scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self.states: dict[str, TargetState] = {}
-        self.last_progress = time.monotonic()
+        self._in_flight: set[asyncio.Task] = set()
+        metrics.in_flight.set_function(lambda: len(self._in_flight))
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -93,9 +93,8 @@ class ProbeScheduler:
         """Stop scheduling, then give in-flight probes up to `grace` seconds to finish."""
         if self._scheduler.running:
             self._scheduler.pause()  # no new runs; shutdown() would cancel the in-flight ones
-        running = [t for t in asyncio.all_tasks() if t.get_name().startswith("probe:")]
-        if running:
-            await asyncio.wait(running, timeout=grace)
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight), timeout=grace)
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)  # cancels only what outlived the grace
 
@@ -172,27 +171,24 @@ class ProbeScheduler:
 
     async def _run(self, name: str) -> None:
         state = self.states.get(name)
-        self.last_progress = time.monotonic()
         if state is None:
             return
         target = state.target
         correlation_id = new_correlation_id()
-        asyncio.current_task().set_name(f"probe:{name}")  # type: ignore[union-attr]
-        async with self._slots:
-            self._metrics.in_flight.inc()
-            try:
-                loop = asyncio.get_running_loop()
-                with log_context(target=name, correlation_id=correlation_id):
-                    result = await run_probe(target, loop.time() + (target.timeout or 5.0), correlation_id)
-            finally:
-                self._metrics.in_flight.dec()
-        self.last_progress = time.monotonic()
-        if self.states.get(name) is not state:  # removed or replaced while probing
-            return
-        self._adjust_interval(state, result)
-        previous, state.last_result = state.last_result, result
-        with log_context(target=name, correlation_id=correlation_id):
-            self._on_result(state, result, previous)
+        task = asyncio.current_task()
+        self._in_flight.add(task)  # type: ignore[arg-type]
+        try:
+            with log_context(target=name, correlation_id=correlation_id):
+                async with self._slots:
+                    result = await run_probe(target, asyncio.get_running_loop().time() + (target.timeout or 5.0),
+                                             correlation_id)
+                if self.states.get(name) is not state:  # removed or replaced while probing
+                    return
+                self._adjust_interval(state, result)
+                previous, state.last_result = state.last_result, result
+                self._on_result(state, result, previous)
+        finally:
+            self._in_flight.discard(task)  # type: ignore[arg-type]
 
     def _adjust_interval(self, state: TargetState, result: ProbeResult) -> None:
         """Stretch the interval of a failing target (backoff_when_down); snap back on success."""

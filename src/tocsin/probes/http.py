@@ -99,26 +99,26 @@ def _request_bytes(endpoint: _Endpoint, url: str, method: str, options: HTTPConf
     return (head + "\r\n").encode("latin-1") + (body or b"")
 
 
+# The only response headers the probe acts on; the rest are checked for form, not kept.
+_WANTED_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"location"})
+
+
 def _parse_head(head: bytes) -> tuple[int, float, dict[str, str]]:
-    try:
-        text = head.decode("latin-1")
-        status_line, *header_lines = text.split("\r\n")
-        version, code, *_ = status_line.split(" ", 2)
-        if not version.startswith("HTTP/1.") or len(code) != 3:
-            raise ValueError
-        status = int(code)
-    except ValueError:
-        raise ProbeFailure("bad_response", "not an HTTP response") from None
+    status_line, *header_lines = head.split(b"\r\n")
+    code = status_line[9:12]
+    if (not status_line.startswith(b"HTTP/1.") or status_line[8:9] != b" " or not code.isdigit()
+            or status_line[12:13] not in (b"", b" ")):
+        raise ProbeFailure("bad_response", "not an HTTP response")
     headers: dict[str, str] = {}
     for line in header_lines:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
+        name, sep, value = line.partition(b":")
         if not sep:
             raise ProbeFailure("bad_response", "malformed response header")
         key = name.strip().lower()
-        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    return status, (1.1 if version == "HTTP/1.1" else 1.0), headers
+        if key in _WANTED_HEADERS:
+            text, field = value.strip().decode("latin-1"), key.decode()
+            headers[field] = f"{headers[field]}, {text}" if field in headers else text
+    return int(code), (1.1 if status_line[7:8] == b"1" else 1.0), headers
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], limit: int) -> bytes:
