@@ -22,6 +22,9 @@ from . import aio, logs
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .metrics import ProbeMetrics, SelfMetrics
+from .notify.alert import Alert
+from .notify.metrics import NotifyMetrics
+from .notify.notifier import Notifier
 from .probes import ProbeResult
 from .probes.net import tls_context
 from .rulemanager import RuleManager
@@ -44,7 +47,12 @@ class Daemon:
         self.loaded = loaded
         self.self_metrics = SelfMetrics()
         self.probe_metrics = ProbeMetrics()
-        self.rules = RuleManager(loaded)  # alert/recording rules over the probe samples
+        # Alert notifications: routed, grouped and delivered through a durable outbox; None
+        # without an `alerting` section (firing and resolved alerts are then only logged).
+        self.notify_metrics = NotifyMetrics(self.self_metrics.registry)
+        self.outbound: Notifier | None = None
+        self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
+                                 external_url=f"http://{loaded.global_.listen_address}")
         self.probe_metrics.subscribe(self.rules.ingest)
         self.notifier = ServiceNotifier()
         self.scheduler: ProbeScheduler | None = None
@@ -77,6 +85,7 @@ class Daemon:
         self.web = WebServer(g.listen_address, self, g.web)  # binds here: a taken port fails start-up
         self.web.start()
         self.scheduler.start()
+        await asyncio.to_thread(self._start_outbound, self.loaded)  # replays the outbox
         self._start_rules()
         self._start_watchdog()
         self._ready = True
@@ -98,6 +107,31 @@ class Daemon:
             for line in self.rules.errors:
                 log.error("%s", line)
 
+    # ---------------------------------------------------------------- notifications
+
+    def _start_outbound(self, loaded: LoadedConfig) -> None:
+        """(Re)build the notifier for `loaded`; the outbox on disk carries over, so nothing is lost."""
+        self._stop_outbound()
+        alerting = loaded.config.alerting
+        if alerting is None:
+            return
+        notifier = Notifier(alerting, state_dir=loaded.global_.state_dir,
+                            external_labels=loaded.global_.external_labels, metrics=self.notify_metrics,
+                            external_url=f"http://{loaded.global_.listen_address}")
+        notifier.start()
+        self.outbound = notifier
+
+    def _stop_outbound(self) -> None:
+        if self.outbound is not None:
+            self.outbound.stop(timeout=5)
+            self.outbound = None
+
+    def _send_alerts(self, payload: list[dict[str, Any]]) -> None:
+        """The rule engine's hook (on its worker thread): hand firing/resolved alerts to the outbox."""
+        notifier = self.outbound
+        if notifier is not None:
+            notifier.submit([Alert.from_dict(alert) for alert in payload])
+
     def _on_stop_signal(self, sig: int) -> None:
         if not self._stop.is_set():
             log.info("%s received: stopping", signal.Signals(sig).name)
@@ -113,6 +147,7 @@ class Daemon:
             if self.scheduler is not None:
                 await self.scheduler.stop(grace=grace + 0.5)
             await self.rules.stop()
+            await asyncio.to_thread(self._stop_outbound)  # undelivered notifications stay in the outbox
             if self.web is not None:
                 await asyncio.to_thread(self.web.stop)
         log.info("tocsin stopped")
@@ -163,6 +198,8 @@ class Daemon:
                     tls_context.cache_clear()  # CA and client certificate files may have changed
                     changes = self._apply(loaded)
                     rule_errors = await self.rules.areload(loaded)
+                    if _alerting_of(loaded) != _alerting_of(self.loaded):
+                        await asyncio.to_thread(self._start_outbound, loaded)
                     self.loaded = loaded
                     facts.update({k: ",".join(v) or "-" for k, v in changes.items() if k != "kept"})
                     facts["kept"] = len(changes["kept"])
@@ -305,6 +342,12 @@ def _install_test_hooks(loop: asyncio.AbstractEventLoop) -> None:
         threading.Event().wait()
 
     loop.add_signal_handler(signal.SIGUSR2, hang)
+
+
+def _alerting_of(loaded: LoadedConfig) -> tuple:
+    """What the notifier is built from: a change in any of it rebuilds the notifier on reload."""
+    g = loaded.global_
+    return (loaded.config.alerting, g.state_dir, tuple(sorted(g.external_labels.items())), g.listen_address)
 
 
 def _iso(ts: float) -> str:

@@ -386,6 +386,7 @@ def alert_to_dict(rule: AlertingRule, alert: Alert, external_labels: dict[str, s
         "value": _fmt_value(alert.value),
         "generatorURL": rule.external_url + "/graph?g0.expr=" + _quote(rule.spec.expr_text) + "&g0.tab=1",
         "resolved": alert.state == INACTIVE,
+        "status": "resolved" if alert.state == INACTIVE else "firing",
     }
 
 
