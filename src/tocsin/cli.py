@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from . import __version__, aio
-from .config import load_config, parse_config
+from .config import LoadedConfig, load_config, parse_config
 from .errors import ConfigError
 
 DEFAULT_CONFIG = "etc/tocsin.yml"
@@ -19,12 +19,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(args.config)
 
 
-def _cmd_check_config(args: argparse.Namespace) -> int:
+def _load_or_report(path: str) -> LoadedConfig | None:
+    """Load a configuration, or print every error (file: key.path: reason) and return None."""
     try:
-        loaded = load_config(args.file)
+        return load_config(path)
     except ConfigError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
+        return None
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    loaded = _load_or_report(args.file)
+    if loaded is None:
         return 1
     from .rulefiles import RuleFileError, load_rule_file, resolve_rule_files
 
@@ -111,11 +118,8 @@ def _cmd_notify_test(args: argparse.Namespace) -> int:
     from .notify import send_test
     from .notify.notifier import build_receivers
 
-    try:
-        loaded = load_config(args.config)
-    except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
+    loaded = _load_or_report(args.config)
+    if loaded is None:
         return 1
     alerting = loaded.config.alerting
     if alerting is None:
