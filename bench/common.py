@@ -1,0 +1,461 @@
+"""Helpers shared by the scale benchmarks (P3, P4, P7): processes, /proc readings, nginx,
+a hanging listener, tocsin's configuration and /metrics parsing, a systemd notify socket.
+
+Standard library only (plus tocsin itself, imported lazily where its own phase function is
+needed). Everything listens on 127.0.0.1 on ports chosen at run time; every process started
+through `Processes` is stopped by `stop_all`, which the scripts call in `finally`.
+
+Run as a script, it is the hanging listener: `python bench/common.py hang PORT` accepts
+every connection, reads and discards whatever arrives, and never answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import platform
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ----------------------------------------------------------------------------- processes, /proc
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of the whole process (all threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_times(pid))
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its direct children (nginx's master and workers)."""
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        try:
+            total += cpu_seconds(p)
+        except OSError:
+            pass
+    return total
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MiB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, kib, _ = line.split()
+                values[key[:-1]] = int(kib) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def http_get(url: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None,
+               step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(step)
+    raise RuntimeError(f"{what}: not ready after {timeout}s")
+
+
+class Processes:
+    """Every child started by a benchmark; `stop_all` ends them (and only them)."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, argv: list[str], log_path: Path, **kwargs) -> subprocess.Popen:
+        log = open(log_path, "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, **kwargs)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            try:
+                self.stop(proc)
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                pass
+        self.procs.clear()
+
+
+def machine() -> dict:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    nginx = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip() if os.access(NGINX, os.X_OK) else ""
+    try:
+        from tocsin import __version__ as tocsin_version
+    except ImportError:
+        tocsin_version = "?"
+    git = lambda *a: subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = bool(git("status", "--porcelain", "--", "src"))
+    return {"tocsin_commit": commit + ("+dirty-src" if dirty else ""), "nproc": os.cpu_count(), "cpu_model": model,
+            "kernel": platform.release(), "python": platform.python_version(), "tocsin": tocsin_version,
+            "nginx": nginx, "fd_limit": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
+            "loadavg_at_start": loadavg()}
+
+
+def write_json(path: Path | None, summary: dict) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def profile_with_py_spy(pid: int, seconds: float, out: Path, rate: int = 100) -> subprocess.Popen:
+    """Start py-spy on `pid` for `seconds` (collapsed stacks into `out`); the caller waits for it."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+                             "--rate", str(rate), "--format", "raw", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# ----------------------------------------------------------------------------- nginx
+
+NGINX_CONF = """\
+daemon off;
+master_process {master};
+worker_processes {workers};
+worker_rlimit_nofile 16384;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/tmp/body;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+    keepalive_timeout 5s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location = /health {{
+            default_type application/json;
+            return 200 '{{"status": "ok"}}\\n';
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(procs: Processes, workdir: Path, workers: int = 1) -> tuple[str, subprocess.Popen]:
+    """nginx serving /health (17 bytes) on a fresh port; returns (url, process)."""
+    ndir = workdir / "nginx"
+    (ndir / "tmp").mkdir(parents=True)
+    port = free_port()
+    conf = ndir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=ndir, port=port, workers=workers, master="on" if workers > 1 else "off"))
+    proc = procs.start([NGINX, "-c", str(conf), "-p", str(ndir), "-e", str(ndir / "error.log")], ndir / "stdout.log")
+    url = f"http://127.0.0.1:{port}/health"
+    wait_until(lambda: http_get(url, 1)[0] == 200, 15, "nginx", proc)
+    return url, proc
+
+
+# ----------------------------------------------------------------------------- the hanging listener
+
+def start_hang_server(procs: Processes, workdir: Path, check: int = 1000) -> tuple[str, subprocess.Popen]:
+    """A listener that accepts every connection and never answers; returns (url, process).
+
+    Before returning, it is shown to hold `check` connections open at once, unanswered."""
+    port = free_port()
+    proc = procs.start([sys.executable, str(Path(__file__).resolve()), "hang", str(port)], workdir / "hang.log",
+                       cwd=workdir)
+    wait_until(lambda: _connects(port), 15, "hanging listener", proc)
+    if check:  # it must hold `check` connections at once, accepted (not only queued) and unanswered
+        socks = []
+        try:
+            for _ in range(check):
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                socks.append(s)
+            wait_until(lambda: hang_stats(workdir).get("open", 0) >= check, 15, f"{check} connections held")
+            for s in socks[:: max(1, check // 20)]:
+                s.setblocking(False)
+                try:
+                    if s.recv(1) == b"":
+                        raise RuntimeError("hanging listener closed a connection")
+                    raise RuntimeError("hanging listener answered")
+                except BlockingIOError:
+                    pass  # no answer, as wanted
+        finally:
+            for s in socks:
+                s.close()
+    return f"http://127.0.0.1:{port}/health", proc
+
+
+def _connects(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def hang_stats(workdir: Path) -> dict:
+    """What the hanging listener last wrote to hang.json: accepted, open now, peak open."""
+    try:
+        return json.loads((workdir / "hang.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _serve_hanging(port: int, stats_path: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    stats = {"accepted": 0, "open": 0, "peak_open": 0}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stats["accepted"] += 1
+        stats["open"] += 1
+        stats["peak_open"] = max(stats["peak_open"], stats["open"])
+        try:
+            while await reader.read(65536):
+                pass  # read and discard; never answer
+        except OSError:
+            pass
+        finally:
+            stats["open"] -= 1
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096)
+        async with server:
+            while True:
+                await asyncio.sleep(0.25)
+                stats_path.write_text(json.dumps(stats))
+
+    asyncio.run(main())
+
+
+# ----------------------------------------------------------------------------- tocsin
+
+def tocsin_argv() -> list[str]:
+    exe = Path(sys.executable).parent / "tocsin"
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-c", "import sys; from tocsin.cli import main; sys.exit(main())"]
+
+
+def tocsin_config(path: Path, port: int, targets: list[tuple[str, str]], interval: float, timeout: float,
+                  state_dir: Path) -> None:
+    """A config with `targets` = [(name, url)], everything else default, logging at warning."""
+    lines = ["global:", f"  listen_address: 127.0.0.1:{port}", f"  interval: {round(interval * 1000)}ms",
+             f"  timeout: {round(timeout * 1000)}ms", f"  state_dir: {state_dir}",
+             "logging:", "  level: warning", "  console: {format: text}", "targets:"]
+    for name, url in targets:
+        lines += [f"  - name: {name}", f"    url: {url}"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text: str, wanted: tuple[str, ...] | None = None):
+    """Yield (name, {label: value}, float) for each sample line (names in `wanted`, if given)."""
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        if wanted is not None and not line.startswith(wanted):
+            continue
+        m = _LINE.match(line)
+        if not m:
+            continue
+        labels = dict(_LABEL.findall(m.group(2))) if m.group(2) else {}
+        yield m.group(1), labels, float(m.group(3))
+
+
+def scrape(base: str, timeout: float = 30.0) -> tuple[str, float]:
+    """(the /metrics text, wall seconds the scrape took)."""
+    t0 = time.monotonic()
+    status, body = http_get(base + "/metrics", timeout)
+    if status != 200:
+        raise RuntimeError(f"tocsin /metrics answered {status}")
+    return body.decode(), time.monotonic() - t0
+
+
+SELF_NAMES = ("tocsin_scheduler_", "tocsin_probes_in_flight", "process_resident_memory_bytes")
+
+
+def self_metrics(text: str) -> dict:
+    """The scheduler's own health: lateness buckets (le -> cumulative count), sum, count, missed, skipped."""
+    out: dict = {"lateness_buckets": {}}
+    for name, labels, value in parse_metrics(text, SELF_NAMES):
+        if name == "tocsin_scheduler_lateness_seconds_bucket":
+            out["lateness_buckets"][float(labels["le"])] = value
+        else:
+            out[name] = value
+    return out
+
+
+def probe_counts(text: str) -> dict[str, dict[str, float]]:
+    """target -> {"success": n, "failure": n} from tocsin_probes_total."""
+    out: dict[str, dict[str, float]] = {}
+    for _, labels, value in parse_metrics(text, ("tocsin_probes_total{",)):
+        out.setdefault(labels["target"], {"success": 0.0, "failure": 0.0})[labels["result"]] = value
+    return out
+
+
+def histogram_quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float:
+    """Prometheus's histogram_quantile over the bucket deltas (linear within a bucket).
+
+    Returns +Inf when the quantile lands in the +Inf bucket (it is above the highest bound)."""
+    bounds = sorted(after)
+    deltas = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = deltas[-1] if deltas else 0.0
+    if total <= 0:
+        return math.nan
+    rank = q * total
+    prev_bound, prev_count = 0.0, 0.0
+    for bound, count in zip(bounds, deltas):
+        if count >= rank:
+            if math.isinf(bound):
+                return math.inf
+            if count == prev_count:
+                return bound
+            return prev_bound + (bound - prev_bound) * (rank - prev_count) / (count - prev_count)
+        prev_bound, prev_count = bound, count
+    return math.inf
+
+
+def bucket_shares(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
+    """Share of observations at or below each bound, over the deltas (a cumulative table)."""
+    bounds = sorted(after)
+    total = after[bounds[-1]] - before.get(bounds[-1], 0.0) if bounds else 0.0
+    return {("+Inf" if math.isinf(b) else f"{b:g}"): round((after[b] - before.get(b, 0.0)) / total, 5)
+            for b in bounds} if total else {}
+
+
+# ----------------------------------------------------------------------------- systemd notify
+
+class NotifySocket:
+    """An AF_UNIX datagram socket standing in for systemd's: NOTIFY_SOCKET for a child."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = str(directory / "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.messages: list[tuple[float, str]] = []  # (monotonic time received, message)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["NOTIFY_SOCKET"] = self.path
+        env.pop("WATCHDOG_USEC", None)
+        env.pop("WATCHDOG_PID", None)
+        return env
+
+    def wait_for(self, field: str, timeout: float, proc: subprocess.Popen | None = None) -> tuple[float, str]:
+        """Receive until a message with the line `field` (e.g. READY=1) arrives; (time, message)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"no {field} on the notify socket within {timeout}s")
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode} before {field}")
+            self.sock.settimeout(min(left, 0.5))
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            now = time.monotonic()
+            message = data.decode(errors="replace")
+            self.messages.append((now, message))
+            if field in message.split("\n"):
+                return now, message
+
+    def drain(self) -> None:
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.messages.append((time.monotonic(), self.sock.recv(65536).decode(errors="replace")))
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.setblocking(True)
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "hang":
+        _serve_hanging(int(sys.argv[2]), Path.cwd() / "hang.json")
+    else:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
