@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Protocol
@@ -69,6 +70,17 @@ def _query(expr: Any, storage: Any, ts: int, subquery_step_ms: int) -> list[prom
     raise promql.PromQLEvalError("rule result is not a vector or scalar")
 
 
+# Template words that make an expansion depend on more than the sample's labels and value.
+_CONTEXT_WORDS = re.compile(r"query|now|call")
+
+
+def _same_float(a: float, b: float) -> bool:
+    """Equal as a template would print them: -0 differs from 0, NaN equals NaN."""
+    if a == b:
+        return a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b)
+    return a != a and b != b
+
+
 class Rule:
     spec: RuleSpec
     health: str = "unknown"
@@ -123,6 +135,10 @@ class AlertingRule(Rule):
         self.to_restore: dict[Labels, Alert] = {}
         self.restore_down_at = 0
         self.output: list[tuple[Labels, float]] = []
+        templates = list(spec.label_templates.values()) + list(spec.annotation_templates.values())
+        self._cacheable = not any(_CONTEXT_WORDS.search(getattr(t, "text", "query")) for t in templates)
+        self._expanded: dict[Labels, tuple[float, Labels, dict[str, str]]] = {}
+        self._series_labels: dict[tuple[Labels, str], tuple[Labels, Labels]] = {}
 
     # -------------------------------------------------------------- templates
     def _expand(self, templates: dict[str, Any], labels: dict[str, str], value: float, ts: int,
@@ -145,41 +161,68 @@ class AlertingRule(Rule):
         return out
 
     # -------------------------------------------------------------- evaluation
+    def _labels_and_annotations(self, sample_labels: Labels, value: float, ts: int, storage: Any,
+                                step: int) -> tuple[Labels, dict[str, str]]:
+        spec = self.spec
+        base = {k: v for k, v in sample_labels if k != METRIC_NAME}
+        d = dict(base)
+        for k, v in self._expand(spec.label_templates, base, value, ts, storage, step).items():
+            if v == "":
+                d.pop(k, None)
+            else:
+                d[k] = v
+        d["alertname"] = spec.name
+        annotations = self._expand(spec.annotation_templates, base, value, ts, storage, step)
+        return tuple(sorted(d.items())), annotations
+
     def eval(self, ts: int, storage: Any, limit: int, subquery_step_ms: int) -> list[tuple[Labels, float]]:
         vector = _query(self.spec.expr, storage, ts, subquery_step_ms)
-        spec = self.spec
-        found: dict[Labels, Alert] = {}
-        for s in vector:
-            base = {k: v for k, v in s.labels if k != METRIC_NAME}
-            d = dict(base)
-            for k, v in self._expand(spec.label_templates, base, s.value, ts, storage, subquery_step_ms).items():
-                if v == "":
-                    d.pop(k, None)
-                else:
-                    d[k] = v
-            d["alertname"] = spec.name
-            annotations = self._expand(spec.annotation_templates, base, s.value, ts, storage, subquery_step_ms)
-            labels = tuple(sorted(d.items()))
+        # Templates are expanded again only when a sample's labels or value changed, unless
+        # they can see more than labels and value (query, now).
+        cache = self._expanded if self._cacheable else None
+        expanded: dict[Labels, tuple[float, Labels, dict[str, str]]] = {}
+        found: dict[Labels, tuple[float, dict[str, str]]] = {}
+        for sample_labels, value in vector:
+            hit = cache.get(sample_labels) if cache is not None else None
+            if hit is not None and _same_float(hit[0], value):
+                labels, annotations = hit[1], hit[2]
+            else:
+                labels, annotations = self._labels_and_annotations(sample_labels, value, ts, storage,
+                                                                   subquery_step_ms)
+            expanded[sample_labels] = (value, labels, annotations)
             if labels in found:
                 raise promql.PromQLEvalError(
                     "vector contains metrics with the same labelset after applying alert labels")
-            found[labels] = Alert(labels, annotations, PENDING, ts, s.value)
+            found[labels] = (value, annotations)
+        self._expanded = expanded if cache is not None else {}
 
+        active = self.active
         if not self.restored:
-            self._restore(found, ts)
-
-        for labels, a in found.items():
-            current = self.active.get(labels)
-            if current is not None and current.state != INACTIVE:
-                current.value = a.value
-                current.annotations = a.annotations
-                continue
-            self.active[labels] = a
+            alerts = {lbl: Alert(lbl, ann, PENDING, ts, v) for lbl, (v, ann) in found.items()}
+            self._restore(alerts, ts)
+            for labels, a in alerts.items():
+                current = active.get(labels)
+                if current is not None and current.state != INACTIVE:
+                    current.value = a.value
+                    current.annotations = a.annotations
+                    continue
+                active[labels] = a
+        else:
+            for labels, (value, annotations) in found.items():
+                current = active.get(labels)
+                if current is not None and current.state != INACTIVE:
+                    current.value = value
+                    current.annotations = annotations
+                    continue
+                active[labels] = Alert(labels, annotations, PENDING, ts, value)
 
         out: list[tuple[Labels, float]] = []
+        series_labels = self._series_labels
+        if len(series_labels) > 4 * len(active) + 1024:
+            series_labels.clear()
         active_pending = 0
-        for labels in list(self.active):
-            a = self.active[labels]
+        for labels in list(active):
+            a = active[labels]
             if labels not in found:
                 keep_firing = False
                 if a.state == FIRING and self.keep_firing_ms > 0:
@@ -188,7 +231,7 @@ class AlertingRule(Rule):
                     if ts - a.keep_firing_since < self.keep_firing_ms:
                         keep_firing = True
                 if a.state == PENDING or (a.resolved_at and ts - a.resolved_at > RESOLVED_RETENTION_MS):
-                    del self.active[labels]
+                    del active[labels]
                 if a.state != INACTIVE and not keep_firing:
                     a.state = INACTIVE
                     a.resolved_at = ts
@@ -200,8 +243,13 @@ class AlertingRule(Rule):
             if a.state == PENDING and ts - a.active_at >= self.hold_ms:
                 a.state = FIRING
                 a.fired_at = ts
-            out.append((tuple(sorted(labels + (("__name__", "ALERTS"), ("alertstate", a.state)))), 1.0))
-            out.append((tuple(sorted(labels + (("__name__", "ALERTS_FOR_STATE"),))), float(a.active_at // 1000)))
+            names = series_labels.get((labels, a.state))
+            if names is None:
+                names = series_labels[(labels, a.state)] = (
+                    tuple(sorted(labels + (("__name__", "ALERTS"), ("alertstate", a.state)))),
+                    tuple(sorted(labels + (("__name__", "ALERTS_FOR_STATE"),))))
+            out.append((names[0], 1.0))
+            out.append((names[1], float(a.active_at // 1000)))
         if limit > 0 and active_pending > limit:
             self.active = {}
             self.output = []

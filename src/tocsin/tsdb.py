@@ -6,7 +6,10 @@ longest window any rule needs on that metric name (range + offset + 5m lookback 
 evaluation interval). A series no rule selects is dropped at ingest, decided once per
 label set. It implements the PromQL engine's `Storage` protocol; `select` copies the
 requested window under the lock so evaluation (on a worker thread) never sees a
-half-appended series. Like a Prometheus scrape, a series a target stops reporting, or a
+half-appended series; `select_refs`, the engine's fast path, hands out the series
+themselves instead, which is safe because their arrays only grow in place (anything else
+replaces them, see _Series). Matcher results are cached while the set of series is
+unchanged, so a rule evaluation allocates nothing per series to select. Like a Prometheus scrape, a series a target stops reporting, or a
 target removed by a reload, gets a staleness marker so alerts on it resolve.
 """
 
@@ -29,34 +32,50 @@ Sample = tuple[str, tuple[tuple[str, str], ...], float]
 
 
 class _Series:
-    __slots__ = ("labels", "ts", "vals", "retention")
+    """One series' samples. The rule worker reads them without copying and without the
+    lock: `data` is a (timestamps, values) pair of arrays that are only ever appended to
+    in place (values first, so len(timestamps) never exceeds len(values)); anything that
+    would change a sample a reader may hold (trimming, an out-of-order insert, a rewrite)
+    builds new arrays and swaps the pair in one assignment. A reader that takes
+    `ts, vals = s.data` and `n = len(ts)` holds a consistent snapshot of n samples."""
+
+    __slots__ = ("labels", "data", "retention", "nan_t")
 
     def __init__(self, labels: Labels, retention: int) -> None:
         self.labels = labels
-        self.ts = array("q")
-        self.vals = array("d")
+        self.data: tuple[array, array] = (array("q"), array("d"))
         self.retention = retention
+        self.nan_t = -(1 << 62)  # newest timestamp of a NaN sample (stale markers included)
+
+    @property
+    def ts(self) -> array:
+        return self.data[0]
+
+    @property
+    def vals(self) -> array:
+        return self.data[1]
 
     def append(self, t: int, v: float) -> None:
-        ts = self.ts
+        if v != v and t > self.nan_t:
+            self.nan_t = t
+        ts, vals = self.data
         if ts and t <= ts[-1]:
-            if t == ts[-1]:
-                self.vals[-1] = v
-                return
+            ts = array("q", ts)
+            vals = array("d", vals)
             i = bisect_left(ts, t)
             if ts[i] == t:
-                self.vals[i] = v
+                vals[i] = v
             else:
                 ts.insert(i, t)
-                self.vals.insert(i, v)
+                vals.insert(i, v)
+            self.data = (ts, vals)
             return
+        vals.append(v)
         ts.append(t)
-        self.vals.append(v)
         # Trim in batches: at most ~1/8 of the window is kept beyond the retention.
         if t - ts[0] > self.retention + (self.retention >> 3):
             cut = bisect_left(ts, t - self.retention)
-            del ts[:cut]
-            del self.vals[:cut]
+            self.data = (ts[cut:], vals[cut:])
 
 
 class Interest:
@@ -101,6 +120,9 @@ class SampleStore:
         self._label_cache: dict[tuple[str, tuple[tuple[str, str], ...]], Labels] = {}
         self._target_series: dict[str, set[Labels]] = {}
         self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, float]] = {}
+        # Matcher results, valid while the set of series is unchanged (`_generation`).
+        self._generation = 0
+        self._matched: dict[tuple[Matcher, ...], tuple[int, list[_Series]]] = {}
         self.margin_ms = margin_ms
         self.interest = interest or Interest()
 
@@ -122,6 +144,7 @@ class SampleStore:
     def _drop(self, labels: Labels) -> None:
         s = self._series.pop(labels, None)
         if s is not None:
+            self._generation += 1
             group = self._by_name.get(get(labels, METRIC_NAME))
             if group is not None:
                 group.pop(labels, None)
@@ -144,6 +167,7 @@ class SampleStore:
                 self._rejected.add(labels)
                 return False
             s = _Series(labels, retention + self.margin_ms)
+            self._generation += 1
             self._series[labels] = s
             self._by_name.setdefault(get(labels, METRIC_NAME), {})[labels] = s
         s.append(t_ms, value)
@@ -244,33 +268,56 @@ class SampleStore:
                 del self._counters[key]
 
     # ---------------------------------------------------------------- reading
-    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Series]:  # noqa: ARG002
+    def _matching(self, matchers: Sequence[Matcher]) -> list[_Series]:
+        """Series matching every matcher, sorted by labels; cached while the series set is
+        unchanged (call with the lock held)."""
+        key = tuple(matchers)
+        hit = self._matched.get(key)
+        if hit is not None and hit[0] == self._generation:
+            return hit[1]
         name_ms = [m for m in matchers if m.name == METRIC_NAME]
         rest = [m for m in matchers if m.name != METRIC_NAME]
         eq = next((m for m in name_ms if m.op == "="), None)
+        if eq is not None:
+            groups = [self._by_name[eq.value]] if eq.value in self._by_name else []
+        else:
+            groups = [g for n, g in self._by_name.items() if all(m.matches(n) for m in name_ms)]
+        found: list[_Series] = []
+        for group in groups:
+            for labels, s in group.items():
+                if rest and not all(m.matches(get(labels, m.name)) for m in rest):
+                    continue
+                found.append(s)
+        found.sort(key=lambda x: x.labels)
+        if len(self._matched) > 1024:
+            self._matched.clear()
+        self._matched[key] = (self._generation, found)
+        return found
+
+    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Series]:  # noqa: ARG002
         out: list[Series] = []
         with self._lock:
-            if eq is not None:
-                groups = [self._by_name[eq.value]] if eq.value in self._by_name else []
-            else:
-                groups = [g for n, g in self._by_name.items() if all(m.matches(n) for m in name_ms)]
-            for group in groups:
-                for labels, s in group.items():
-                    if rest and not all(m.matches(get(labels, m.name)) for m in rest):
-                        continue
-                    ts = s.ts
-                    i = bisect_left(ts, mint_ms)
-                    if i >= len(ts):
-                        continue
-                    out.append(Series(labels, ts[i:], s.vals[i:]))
+            for s in self._matching(matchers):
+                ts, vals = s.data
+                i = bisect_left(ts, mint_ms)
+                if i >= len(ts):
+                    continue
+                out.append(Series(s.labels, ts[i:], vals[i:]))
         return out
+
+    def select_refs(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Sequence[Any]:  # noqa: ARG002
+        """The engine's fast path: the matching series themselves, sorted by labels and
+        unique, each with `labels`, `data` (see _Series) and `nan_t` (newest NaN time).
+        Read-only: the list is shared by every query until the series set changes."""
+        with self._lock:
+            return self._matching(matchers)
 
     # ---------------------------------------------------------------- accounting
     def stats(self) -> dict[str, int]:
         with self._lock:
-            samples = sum(len(s.ts) for s in self._series.values())
-            allocated = sum(s.ts.buffer_info()[1] * s.ts.itemsize + s.vals.buffer_info()[1] * s.vals.itemsize
-                            for s in self._series.values())
+            samples = sum(len(s.data[0]) for s in self._series.values())
+            allocated = sum(ts.buffer_info()[1] * ts.itemsize + vals.buffer_info()[1] * vals.itemsize
+                            for ts, vals in (s.data for s in self._series.values()))
             return {"series": len(self._series), "samples": samples, "array_bytes": allocated}
 
     def __len__(self) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from . import nodes as N
@@ -33,26 +33,23 @@ _RangeSeries = tuple[Labels, Sequence[int], Sequence[float]]
 
 
 class _Selected:
-    __slots__ = ("labels", "ts", "vals", "mint", "maxt", "_has_nan")
+    """A selected series from a storage without `select_refs`: the same shape as the sample
+    store's own series (`labels`, `data` = (timestamps, values), `nan_t`)."""
 
-    def __init__(self, labels: Labels, ts: Sequence[int], vals: Sequence[float], mint: int, maxt: int) -> None:
+    __slots__ = ("labels", "data", "nan_t")
+
+    def __init__(self, labels: Labels, ts: Sequence[int], vals: Sequence[float], has_nan: bool) -> None:
         self.labels = labels
-        self.ts = ts
-        self.vals = vals
-        self.mint = mint  # the time span this query can read
-        self.maxt = maxt
-        self._has_nan: bool | None = None
+        self.data = (ts, vals)
+        self.nan_t = 1 << 62 if has_nan else -(1 << 62)
 
-    @property
-    def has_nan(self) -> bool:
-        """Only series holding some NaN can hold stale markers; skip filtering otherwise."""
-        if self._has_nan is None:
-            window = self.vals[bisect_left(self.ts, self.mint) : bisect_right(self.ts, self.maxt)]
-            try:
-                self._has_nan = math.isnan(math.fsum(window))  # C-speed NaN scan
-            except (ValueError, OverflowError):  # +Inf and -Inf together, or huge values
-                self._has_nan = any(v != v for v in window)
-        return self._has_nan
+
+def _window_has_nan(ts: Sequence[int], vals: Sequence[float], mint: int, maxt: int) -> bool:
+    window = vals[bisect_left(ts, mint) : bisect_right(ts, maxt)]
+    try:
+        return math.isnan(math.fsum(window))  # C-speed NaN scan
+    except (ValueError, OverflowError):  # +Inf and -Inf together, or huge values
+        return any(v != v for v in window)
 
 
 def _check_unique(vec: list[Sample]) -> list[Sample]:
@@ -84,8 +81,8 @@ class Evaluator:
             N.NumberLiteral: lambda n, ts: n.value,
             N.StringLiteral: lambda n, ts: n.value,
             N.VectorSelector: self._vector_selector,
-            N.MatrixSelector: lambda n, ts: self._range(n, ts)[0],
-            N.Subquery: lambda n, ts: self._range(n, ts)[0],
+            N.MatrixSelector: lambda n, ts: list(self._range(n, ts)[0]),
+            N.Subquery: lambda n, ts: list(self._range(n, ts)[0]),
             N.Call: self._call,
             N.Aggregate: self._aggregate,
             N.Binary: self._binary,
@@ -130,18 +127,27 @@ class Evaluator:
             mint, maxt = min(mint, old[0]), max(maxt, old[1])
         self._bounds[id(vs)] = (mint, maxt)
 
-    def _select(self, vs: N.VectorSelector) -> list[_Selected]:
+    def _select(self, vs: N.VectorSelector) -> tuple[Sequence[Any], int]:
+        """The series a selector matches, sorted by labels, and the earliest time the query
+        reads of them: a series whose newest NaN (`nan_t`) is older cannot hold a stale
+        marker the query sees, so the hot loops skip staleness checks for it."""
         got = self._selected.get(id(vs))
         if got is None:
             mint, maxt = self._bounds.get(id(vs), (-(1 << 62), 1 << 62))
-            seen: set[Labels] = set()
-            got = []
-            for s in self.storage.select(vs.matchers, mint, maxt):
-                if s.labels in seen:
-                    continue
-                seen.add(s.labels)
-                got.append(_Selected(s.labels, s.timestamps, s.values, mint, maxt))
-            got.sort(key=lambda x: x.labels)
+            refs = getattr(self.storage, "select_refs", None)
+            if refs is not None:
+                got = (refs(vs.matchers, mint, maxt), mint)  # sorted, unique, not copied
+            else:
+                seen: set[Labels] = set()
+                found: list[_Selected] = []
+                for s in self.storage.select(vs.matchers, mint, maxt):
+                    if s.labels in seen:
+                        continue
+                    seen.add(s.labels)
+                    ts, vals = s.timestamps, s.values
+                    found.append(_Selected(s.labels, ts, vals, _window_has_nan(ts, vals, mint, maxt)))
+                found.sort(key=lambda x: x.labels)
+                got = (found, mint)
             self._selected[id(vs)] = got
         return got
 
@@ -154,42 +160,50 @@ class Evaluator:
         ref = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
         lo = ref - self.lookback
         out: list[Sample] = []
-        for s in self._select(vs):
-            i = bisect_right(s.ts, ref) - 1
+        append = out.append
+        selected, mint = self._select(vs)
+        for s in selected:
+            tss, vals = s.data
+            i = bisect_right(tss, ref) - 1
             if i < 0:
                 continue
-            t = s.ts[i]
+            t = tss[i]
             if t < lo:
                 continue
-            v = s.vals[i]
-            if v != v and is_stale(v):
+            v = vals[i]
+            if v != v and s.nan_t >= mint and is_stale(v):
                 continue
-            out.append(Sample(s.labels, t / 1000.0 if sample_times else v))
+            append(Sample(s.labels, t / 1000.0 if sample_times else v))
         return out
 
-    def _range(self, node: N.Expr, ts: int) -> tuple[list[_RangeSeries], Window]:
+    def _matrix_windows(self, selected: Sequence[Any], sel_mint: int, mint: int, maxt: int) -> Iterator[_RangeSeries]:
+        """Each series' samples in [mint, maxt], stale markers left out; one at a time, so
+        no window outlives the function call that reads it."""
+        for s in selected:
+            tss, vals = s.data
+            lo = bisect_left(tss, mint)
+            hi = bisect_right(tss, maxt, lo)
+            if lo >= hi:
+                continue
+            win_t: Sequence[int] = tss[lo:hi]
+            win_v: Sequence[float] = vals[lo:hi]
+            if s.nan_t >= sel_mint:
+                keep = [i for i, x in enumerate(win_v) if not (x != x and is_stale(x))]
+                if len(keep) != len(win_v):
+                    win_t = [win_t[i] for i in keep]
+                    win_v = [win_v[i] for i in keep]
+                    if not win_t:
+                        continue
+            yield s.labels, win_t, win_v
+
+    def _range(self, node: N.Expr, ts: int) -> tuple[Iterable[_RangeSeries], Window]:
         """Evaluate a matrix selector or subquery for the window ending at ts."""
         if isinstance(node, N.MatrixSelector):
             vs = node.selector
             maxt = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
             mint = maxt - node.range_ms
-            out: list[_RangeSeries] = []
-            for s in self._select(vs):
-                tss = s.ts
-                lo = bisect_left(tss, mint)
-                hi = bisect_right(tss, maxt)
-                if lo >= hi:
-                    continue
-                win_t: Sequence[int] = tss[lo:hi]
-                win_v: Sequence[float] = s.vals[lo:hi]
-                if s.has_nan:
-                    keep = [i for i, x in enumerate(win_v) if not (x != x and is_stale(x))]
-                    if len(keep) != len(win_v):
-                        win_t = [win_t[i] for i in keep]
-                        win_v = [win_v[i] for i in keep]
-                        if not win_t:
-                            continue
-                out.append((s.labels, win_t, win_v))
+            selected, sel_mint = self._select(vs)
+            out = self._matrix_windows(selected, sel_mint, mint, maxt)
             return out, Window(mint, maxt, node.range_ms, ts)
         if isinstance(node, N.Subquery):
             maxt = (ts if node.at is None else self._at_time(node.at, ts)) - node.offset_ms
@@ -249,7 +263,7 @@ class Evaluator:
             return res
         if kind == "absent_over_time":
             series, _ = self._range(node.args[0], ts)
-            if series:
+            if any(True for _ in series):
                 return []
             return [Sample(absent_labels(node.args[0]), 1.0)]
         if kind == "timestamp":
