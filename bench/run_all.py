@@ -41,7 +41,12 @@ def main(argv: list[str]) -> int:
         if r is None:
             print(f"{name:18} failed (exit {entry['exit_code']})")
             continue
-        med = {side: (f"{r[side]['cpu_per_1000_median']:.4f}" if side in r else "-") for side in ("tocsin", "blackbox")}
+        if "table" in r:  # P2, P6: figures that are not CPU per 1000 probes say what they are
+            med = {"tocsin": r["table"]["tocsin"], "blackbox": r["table"]["anchor"]}
+            r = {**r, "unit": r["table"]["what"] + "; anchor = blackbox+prometheus+alertmanager"}
+        else:
+            med = {side: (f"{r[side]['cpu_per_1000_median']:.4f}" if side in r else "-")
+                   for side in ("tocsin", "blackbox")}
         print(f"{name:18} {med['tocsin']:<11} {med['blackbox']:<11} "
               f"{r.get('ratio', '-')!s:<7} <={r['goal_ratio']:<5} {'yes' if r['correct'] else 'NO'}"
               f"   ({r['unit']}, medians of {r['params']['rounds']} rounds)")
