@@ -67,6 +67,19 @@ def counts_of(text: str) -> dict[str, list[float]]:
     return out
 
 
+_FAILURES = re.compile(r'^tocsin_probe_failures_total\{target="(ok|hang)-[^"]*",reason="([^"]*)"\} (\S+)$', re.M)
+
+
+def failure_reasons(before: str, after: str) -> dict[str, dict[str, int]]:
+    """{"ok"|"hang": {reason: failures in the window}} from tocsin_probe_failures_total."""
+    out: dict[str, dict[str, int]] = {}
+    for sign, text in ((-1, before), (1, after)):
+        for group, reason, value in _FAILURES.findall(text):
+            g = out.setdefault(group, {})
+            g[reason] = g.get(reason, 0) + sign * int(float(value))
+    return {g: {r: n for r, n in reasons.items() if n} for g, reasons in out.items()}
+
+
 def quantiles(values: list[float]) -> dict:
     if not values:
         return {}
@@ -133,15 +146,30 @@ def run_scenario(procs: Processes, workdir: Path, scenario: str, ok_url: str, ha
             return len(counts_of(text)) >= len(targets)
         wait_until(all_probed, args.interval + args.timeout + 60, "every target probed once", proc, step=2.0)
         out["ready_to_all_probed_s"] = round(time.monotonic() - t_ready, 1)
+        # The first round can leave a backlog (probes in flight by the thousand); the window
+        # measures the steady state, so wait until in-flight probes are back to what the
+        # hanging targets alone explain (or --settle-max seconds, noted in the results).
+        hanging = sum(n.startswith("hang-") for n, _ in targets)
+        normal = hanging * args.timeout / args.interval * 1.5 + 50
+        t_settle = time.monotonic()
+        try:
+            wait_until(lambda: self_metrics(scrape(base, 60)[0]).get("tocsin_probes_in_flight", 1e9) <= normal,
+                       args.settle_max, "in-flight probes settle", proc, step=2.0)
+            out["settled"] = True
+        except RuntimeError:
+            out["settled"] = False
+        out["settle_s"] = round(time.monotonic() - t_settle, 1)
         time.sleep(args.warmup)
 
         runs: dict[str, set[float]] = {}
         scrape_walls: list[float] = []
+        in_flight: list[float] = []
 
         def take() -> tuple[str, float]:
             text, wall = scrape(base, 60)
             t = time.monotonic()
             scrape_walls.append(round(wall, 3))
+            in_flight.append(self_metrics(text).get("tocsin_probes_in_flight", 0))
             for name, ts in _LAST_RUN.findall(text):
                 runs.setdefault(name, set()).add(float(ts))
             return text, t - wall / 2
@@ -210,7 +238,8 @@ def run_scenario(procs: Processes, workdir: Path, scenario: str, ok_url: str, ha
         "missed_runs": int(s1.get("tocsin_scheduler_missed_runs_total", 0) - s0.get("tocsin_scheduler_missed_runs_total", 0)),
         "skipped_runs": int(s1.get("tocsin_scheduler_skipped_runs_total", 0) - s0.get("tocsin_scheduler_skipped_runs_total", 0)),
         "all": group(""), "healthy": group("ok-"), "hanging": group("hang-") if scenario == "hang" else None,
-        "in_flight_at_end": s1.get("tocsin_probes_in_flight"),
+        "in_flight_at_scrapes": in_flight,
+        "failure_reasons": failure_reasons(text0, text1),
         "rss_mib": round(rss, 1), "hwm_mib": round(hwm, 1),
         "tocsin_cpu_percent": round(100 * (cpu1 - cpu0) / window, 1),
         "nginx_cpu_percent": round(100 * (ng1 - ng0) / window, 1),
@@ -247,6 +276,8 @@ def print_scenario(r: dict) -> None:
     if r.get("hanging"):
         g = r["hanging"]
         print(f"  hanging probes {g['probes']}/{g['expected']}, failures {g['failures']}; listener {r.get('hang_server')}")
+    print(f"  failure reasons {r['failure_reasons']}; in flight at scrapes {r['in_flight_at_scrapes']}; "
+          f"settled {r['settled']} after {r['settle_s']}s")
     print(f"  RSS {r['rss_mib']} MiB (peak {r['hwm_mib']}; goal <= 400); CPU tocsin {r['tocsin_cpu_percent']} %, "
           f"nginx {r['nginx_cpu_percent']} %, bench {r['bench_cpu_percent']} %; scrapes {r['scrapes']} "
           f"(wall median {r['scrape_wall_s']['median']} s, max {r['scrape_wall_s']['max']} s); load {r['loadavg_at_end']}")
@@ -261,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="healthy,hang")
     parser.add_argument("--nginx-workers", type=int, default=1)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds after every target was probed once")
+    parser.add_argument("--settle-max", type=float, default=60.0,
+                        help="longest wait for in-flight probes to come down after the first round")
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--scrape-every", type=float, default=7.5, help="seconds between /metrics scrapes in the window")
     parser.add_argument("--rounds", type=int, default=1, help=argparse.SUPPRESS)  # accepted for bench/run_all.py
