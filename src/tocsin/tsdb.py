@@ -39,13 +39,19 @@ class _Series:
     builds new arrays and swaps the pair in one assignment. A reader that takes
     `ts, vals = s.data` and `n = len(ts)` holds a consistent snapshot of n samples."""
 
-    __slots__ = ("labels", "data", "retention", "nan_t")
+    __slots__ = ("labels", "data", "retention", "nan_t", "change_t", "reset_t")
 
     def __init__(self, labels: Labels, retention: int) -> None:
         self.labels = labels
         self.data: tuple[array, array] = (array("q"), array("d"))
         self.retention = retention
-        self.nan_t = -(1 << 62)  # newest timestamp of a NaN sample (stale markers included)
+        # Newest timestamp of a NaN sample (stale markers included), of a sample that
+        # differs from the one before it, and of one lower than the one before it. A
+        # window starting at or after them holds no NaN, no change or no counter reset,
+        # which lets range functions skip scanning it.
+        self.nan_t = -(1 << 62)
+        self.change_t = -(1 << 62)
+        self.reset_t = -(1 << 62)
 
     @property
     def ts(self) -> array:
@@ -69,7 +75,14 @@ class _Series:
                 ts.insert(i, t)
                 vals.insert(i, v)
             self.data = (ts, vals)
+            self.change_t = self.reset_t = 1 << 62  # history rewritten: no longer known
             return
+        if vals:
+            last = vals[-1]
+            if v != last and (v == v or last == last):
+                self.change_t = t
+                if v < last:
+                    self.reset_t = t
         vals.append(v)
         ts.append(t)
         # Trim in batches: at most ~1/8 of the window is kept beyond the retention.

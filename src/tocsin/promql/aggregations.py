@@ -7,7 +7,7 @@ instant query keeps a predictable order for ordered comparisons.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import gomath as G
 from .errors import PromQLEvalError
@@ -18,12 +18,37 @@ from .values import Sample, format_value
 NAN = math.nan
 
 
-def _grouping_fn(grouping: Sequence[str], is_without: bool):  # type: ignore[no-untyped-def]
+# Grouping keys per (grouping, without) and input label set. Rules re-run over the same
+# label sets every interval, and a dict lookup is much cheaper than building the key.
+_KEYS: dict[tuple[frozenset[str], bool], dict[Labels, Labels]] = {}
+_KEYS_MAX = 200_000
+
+
+def _key_cache(grouping: Sequence[str], is_without: bool) -> tuple[dict[Labels, Labels], Callable[[Labels], Labels]]:
     if is_without:
         names = frozenset(grouping) | {METRIC_NAME}
-        return lambda lbl: without(lbl, names)
-    names = frozenset(grouping)
-    return lambda lbl: keep(lbl, names)
+        make: Callable[[Labels], Labels] = lambda lbl: without(lbl, names)  # noqa: E731
+    else:
+        names = frozenset(grouping)
+        make = lambda lbl: keep(lbl, names)  # noqa: E731
+    cache = _KEYS.get((names, is_without))
+    if cache is None or len(cache) > _KEYS_MAX:
+        if len(_KEYS) > 256:
+            _KEYS.clear()
+        cache = _KEYS[(names, is_without)] = {}
+    return cache, make
+
+
+def _grouping_fn(grouping: Sequence[str], is_without: bool) -> Callable[[Labels], Labels]:
+    cache, make = _key_cache(grouping, is_without)
+
+    def key_of(lbl: Labels) -> Labels:
+        k = cache.get(lbl)
+        if k is None:
+            k = cache[lbl] = make(lbl)
+        return k
+
+    return key_of
 
 
 def aggregate(
@@ -40,20 +65,38 @@ def aggregate(
             grouping = tuple(grouping) + (label,)
         vec = [Sample(set_label(s.labels, label, format_value(s.value)), s.value) for s in vec]
         op = "count"
-    key_of = _grouping_fn(grouping, is_without)
 
     if op in ("topk", "bottomk"):
         assert isinstance(param, float)
-        return _topk(op == "topk", vec, key_of, param)
+        return _topk(op == "topk", vec, _grouping_fn(grouping, is_without), param)
+
+    cache, make = _key_cache(grouping, is_without)
+    get = cache.get
+    if op in ("sum", "count"):
+        # Running totals in input order: the same additions as summing each group's list.
+        totals: dict[Labels, float] = {}
+        tget = totals.get
+        counting = op == "count"
+        for lbl, v in vec:
+            k = get(lbl)
+            if k is None:
+                k = cache[lbl] = make(lbl)
+            t = tget(k)
+            if t is None:
+                t = 0.0
+            totals[k] = t + (1.0 if counting else v)
+        return [Sample(k, t) for k, t in totals.items()]
 
     groups: dict[Labels, list[float]] = {}
-    for s in vec:
-        k = key_of(s.labels)
+    for lbl, v in vec:
+        k = get(lbl)
+        if k is None:
+            k = cache[lbl] = make(lbl)
         g = groups.get(k)
         if g is None:
-            groups[k] = [s.value]
+            groups[k] = [v]
         else:
-            g.append(s.value)
+            g.append(v)
 
     out: list[Sample] = []
     for k, vals in groups.items():

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from . import gomath as G
 from . import nodes as N
 from .errors import PromQLEvalError
-from .labels import METRIC_NAME, Labels, format_labels, get, keep, without
+from .labels import METRIC_NAME, Labels, drop_name, format_labels, get, keep, without
 from .values import Sample
 
 ARITH: dict[str, Callable[[float, float], float]] = {
@@ -42,8 +42,7 @@ def scalar_binop(op: str, a: float, b: float) -> float:
     return 1.0 if COMPARE[op](a, b) else 0.0
 
 
-def _drop_name(lbl: Labels) -> Labels:
-    return tuple(p for p in lbl if p[0] != METRIC_NAME)
+_drop_name = drop_name
 
 
 def vector_scalar(op: str, vec: list[Sample], scalar: float, swap: bool, return_bool: bool) -> list[Sample]:
@@ -66,12 +65,33 @@ def vector_scalar(op: str, vec: list[Sample], scalar: float, swap: bool, return_
     return out
 
 
+# Match signatures per (on, names) and label set, reused across evaluations: rules join
+# the same label sets every interval, and a dict lookup is cheaper than building the key.
+_SIGS: dict[tuple[bool, frozenset[str]], dict[Labels, Labels]] = {}
+_SIGS_MAX = 200_000
+
+
 def _signature(on: bool, names: tuple[str, ...]) -> Callable[[Labels], Labels]:
     if on:
-        keep_names = frozenset(names)
-        return lambda lbl: keep(lbl, keep_names)
-    drop = frozenset(names) | {METRIC_NAME}
-    return lambda lbl: without(lbl, drop)
+        key_names = frozenset(names)
+        make: Callable[[Labels], Labels] = lambda lbl: keep(lbl, key_names)  # noqa: E731
+    else:
+        key_names = frozenset(names) | {METRIC_NAME}
+        make = lambda lbl: without(lbl, key_names)  # noqa: E731
+    cache = _SIGS.get((on, key_names))
+    if cache is None or len(cache) > _SIGS_MAX:
+        if len(_SIGS) > 256:
+            _SIGS.clear()
+        cache = _SIGS[(on, key_names)] = {}
+    get = cache.get
+
+    def sig(lbl: Labels) -> Labels:
+        k = get(lbl)
+        if k is None:
+            k = cache[lbl] = make(lbl)
+        return k
+
+    return sig
 
 
 def vector_vector(node: N.Binary, lhs: list[Sample], rhs: list[Sample]) -> list[Sample]:

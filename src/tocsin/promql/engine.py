@@ -19,7 +19,7 @@ from . import nodes as N
 from .aggregations import aggregate
 from .binops import scalar_binop, vector_scalar, vector_vector
 from .errors import PromQLError, PromQLEvalError
-from .functions import Window, absent_labels
+from .functions import Window, absent_labels, extrapolate
 from .labels import Labels, drop_name
 from .parse import parse
 from .storage import Storage
@@ -37,11 +37,17 @@ class _Selected:
     store's own series (`labels`, `data` = (timestamps, values), `nan_t`)."""
 
     __slots__ = ("labels", "data", "nan_t")
+    change_t: int
+    reset_t: int
 
     def __init__(self, labels: Labels, ts: Sequence[int], vals: Sequence[float], has_nan: bool) -> None:
         self.labels = labels
         self.data = (ts, vals)
         self.nan_t = 1 << 62 if has_nan else -(1 << 62)
+
+    # Unknown: the range functions' fast paths never apply.
+    change_t = 1 << 62
+    reset_t = 1 << 62
 
 
 def _window_has_nan(ts: Sequence[int], vals: Sequence[float], mint: int, maxt: int) -> bool:
@@ -50,6 +56,11 @@ def _window_has_nan(ts: Sequence[int], vals: Sequence[float], mint: int, maxt: i
         return math.isnan(math.fsum(window))  # C-speed NaN scan
     except (ValueError, OverflowError):  # +Inf and -Inf together, or huge values
         return any(v != v for v in window)
+
+
+_FAST_RANGE = frozenset({"rate", "increase", "delta", "changes"})
+_SET_OPS = frozenset({"and", "or", "unless"})
+_FILTERS = frozenset({"==", "!=", ">", "<", ">=", "<="})
 
 
 def _check_unique(vec: list[Sample]) -> list[Sample]:
@@ -239,6 +250,8 @@ class Evaluator:
         fd = node.impl
         kind = fd.kind
         if kind == "range":
+            if fd.name in _FAST_RANGE and isinstance(node.args[0], N.MatrixSelector):
+                return _check_unique(self._fast_range(fd, node.args[0], ts))
             mi = fd.matrix_arg
             series, window = self._range(node.args[mi], ts)
             extra = [self.eval(a, ts) for i, a in enumerate(node.args) if i != mi]
@@ -275,6 +288,50 @@ class Evaluator:
             return _check_unique([Sample(drop_name(lbl), ts / 1000.0) for lbl, _ in vec])
         raise PromQLEvalError(f"function {node.name} has no implementation")
 
+    def _fast_range(self, fd: Any, node: N.MatrixSelector, ts: int) -> list[Sample]:
+        """rate, increase, delta and changes straight from the stored arrays: without a
+        window copy when the series says no NaN, and (counters) no reset or (changes) no
+        change, can be inside the window; any other window takes the general path."""
+        vs = node.selector
+        maxt = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
+        mint = maxt - node.range_ms
+        window = Window(mint, maxt, node.range_ms, ts)
+        name = fd.name
+        is_changes = name == "changes"
+        is_counter = name != "delta"
+        is_rate = name == "rate"
+        fn = fd.fn
+        keep_name = fd.keep_name
+        selected, sel_mint = self._select(vs)
+        out: list[Sample] = []
+        append = out.append
+        for s in selected:
+            tss, vals = s.data
+            lo = bisect_left(tss, mint)
+            hi = bisect_right(tss, maxt, lo)
+            if lo >= hi:
+                continue
+            t0 = tss[lo]
+            if s.nan_t < sel_mint and (s.change_t <= t0 if is_changes else (not is_counter or s.reset_t <= t0)):
+                if is_changes:
+                    v: float | None = 0.0
+                elif hi - lo < 2:
+                    continue
+                else:
+                    first_v = vals[lo]
+                    v = extrapolate(vals[hi - 1] - first_v, first_v, t0, tss[hi - 1], hi - lo, window, is_counter,
+                                    is_rate)
+            else:
+                got = next(self._matrix_windows((s,), sel_mint, mint, maxt), None)
+                if got is None:
+                    continue
+                v = fn(got[1], got[2], window)
+                if v is None:
+                    continue
+            lbl = s.labels
+            append(Sample(lbl if keep_name else drop_name(lbl), v))
+        return out
+
     def _aggregate(self, node: N.Aggregate, ts: int) -> list[Sample]:
         vec = self.eval(node.expr, ts)
         param = self.eval(node.param, ts) if node.param is not None else None
@@ -285,11 +342,19 @@ class Evaluator:
         rhs = self.eval(node.rhs, ts)
         if node.type == N.SCALAR:
             return scalar_binop(node.op, lhs, rhs)
-        if node.lhs.type == N.SCALAR:
-            return _check_unique(vector_scalar(node.op, rhs, lhs, True, node.return_bool))
-        if node.rhs.type == N.SCALAR:
-            return _check_unique(vector_scalar(node.op, lhs, rhs, False, node.return_bool))
-        return _check_unique(vector_vector(node, lhs, rhs))
+        # Already unique: a comparison with a scalar without bool keeps a subset of one
+        # unique vector, so do and/unless; `or` adds only right-hand series whose
+        # signature (and so whose labels) the left side lacks.
+        if node.lhs.type == N.SCALAR or node.rhs.type == N.SCALAR:
+            swap = node.lhs.type == N.SCALAR
+            out = vector_scalar(node.op, rhs if swap else lhs, lhs if swap else rhs, swap, node.return_bool)
+            if node.op in _FILTERS and not node.return_bool:
+                return out
+            return _check_unique(out)
+        out = vector_vector(node, lhs, rhs)
+        if node.op in _SET_OPS:
+            return out
+        return _check_unique(out)
 
     def _unary(self, node: N.Unary, ts: int) -> Any:
         v = self.eval(node.expr, ts)

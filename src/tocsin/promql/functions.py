@@ -82,8 +82,13 @@ def _extrapolated(tss: Sequence[int], vals: Sequence[float], w: Window, is_count
             if v < prev:
                 result += prev
             prev = v
-    t0 = tss[0]
-    t1 = tss[-1]
+    return extrapolate(result, first_v, tss[0], tss[-1], n, w, is_counter, is_rate)
+
+
+def extrapolate(result: float, first_v: float, t0: int, t1: int, n: int, w: Window, is_counter: bool,
+                is_rate: bool) -> float:
+    """The extrapolation step of rate/increase/delta, given the (reset-corrected) increase
+    between the first and the last of n >= 2 samples at t0 and t1."""
     duration_to_start = (t0 - w.mint) / 1000.0
     duration_to_end = (w.maxt - t1) / 1000.0
     sampled = (t1 - t0) / 1000.0
