@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -400,13 +401,35 @@ def bucket_shares(before: dict[float, float], after: dict[float, float]) -> dict
 # ----------------------------------------------------------------------------- systemd notify
 
 class NotifySocket:
-    """An AF_UNIX datagram socket standing in for systemd's: NOTIFY_SOCKET for a child."""
+    """An AF_UNIX datagram socket standing in for systemd's: NOTIFY_SOCKET for a child.
+
+    A thread reads it all the time, as systemd does: a notify socket nobody reads fills up
+    and then blocks the sender (sd_notify's sendto is blocking)."""
 
     def __init__(self, directory: Path) -> None:
         self.path = str(directory / "notify.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
         self.messages: list[tuple[float, str]] = []  # (monotonic time received, message)
+        self._cursor = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._closed:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            now = time.monotonic()
+            with self._cond:
+                self.messages.append((now, data.decode(errors="replace")))
+                self._cond.notify_all()
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -416,36 +439,30 @@ class NotifySocket:
         return env
 
     def wait_for(self, field: str, timeout: float, proc: subprocess.Popen | None = None) -> tuple[float, str]:
-        """Receive until a message with the line `field` (e.g. READY=1) arrives; (time, message)."""
+        """The first message from now on (not yet consumed) with the line `field`, e.g. READY=1: (time, message)."""
         deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RuntimeError(f"no {field} on the notify socket within {timeout}s")
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"process exited with {proc.returncode} before {field}")
-            self.sock.settimeout(min(left, 0.5))
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            now = time.monotonic()
-            message = data.decode(errors="replace")
-            self.messages.append((now, message))
-            if field in message.split("\n"):
-                return now, message
+        with self._cond:
+            while True:
+                while self._cursor < len(self.messages):
+                    t, message = self.messages[self._cursor]
+                    self._cursor += 1
+                    if field in message.split("\n"):
+                        return t, message
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(f"no {field} on the notify socket within {timeout}s")
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(f"process exited with {proc.returncode} before {field}")
+                self._cond.wait(min(left, 0.5))
 
     def drain(self) -> None:
-        self.sock.setblocking(False)
-        try:
-            while True:
-                self.messages.append((time.monotonic(), self.sock.recv(65536).decode(errors="replace")))
-        except BlockingIOError:
-            pass
-        finally:
-            self.sock.setblocking(True)
+        """Forget what arrived so far: the next wait_for looks only at later messages."""
+        with self._cond:
+            self._cursor = len(self.messages)
 
     def close(self) -> None:
+        self._closed = True
+        self._thread.join(2)
         self.sock.close()
         try:
             os.unlink(self.path)

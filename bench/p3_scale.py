@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="healthy,hang")
     parser.add_argument("--nginx-workers", type=int, default=1)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds after every target was probed once")
-    parser.add_argument("--settle-max", type=float, default=60.0,
+    parser.add_argument("--settle-max", type=float, default=40.0,
                         help="longest wait for in-flight probes to come down after the first round")
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--scrape-every", type=float, default=7.5, help="seconds between /metrics scrapes in the window")

@@ -55,6 +55,11 @@ def quiet_names(count: int, spread: float, interval: float = INTERVAL) -> list[s
     return names
 
 
+def per_target(name: str) -> bool:
+    """The per-target families (ProbeMetrics), not the daemon's own."""
+    return name.startswith(("probe_", "tocsin_probe_", "tocsin_probes_total"))
+
+
 def reference_cost(text: str, runs: int) -> dict:
     """Rebuild the per-target families in a prometheus-client registry; time generate_latest."""
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -70,7 +75,7 @@ def reference_cost(text: str, runs: int) -> dict:
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(" ", 3)
             types[name] = kind
-    families = {n: k for n, k in types.items() if n.startswith(("probe_", "tocsin_probe"))}
+    families = {n: k for n, k in types.items() if per_target(n)}
     samples: dict[str, list[tuple[dict, float, str]]] = {n: [] for n in families}
     for name, labels, value in parse_metrics(text, tuple(families)):
         for fam, kind in families.items():
@@ -187,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             spy.wait(60)
         text = body.decode()
         lines = sum(1 for line in text.splitlines() if line and line[0] != "#")
-        probe_text = "\n".join(line for line in text.splitlines() if line.startswith(("probe_", "tocsin_probe", "# ")))
+        probe_text = "\n".join(line for line in text.splitlines()
+                                if per_target(line.removeprefix("# TYPE ").removeprefix("# HELP ")))
         # probes still quiet? (nothing scheduled before the hour ends)
         after = text.count('result="success"}')
         procs.stop(proc)
