@@ -41,6 +41,12 @@ def main(argv: list[str]) -> int:
         if r is None:
             print(f"{name:18} failed (exit {entry['exit_code']})")
             continue
+        if "figures" in r:  # P3, P4, P7: several figures, each against its own goal
+            for f in r["figures"]:
+                value = f"{f['value']} {f['unit']}".strip()
+                print(f"{name:18} {f['figure'][:46]:46} {value:>16}  goal {f['goal']:<8} "
+                      f"{'met' if f['met'] else 'NOT met'}")
+            continue
         if "table" in r:  # P2, P6: figures that are not CPU per 1000 probes say what they are
             med = {"tocsin": r["table"]["tocsin"], "blackbox": r["table"]["anchor"]}
             r = {**r, "unit": r["table"]["what"] + "; anchor = blackbox+prometheus+alertmanager"}
