@@ -7,7 +7,7 @@ loop around it lives in one place.
 
 from __future__ import annotations
 
-import os
+import random
 
 from ..config import Target
 from . import dns, http, tcp
@@ -18,8 +18,11 @@ ATTEMPTS: dict[str, AttemptFn] = {"http": http.attempt, "tcp": tcp.attempt, "dns
 
 
 def new_correlation_id() -> str:
-    """32 hex digits: usable as a W3C trace id, so target logs can be joined to ours."""
-    return os.urandom(16).hex()
+    """32 hex digits: usable as a W3C trace id, so target logs can be joined to ours.
+
+    Trace ids need to be unique, not secret: the process's PRNG serves without a syscall.
+    """
+    return f"{random.getrandbits(128) or 1:032x}"
 
 
 async def run_probe(target: Target, deadline: float, correlation_id: str | None = None) -> ProbeResult:

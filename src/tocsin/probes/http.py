@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import os
+import random
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -31,7 +31,7 @@ _CHUNK = 64 * 1024
 
 def traceparent(correlation_id: str) -> str:
     """A W3C trace context header whose trace id is the probe's correlation id."""
-    return f"00-{correlation_id}-{os.urandom(8).hex()}-01"
+    return f"00-{correlation_id}-{random.getrandbits(64) or 1:016x}-01"
 
 
 @functools.lru_cache(maxsize=1024)
