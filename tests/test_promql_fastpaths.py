@@ -97,7 +97,7 @@ def test_fast_paths_are_taken_and_agree_on_clean_counters() -> None:
             v += (i * step) % 3
             mem.add(labels, 1_000_000 + step * 15_000 + i, v)
             store.add(labels, 1_000_000 + step * 15_000 + i, v)
-    series = store.select_refs([promql.Matcher.make("__name__", "=", "c")], 0, 1 << 62)
+    series, _ = store.select_refs([promql.Matcher.make("__name__", "=", "c")], 0, 1 << 62)
     assert all(s.nan_t < 0 for s in series) and any(s.change_t > 0 for s in series)
     assert all(s.reset_t < 0 for s in series)
     for q in ("rate(c[5m])", "increase(c[5m])", "changes(c[5m])", "delta(c[5m])"):

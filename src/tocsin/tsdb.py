@@ -7,9 +7,9 @@ evaluation interval). A series no rule selects is dropped at ingest, decided onc
 label set. It implements the PromQL engine's `Storage` protocol; `select` copies the
 requested window under the lock so evaluation (on a worker thread) never sees a
 half-appended series; `select_refs`, the engine's fast path, hands out the series
-themselves instead, which is safe because their arrays only grow in place (anything else
-replaces them, see _Series). Matcher results are cached while the set of series is
-unchanged, so a rule evaluation allocates nothing per series to select. Like a Prometheus scrape, a series a target stops reporting, or a
+themselves and the lock, which the engine holds for each pass over them (as long as
+`select` used to hold it to copy). Matcher results are cached while the set of series
+is unchanged, so a rule evaluation allocates nothing per series to select. Like a Prometheus scrape, a series a target stops reporting, or a
 target removed by a reload, gets a staleness marker so alerts on it resolve.
 """
 
@@ -32,18 +32,17 @@ Sample = tuple[str, tuple[tuple[str, str], ...], float]
 
 
 class _Series:
-    """One series' samples. The rule worker reads them without copying and without the
-    lock: `data` is a (timestamps, values) pair of arrays that are only ever appended to
-    in place (values first, so len(timestamps) never exceeds len(values)); anything that
-    would change a sample a reader may hold (trimming, an out-of-order insert, a rewrite)
-    builds new arrays and swaps the pair in one assignment. A reader that takes
-    `ts, vals = s.data` and `n = len(ts)` holds a consistent snapshot of n samples."""
+    """One series' samples, changed only in place and only under the store's lock. The
+    engine reads the arrays without copying while it holds that lock for one pass over a
+    selector's series, so the objects live as long as the series (no churn for the
+    garbage collector) and a pass sees one consistent state."""
 
-    __slots__ = ("labels", "data", "retention", "nan_t", "change_t", "reset_t")
+    __slots__ = ("labels", "ts", "vals", "retention", "nan_t", "change_t", "reset_t")
 
     def __init__(self, labels: Labels, retention: int) -> None:
         self.labels = labels
-        self.data: tuple[array, array] = (array("q"), array("d"))
+        self.ts = array("q")
+        self.vals = array("d")
         self.retention = retention
         # Newest timestamp of a NaN sample (stale markers included), of a sample that
         # differs from the one before it, and of one lower than the one before it. A
@@ -53,28 +52,17 @@ class _Series:
         self.change_t = -(1 << 62)
         self.reset_t = -(1 << 62)
 
-    @property
-    def ts(self) -> array:
-        return self.data[0]
-
-    @property
-    def vals(self) -> array:
-        return self.data[1]
-
     def append(self, t: int, v: float) -> None:
         if v != v and t > self.nan_t:
             self.nan_t = t
-        ts, vals = self.data
+        ts, vals = self.ts, self.vals
         if ts and t <= ts[-1]:
-            ts = array("q", ts)
-            vals = array("d", vals)
             i = bisect_left(ts, t)
             if ts[i] == t:
                 vals[i] = v
             else:
                 ts.insert(i, t)
                 vals.insert(i, v)
-            self.data = (ts, vals)
             self.change_t = self.reset_t = 1 << 62  # history rewritten: no longer known
             return
         if vals:
@@ -83,12 +71,13 @@ class _Series:
                 self.change_t = t
                 if v < last:
                     self.reset_t = t
-        vals.append(v)
         ts.append(t)
+        vals.append(v)
         # Trim in batches: at most ~1/8 of the window is kept beyond the retention.
         if t - ts[0] > self.retention + (self.retention >> 3):
             cut = bisect_left(ts, t - self.retention)
-            self.data = (ts[cut:], vals[cut:])
+            del ts[:cut]
+            del vals[:cut]
 
 
 class Interest:
@@ -311,26 +300,28 @@ class SampleStore:
         out: list[Series] = []
         with self._lock:
             for s in self._matching(matchers):
-                ts, vals = s.data
+                ts = s.ts
                 i = bisect_left(ts, mint_ms)
                 if i >= len(ts):
                     continue
-                out.append(Series(s.labels, ts[i:], vals[i:]))
+                out.append(Series(s.labels, ts[i:], s.vals[i:]))
         return out
 
-    def select_refs(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> Sequence[Any]:  # noqa: ARG002
-        """The engine's fast path: the matching series themselves, sorted by labels and
-        unique, each with `labels`, `data` (see _Series) and `nan_t` (newest NaN time).
-        Read-only: the list is shared by every query until the series set changes."""
+    def select_refs(self, matchers: Sequence[Matcher], mint_ms: int,  # noqa: ARG002
+                    maxt_ms: int) -> tuple[Sequence[Any], Any]:
+        """The engine's fast path: the matching series themselves (sorted by labels, unique;
+        each with `labels`, `ts`, `vals`, `nan_t`, `change_t`, `reset_t`) and the lock the
+        engine must hold while it reads them. Read-only: the list is shared by every query
+        until the series set changes."""
         with self._lock:
-            return self._matching(matchers)
+            return self._matching(matchers), self._lock
 
     # ---------------------------------------------------------------- accounting
     def stats(self) -> dict[str, int]:
         with self._lock:
-            samples = sum(len(s.data[0]) for s in self._series.values())
-            allocated = sum(ts.buffer_info()[1] * ts.itemsize + vals.buffer_info()[1] * vals.itemsize
-                            for ts, vals in (s.data for s in self._series.values()))
+            samples = sum(len(s.ts) for s in self._series.values())
+            allocated = sum(s.ts.buffer_info()[1] * s.ts.itemsize + s.vals.buffer_info()[1] * s.vals.itemsize
+                            for s in self._series.values())
             return {"series": len(self._series), "samples": samples, "array_bytes": allocated}
 
     def __len__(self) -> int:

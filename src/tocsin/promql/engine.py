@@ -10,9 +10,10 @@ overlapping windows of consecutive range steps are not recomputed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import nodes as N
@@ -34,20 +35,21 @@ _RangeSeries = tuple[Labels, Sequence[int], Sequence[float]]
 
 class _Selected:
     """A selected series from a storage without `select_refs`: the same shape as the sample
-    store's own series (`labels`, `data` = (timestamps, values), `nan_t`)."""
+    store's own series (`labels`, `ts`, `vals`, `nan_t`, `change_t`, `reset_t`)."""
 
-    __slots__ = ("labels", "data", "nan_t")
-    change_t: int
-    reset_t: int
-
-    def __init__(self, labels: Labels, ts: Sequence[int], vals: Sequence[float], has_nan: bool) -> None:
-        self.labels = labels
-        self.data = (ts, vals)
-        self.nan_t = 1 << 62 if has_nan else -(1 << 62)
-
+    __slots__ = ("labels", "ts", "vals", "nan_t")
     # Unknown: the range functions' fast paths never apply.
     change_t = 1 << 62
     reset_t = 1 << 62
+
+    def __init__(self, labels: Labels, ts: Sequence[int], vals: Sequence[float], has_nan: bool) -> None:
+        self.labels = labels
+        self.ts = ts
+        self.vals = vals
+        self.nan_t = 1 << 62 if has_nan else -(1 << 62)
+
+
+_NO_LOCK = contextlib.nullcontext()
 
 
 def _window_has_nan(ts: Sequence[int], vals: Sequence[float], mint: int, maxt: int) -> bool:
@@ -138,16 +140,18 @@ class Evaluator:
             mint, maxt = min(mint, old[0]), max(maxt, old[1])
         self._bounds[id(vs)] = (mint, maxt)
 
-    def _select(self, vs: N.VectorSelector) -> tuple[Sequence[Any], int]:
-        """The series a selector matches, sorted by labels, and the earliest time the query
-        reads of them: a series whose newest NaN (`nan_t`) is older cannot hold a stale
-        marker the query sees, so the hot loops skip staleness checks for it."""
+    def _select(self, vs: N.VectorSelector) -> tuple[Sequence[Any], int, Any]:
+        """The series a selector matches, sorted by labels; the earliest time the query
+        reads of them (a series whose newest NaN, `nan_t`, is older cannot hold a stale
+        marker the query sees, so the hot loops skip staleness checks for it); and the
+        lock to hold while reading their arrays."""
         got = self._selected.get(id(vs))
         if got is None:
             mint, maxt = self._bounds.get(id(vs), (-(1 << 62), 1 << 62))
             refs = getattr(self.storage, "select_refs", None)
             if refs is not None:
-                got = (refs(vs.matchers, mint, maxt), mint)  # sorted, unique, not copied
+                series, lock = refs(vs.matchers, mint, maxt)  # sorted, unique, not copied
+                got = (series, mint, lock)
             else:
                 seen: set[Labels] = set()
                 found: list[_Selected] = []
@@ -158,7 +162,7 @@ class Evaluator:
                     ts, vals = s.timestamps, s.values
                     found.append(_Selected(s.labels, ts, vals, _window_has_nan(ts, vals, mint, maxt)))
                 found.sort(key=lambda x: x.labels)
-                got = (found, mint)
+                got = (found, mint, _NO_LOCK)
             self._selected[id(vs)] = got
         return got
 
@@ -172,40 +176,40 @@ class Evaluator:
         lo = ref - self.lookback
         out: list[Sample] = []
         append = out.append
-        selected, mint = self._select(vs)
-        for s in selected:
-            tss, vals = s.data
-            i = bisect_right(tss, ref) - 1
-            if i < 0:
-                continue
-            t = tss[i]
-            if t < lo:
-                continue
-            v = vals[i]
-            if v != v and s.nan_t >= mint and is_stale(v):
-                continue
-            append(Sample(s.labels, t / 1000.0 if sample_times else v))
+        selected, mint, lock = self._select(vs)
+        with lock:
+            for s in selected:
+                tss = s.ts
+                i = bisect_right(tss, ref) - 1
+                if i < 0:
+                    continue
+                t = tss[i]
+                if t < lo:
+                    continue
+                v = s.vals[i]
+                if v != v and s.nan_t >= mint and is_stale(v):
+                    continue
+                append(Sample(s.labels, t / 1000.0 if sample_times else v))
         return out
 
-    def _matrix_windows(self, selected: Sequence[Any], sel_mint: int, mint: int, maxt: int) -> Iterator[_RangeSeries]:
-        """Each series' samples in [mint, maxt], stale markers left out; one at a time, so
-        no window outlives the function call that reads it."""
-        for s in selected:
-            tss, vals = s.data
-            lo = bisect_left(tss, mint)
-            hi = bisect_right(tss, maxt, lo)
-            if lo >= hi:
-                continue
-            win_t: Sequence[int] = tss[lo:hi]
-            win_v: Sequence[float] = vals[lo:hi]
-            if s.nan_t >= sel_mint:
-                keep = [i for i, x in enumerate(win_v) if not (x != x and is_stale(x))]
-                if len(keep) != len(win_v):
-                    win_t = [win_t[i] for i in keep]
-                    win_v = [win_v[i] for i in keep]
-                    if not win_t:
-                        continue
-            yield s.labels, win_t, win_v
+    @staticmethod
+    def _window(s: Any, sel_mint: int, mint: int, maxt: int) -> tuple[Sequence[int], Sequence[float]] | None:
+        """A series' samples in [mint, maxt] (copies), stale markers left out."""
+        tss = s.ts
+        lo = bisect_left(tss, mint)
+        hi = bisect_right(tss, maxt, lo)
+        if lo >= hi:
+            return None
+        win_t: Sequence[int] = tss[lo:hi]
+        win_v: Sequence[float] = s.vals[lo:hi]
+        if s.nan_t >= sel_mint:
+            keep = [i for i, x in enumerate(win_v) if not (x != x and is_stale(x))]
+            if len(keep) != len(win_v):
+                win_t = [win_t[i] for i in keep]
+                win_v = [win_v[i] for i in keep]
+                if not win_t:
+                    return None
+        return win_t, win_v
 
     def _range(self, node: N.Expr, ts: int) -> tuple[Iterable[_RangeSeries], Window]:
         """Evaluate a matrix selector or subquery for the window ending at ts."""
@@ -213,8 +217,14 @@ class Evaluator:
             vs = node.selector
             maxt = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
             mint = maxt - node.range_ms
-            selected, sel_mint = self._select(vs)
-            out = self._matrix_windows(selected, sel_mint, mint, maxt)
+            selected, sel_mint, lock = self._select(vs)
+            out: list[_RangeSeries] = []
+            window = self._window
+            with lock:
+                for s in selected:
+                    got = window(s, sel_mint, mint, maxt)
+                    if got is not None:
+                        out.append((s.labels, got[0], got[1]))
             return out, Window(mint, maxt, node.range_ms, ts)
         if isinstance(node, N.Subquery):
             maxt = (ts if node.at is None else self._at_time(node.at, ts)) - node.offset_ms
@@ -302,34 +312,36 @@ class Evaluator:
         is_rate = name == "rate"
         fn = fd.fn
         keep_name = fd.keep_name
-        selected, sel_mint = self._select(vs)
+        selected, sel_mint, lock = self._select(vs)
         out: list[Sample] = []
         append = out.append
-        for s in selected:
-            tss, vals = s.data
-            lo = bisect_left(tss, mint)
-            hi = bisect_right(tss, maxt, lo)
-            if lo >= hi:
-                continue
-            t0 = tss[lo]
-            if s.nan_t < sel_mint and (s.change_t <= t0 if is_changes else (not is_counter or s.reset_t <= t0)):
-                if is_changes:
-                    v: float | None = 0.0
-                elif hi - lo < 2:
+        with lock:
+            for s in selected:
+                tss = s.ts
+                lo = bisect_left(tss, mint)
+                hi = bisect_right(tss, maxt, lo)
+                if lo >= hi:
                     continue
+                t0 = tss[lo]
+                if s.nan_t < sel_mint and (s.change_t <= t0 if is_changes else (not is_counter or s.reset_t <= t0)):
+                    if is_changes:
+                        v: float | None = 0.0
+                    elif hi - lo < 2:
+                        continue
+                    else:
+                        vals = s.vals
+                        first_v = vals[lo]
+                        v = extrapolate(vals[hi - 1] - first_v, first_v, t0, tss[hi - 1], hi - lo, window, is_counter,
+                                        is_rate)
                 else:
-                    first_v = vals[lo]
-                    v = extrapolate(vals[hi - 1] - first_v, first_v, t0, tss[hi - 1], hi - lo, window, is_counter,
-                                    is_rate)
-            else:
-                got = next(self._matrix_windows((s,), sel_mint, mint, maxt), None)
-                if got is None:
-                    continue
-                v = fn(got[1], got[2], window)
-                if v is None:
-                    continue
-            lbl = s.labels
-            append(Sample(lbl if keep_name else drop_name(lbl), v))
+                    got = self._window(s, sel_mint, mint, maxt)
+                    if got is None:
+                        continue
+                    v = fn(got[0], got[1], window)
+                    if v is None:
+                        continue
+                lbl = s.labels
+                append(Sample(lbl if keep_name else drop_name(lbl), v))
         return out
 
     def _aggregate(self, node: N.Aggregate, ts: int) -> list[Sample]:
