@@ -17,6 +17,7 @@ interval makes the loop skip the ticks it missed and count them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import os
@@ -33,6 +34,8 @@ from .state import AlertState
 from .tsdb import SampleStore, build_interest
 
 log = logging.getLogger("tocsin.rules")
+
+_FREEZE_MIN_SERIES = 20_000  # below this, full collections are cheap (see _settle_heap)
 
 AlertHook = Callable[[list[dict[str, Any]]], None]
 
@@ -68,6 +71,7 @@ class RuleManager:
         self._state: AlertState | None = None
         self._saved_signature: dict[str, Any] = {}
         self._missed: dict[str, int] = {}
+        self._frozen_series = 0
         # The first evaluations wait until every target reported once (bounded): restored
         # alerts must be judged on fresh samples, not on an empty store.
         self._unreported = {t.name for t in loaded.targets}
@@ -229,6 +233,7 @@ class RuleManager:
         if group is None:
             return
         to_send = group.eval(ts, self.store)
+        self._settle_heap()
         for rule in group.rules:
             if isinstance(rule, AlertingRule):
                 for a in rule.active.values():
@@ -245,6 +250,24 @@ class RuleManager:
             except Exception:  # noqa: BLE001 - the pipeline's failure is not the rules'
                 log.exception("alert change hook failed")
         self._persist(group, ts)
+
+    def _settle_heap(self) -> None:
+        """Keep the garbage collector's full passes off the sample store.
+
+        The store holds a few long-lived objects per series (tens of thousands with many
+        targets); every full collection walks all of them, and an evaluation's
+        allocations trigger several, each costing about as much as the rest of the
+        evaluation. Once the store has grown by half since last time (and is large),
+        collect once and move everything alive to the permanent generation
+        (`gc.freeze`). Series change in place, so frozen objects stay what the store
+        uses; objects frozen that die later are still freed by reference counting (only
+        garbage cycles among them would stay, once per freeze).
+        """
+        n = len(self.store)
+        if n >= _FREEZE_MIN_SERIES and n >= self._frozen_series * 3 // 2:
+            gc.collect()
+            gc.freeze()
+            self._frozen_series = n
 
     def _persist(self, group: Group, ts: int) -> None:
         if self._state is None:

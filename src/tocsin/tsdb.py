@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .promql import STALE_NAN, Series
-from .promql.labels import METRIC_NAME, Labels, get
+from .promql.labels import METRIC_NAME, Labels, drop_name, get
 from .promql.matchers import Matcher
 
 LOOKBACK_MS = 300_000
@@ -37,10 +37,11 @@ class _Series:
     selector's series, so the objects live as long as the series (no churn for the
     garbage collector) and a pass sees one consistent state."""
 
-    __slots__ = ("labels", "ts", "vals", "retention", "nan_t", "change_t", "reset_t")
+    __slots__ = ("labels", "unnamed", "ts", "vals", "retention", "nan_t", "change_t", "reset_t")
 
     def __init__(self, labels: Labels, retention: int) -> None:
         self.labels = labels
+        self.unnamed = drop_name(labels)  # what most functions and operators return
         self.ts = array("q")
         self.vals = array("d")
         self.retention = retention
@@ -310,7 +311,7 @@ class SampleStore:
     def select_refs(self, matchers: Sequence[Matcher], mint_ms: int,  # noqa: ARG002
                     maxt_ms: int) -> tuple[Sequence[Any], Any]:
         """The engine's fast path: the matching series themselves (sorted by labels, unique;
-        each with `labels`, `ts`, `vals`, `nan_t`, `change_t`, `reset_t`) and the lock the
+        each with `labels`, `unnamed` (labels without the name), `ts`, `vals`, `nan_t`, `change_t`, `reset_t`) and the lock the
         engine must hold while it reads them. Read-only: the list is shared by every query
         until the series set changes."""
         with self._lock:

@@ -37,13 +37,14 @@ class _Selected:
     """A selected series from a storage without `select_refs`: the same shape as the sample
     store's own series (`labels`, `ts`, `vals`, `nan_t`, `change_t`, `reset_t`)."""
 
-    __slots__ = ("labels", "ts", "vals", "nan_t")
+    __slots__ = ("labels", "unnamed", "ts", "vals", "nan_t")
     # Unknown: the range functions' fast paths never apply.
     change_t = 1 << 62
     reset_t = 1 << 62
 
     def __init__(self, labels: Labels, ts: Sequence[int], vals: Sequence[float], has_nan: bool) -> None:
         self.labels = labels
+        self.unnamed = drop_name(labels)
         self.ts = ts
         self.vals = vals
         self.nan_t = 1 << 62 if has_nan else -(1 << 62)
@@ -63,6 +64,10 @@ def _window_has_nan(ts: Sequence[int], vals: Sequence[float], mint: int, maxt: i
 _FAST_RANGE = frozenset({"rate", "increase", "delta", "changes"})
 _SET_OPS = frozenset({"and", "or", "unless"})
 _FILTERS = frozenset({"==", "!=", ">", "<", ">=", "<="})
+
+
+def _one_name(vs: N.VectorSelector) -> bool:
+    return any(m.name == "__name__" and m.op == "=" for m in vs.matchers)
 
 
 def _check_unique(vec: list[Sample]) -> list[Sample]:
@@ -261,7 +266,9 @@ class Evaluator:
         kind = fd.kind
         if kind == "range":
             if fd.name in _FAST_RANGE and isinstance(node.args[0], N.MatrixSelector):
-                return _check_unique(self._fast_range(fd, node.args[0], ts))
+                out = self._fast_range(fd, node.args[0], ts)
+                # Series of one metric name stay unique without it.
+                return out if fd.keep_name or _one_name(node.args[0].selector) else _check_unique(out)
             mi = fd.matrix_arg
             series, window = self._range(node.args[mi], ts)
             extra = [self.eval(a, ts) for i, a in enumerate(node.args) if i != mi]
@@ -340,8 +347,7 @@ class Evaluator:
                     v = fn(got[0], got[1], window)
                     if v is None:
                         continue
-                lbl = s.labels
-                append(Sample(lbl if keep_name else drop_name(lbl), v))
+                append(Sample(s.labels if keep_name else s.unnamed, v))
         return out
 
     def _aggregate(self, node: N.Aggregate, ts: int) -> list[Sample]:
@@ -364,7 +370,9 @@ class Evaluator:
                 return out
             return _check_unique(out)
         out = vector_vector(node, lhs, rhs)
-        if node.op in _SET_OPS:
+        if node.op in _SET_OPS or node.card == "one-to-one":
+            # One-to-one: each result's labels are its match signature (or the unique
+            # left-hand labels), and vector_vector rejects a signature matched twice.
             return out
         return _check_unique(out)
 
