@@ -921,7 +921,7 @@ class _Exec:
                     self.out.append(go_sprint(value))
             else:
                 self.control(node, dot)
-            if sum(len(s) for s in self.out[-1:]) > 1_000_000:
+            if self.out and len(self.out[-1]) > 1_000_000:
                 raise self.error("template output too large")
 
     def control(self, node: _If, dot: Any) -> None:
@@ -999,7 +999,9 @@ class _Exec:
                 if truth(a) != (name == "and"):
                     return a
             return args[-1]
-        fn = self.funcs[name]
+        fn = self.funcs.get(name)  # the context's functions first, then the fixed table
+        if fn is None:
+            fn = FUNCTIONS[name]
         try:
             return fn(*args)
         except TemplateError as exc:
@@ -1070,7 +1072,7 @@ class Template:
 
     def execute(self, data: TemplateData | Any, *, query: Callable[[str], list[QuerySample]] | None = None,
                 now: float | None = None, external_url: str = "") -> str:
-        funcs = dict(FUNCTIONS)
+        funcs: dict[str, Callable[..., Any]] = {}
 
         def _query(q: str) -> list[QuerySample]:
             if query is None:
