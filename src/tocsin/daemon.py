@@ -64,7 +64,9 @@ class Daemon:
         self._last_reload_ok = True
         self._reload_task: asyncio.Future[tuple[bool, str]] | None = None
         self._reload_pending = False
-        self._up = 0
+        self._up = 0    # targets whose last probe succeeded / failed, kept by _on_result:
+        self._down = 0  # counting them per change would be O(targets) per change
+        self._status_due = False
         logs.set_error_hook(lambda name: self.self_metrics.log_errors.labels(name).inc())
 
     # ---------------------------------------------------------------- start / stop
@@ -242,6 +244,7 @@ class Daemon:
         for name in changes["changed"]:
             self.probe_metrics.set_interval(name, self.scheduler.states[name].interval)
         self._up = sum(1 for s in self.scheduler.states.values() if s.up)
+        self._down = sum(1 for s in self.scheduler.states.values() if s.up is False)
         kinds: dict[str, int] = {"http": 0, "tcp": 0, "dns": 0}
         for target in loaded.targets:
             kinds[target.kind] += 1
@@ -257,8 +260,9 @@ class Daemon:
         was_up = previous.success if previous is not None else None
         if result.success != was_up:
             self._up += (1 if result.success else 0) - (1 if was_up else 0)
+            self._down += (0 if result.success else 1) - (1 if was_up is False else 0)
             self.self_metrics.targets_up.set(self._up)
-            self._update_status()
+            self._update_status_soon()
             if result.success:
                 log.info("target is up", extra={"fields": {"duration": f"{result.duration:.3f}s"}})
             else:
@@ -267,10 +271,16 @@ class Daemon:
         elif not result.success:
             log.debug("probe failed: %s: %s", result.reason, result.message)
 
+    def _update_status_soon(self) -> None:
+        """Coalesce STATUS updates: at most one a second, however many targets change."""
+        if not self._status_due and self.loop is not None:
+            self._status_due = True
+            self.loop.call_later(1.0, self._update_status)
+
     def _update_status(self) -> None:
-        states = self.scheduler.states if self.scheduler else {}
-        down = sum(1 for s in states.values() if s.up is False)
-        text = f"{len(states)} targets: {self._up} up, {down} down"
+        self._status_due = False
+        count = len(self.scheduler.states) if self.scheduler else 0
+        text = f"{count} targets: {self._up} up, {self._down} down"
         if not self._last_reload_ok:
             text += "; last reload failed, running the previous configuration"
         self.notifier.status(text)
@@ -278,7 +288,7 @@ class Daemon:
     # ---------------------------------------------------------------- web views
 
     def render_metrics(self) -> bytes:
-        return (self.self_metrics.render() + self.probe_metrics.render() + self.rules.render_metrics()).encode()
+        return "".join((self.self_metrics.render(), self.probe_metrics.render(), self.rules.render_metrics())).encode()
 
     def is_ready(self) -> bool:
         return self._ready

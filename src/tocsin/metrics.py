@@ -60,6 +60,9 @@ PROBE_FAMILIES: dict[str, tuple[str, str]] = {
     "tocsin_probe_duration_seconds": ("histogram", "Probe durations, for latency SLOs."),
 }
 
+_FAMILY_INDEX = {name: index for index, name in enumerate(PROBE_FAMILIES)}
+_NO_FRAGMENTS = [""] * len(PROBE_FAMILIES)  # shared by targets not yet probed; never mutated
+
 _FACTS_BY_KIND = {
     "http": ("dns_lookup_time_seconds", "ip_protocol", "ip_addr_hash", "http_status_code", "http_content_length",
              "http_uncompressed_body_length", "http_redirects", "http_ssl", "http_version", "failed_due_to_regex"),
@@ -113,7 +116,7 @@ class _TargetSeries:
         self.buckets = [0] * len(DURATION_BUCKETS)
         self.count = 0
         self.total = 0.0
-        self.fragments: dict[str, str] = {}
+        self.fragments: list[str] = _NO_FRAGMENTS  # one per family, in PROBE_FAMILIES order
         self.interval = target.interval or 0.0
         self.samples: list[Sample] = []
         # Every line starts with the same `name{labels} ` for the life of the target: build
@@ -167,8 +170,8 @@ class ProbeMetrics:
             series = self._series.get(name)
             if series is not None:
                 series.interval = interval
-                if series.fragments:
-                    series.fragments["tocsin_probe_interval_seconds"] = (
+                if series.fragments is not _NO_FRAGMENTS:
+                    series.fragments[_FAMILY_INDEX["tocsin_probe_interval_seconds"]] = (
                         f"{series.head('tocsin_probe_interval_seconds', series.labels)}{format_value(interval)}\n")
 
     def record(self, result: ProbeResult, interval: float | None = None) -> None:
@@ -233,7 +236,7 @@ class ProbeMetrics:
         return out
 
     @staticmethod
-    def _render(series: _TargetSeries, samples: list[Sample]) -> dict[str, str]:
+    def _render(series: _TargetSeries, samples: list[Sample]) -> list[str]:
         parts: dict[str, list[str]] = {}
         head = series.head
         for name, labels, value in samples:
@@ -250,17 +253,18 @@ class ProbeMetrics:
         histogram.append(f"{head('tocsin_probe_duration_seconds_sum', labels)}{format_value(series.total)}\n")
         histogram.append(f"{head('tocsin_probe_duration_seconds_count', labels)}{series.count}\n")
         parts["tocsin_probe_duration_seconds"] = histogram
-        return {name: "".join(lines) for name, lines in parts.items()}
+        return ["".join(parts[name]) if name in parts else "" for name in PROBE_FAMILIES]
 
     def render(self) -> str:
         with self._lock:
-            fragments = [series.fragments for series in self._series.values()]
+            rows = [series.fragments for series in self._series.values()]
         out: list[str] = []
-        for name, (kind, help_text) in PROBE_FAMILIES.items():
-            body = [fragment[name] for fragment in fragments if name in fragment]
+        # Columns of the per-target rows are the families: one join per family, no lookups.
+        for (name, (kind, help_text)), column in zip(PROBE_FAMILIES.items(), zip(*rows)):
+            body = "".join(column)
             if body:
                 out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
-                out += body
+                out.append(body)
         return "".join(out)
 
     def latest_samples(self) -> dict[str, list[Sample]]:
