@@ -225,6 +225,9 @@ def setup_logging(cfg: LoggingConfig | None = None, base_dir: str | None = None)
         root.addHandler(handler)
     # APScheduler logs every job run at INFO: thousands of lines a minute that say nothing.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # ... and a warning per missed or skipped run: the scheduler counts and summarises those.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -54,15 +55,18 @@ class TargetState:
 
 
 class _MeasuredExecutor(AsyncIOExecutor):
-    """The asyncio executor, plus a lateness measurement at the moment a run is started."""
+    """The asyncio executor, noting when each run was due so the probe can measure lateness.
 
-    def __init__(self, on_lateness: Callable[[float], None]) -> None:
+    Lateness is observed when the probe really starts (after it got a slot of the pool),
+    against the earliest run it stands for when coalesced runs were missed.
+    """
+
+    def __init__(self, due: dict[str, datetime]) -> None:
         super().__init__()
-        self._on_lateness = on_lateness
+        self._due = due
 
     def _do_submit_job(self, job, run_times):  # type: ignore[no-untyped-def]
-        if job.id != HEARTBEAT_JOB:  # the histogram is about probes
-            self._on_lateness((datetime.now(timezone.utc) - run_times[-1]).total_seconds())
+        self._due[job.id] = run_times[0]
         return super()._do_submit_job(job, run_times)
 
 
@@ -74,13 +78,16 @@ class ProbeScheduler:
         self._metrics = metrics
         self._on_result = on_result
         self._slots = asyncio.Semaphore(max_concurrent)
+        self._due: dict[str, datetime] = {}  # job id -> when its current run was due
         self._scheduler = AsyncIOScheduler(
-            executors={"default": _MeasuredExecutor(metrics.lateness.observe)},
+            executors={"default": _MeasuredExecutor(self._due)},
             job_defaults={"max_instances": 1, "coalesce": True},
             timezone=timezone.utc,
         )
         self._scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self.states: dict[str, TargetState] = {}
+        self._unusual = {"missed": 0, "skipped": 0}
+        self._unusual_logged = float("-inf")
         self._in_flight: set[asyncio.Task] = set()
         metrics.in_flight.set_function(lambda: len(self._in_flight))
 
@@ -137,6 +144,7 @@ class ProbeScheduler:
             misfire_grace_time=max(1, int(interval)), replace_existing=True)
 
     def _remove_job(self, name: str) -> None:
+        self._due.pop(name, None)
         if self._scheduler.get_job(name) is not None:
             self._scheduler.remove_job(name)
 
@@ -180,6 +188,9 @@ class ProbeScheduler:
         try:
             with log_context(target=name, correlation_id=correlation_id):
                 async with self._slots:
+                    due = self._due.pop(name, None)
+                    if due is not None:
+                        self._metrics.lateness.observe((datetime.now(timezone.utc) - due).total_seconds())
                     result = await run_probe(target, asyncio.get_running_loop().time() + (target.timeout or 5.0),
                                              correlation_id)
                 if self.states.get(name) is not state:  # removed or replaced while probing
@@ -206,5 +217,13 @@ class ProbeScheduler:
     def _on_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_MISSED:
             self._metrics.missed_runs.inc()
+            self._unusual["missed"] += 1
         elif event.code == EVENT_JOB_MAX_INSTANCES:
             self._metrics.skipped_runs.inc()
+            self._unusual["skipped"] += 1
+        now = time.monotonic()
+        if now - self._unusual_logged >= 60:  # one summary a minute, not a line per target
+            self._unusual_logged = now
+            log.warning("probe runs not started on time in the last minute: %d missed (too late), "
+                        "%d skipped (previous run still going)", self._unusual["missed"], self._unusual["skipped"])
+            self._unusual = {"missed": 0, "skipped": 0}
