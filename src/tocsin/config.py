@@ -9,6 +9,7 @@ that targets inherit from `global`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -129,11 +130,18 @@ class Model(BaseModel):
 
     @model_validator(mode="after")
     def _one_source_per_secret(self) -> "Model":
-        for name, field in type(self).model_fields.items():
-            if f"{name}_file" in type(self).model_fields and field.annotation in (SecretStr, SecretStr | None):
-                if getattr(self, name) is not None and getattr(self, f"{name}_file") is not None:
-                    raise ValueError(f"give {name} or {name}_file, not both")
+        for name in _secret_pairs(type(self)):
+            if getattr(self, name) is not None and getattr(self, f"{name}_file") is not None:
+                raise ValueError(f"give {name} or {name}_file, not both")
         return self
+
+
+@functools.cache
+def _secret_pairs(model: type[BaseModel]) -> tuple[str, ...]:
+    """Secret fields that also have a `*_file` variant (computed once per class: it is hot at 10 000 targets)."""
+    fields = model.model_fields
+    return tuple(name for name, field in fields.items()
+                 if f"{name}_file" in fields and field.annotation in (SecretStr, SecretStr | None))
 
 
 # ---------------------------------------------------------------------------- global
@@ -362,7 +370,11 @@ class LoadedConfig(BaseModel):
 # ---------------------------------------------------------------------------- loading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (10x faster on a file of 10 000 targets); same results.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]
     """Safe loading that refuses duplicate keys: a silently shadowed key is a lost setting."""
 
 
