@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -105,4 +106,47 @@ alerting:
         assert daemon.stop() == 0
     finally:
         service.down()
+        sink.stop()
+
+
+def test_notification_survives_sigkill_of_the_daemon(daemon_factory, tmp_path):
+    """Receiver down → alert fires → kill -9; restart → delivery stalls → kill -9; restart → it arrives."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "e2e.yml").write_text(RULES)
+    sink = HTTPSink(validate=validate_webhook_v4, mode="fail")
+    config = f"""
+global: {{listen_address: "127.0.0.1:{{port}}", interval: 300ms, timeout: 250ms, state_dir: "{{dir}}/state"}}
+targets:
+  - {{name: db, tcp: {{address: "127.0.0.1:{free_port()}"}}}}
+rule_files: [rules/*.yml]
+alerting:
+  route: {{receiver: hook, group_by: [alertname], group_wait: 0s, group_interval: 1s, repeat_interval: 1h}}
+  receivers:
+    - name: hook
+      webhook: {{url: "{sink.url}/hook", timeout: 1s}}
+  delivery: {{initial_backoff: 50ms, max_backoff: 200ms, breaker_failures: 3, breaker_cooldown: 300ms}}
+"""
+    try:
+        first = daemon_factory(config)
+        wait_for(lambda: (first.sample("tocsin_outbox_length") or 0) >= 1 and sink.attempts >= 1, timeout=20,
+                 what="a notification in the outbox, its delivery refused")
+        first.stop(signal.SIGKILL)
+
+        sink.mode, attempts = "stall", sink.attempts
+        second = daemon_factory(config)
+        wait_for(lambda: sink.attempts > attempts, timeout=20, what="a delivery in flight after restart")
+        second.stop(signal.SIGKILL)
+
+        sink.mode = "ok"
+        sink._release.set()  # let the stalled request go: its sender is gone
+        third = daemon_factory(config)
+        wait_for(lambda: sink.received, timeout=30, what="the notification delivered after two kills")
+        wait_for(lambda: third.sample("tocsin_outbox_length") == 0, timeout=10, what="an empty outbox")
+        firing = [r for r in sink.received if r.body["status"] == "firing"]
+        assert firing and all(r.body["alerts"][0]["labels"]["alertname"] == "TargetDown" for r in firing)
+        keys = {r.headers["Idempotency-Key"] for r in firing}
+        assert len(keys) == 1, keys  # a duplicate may only repeat the same notification
+        assert sink.errors == []
+        assert third.stop() == 0
+    finally:
         sink.stop()
