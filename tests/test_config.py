@@ -138,3 +138,20 @@ def test_check_config_command(tmp_path):
     assert result.returncode == 1
     assert f"{bad}: global.interval: expected a duration such as 30s, 5m or 1h30m" in result.stderr
     assert f"{bad}: targets[0].typo: unknown key" in result.stderr
+
+
+def test_reload_reuses_unchanged_targets_but_rereads_secret_files(tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("first")
+    raw = {"targets": [{"name": "a", "url": "http://x/"},
+                       {"name": "b", "url": "http://y/", "http": {"bearer_token_file": str(secret)}}]}
+    first = parse_config(raw, "x")
+    secret.write_text("rotated")
+    raw["targets"].append({"name": "c", "url": "http://z/"})
+    second = parse_config(raw, "x")
+    assert [t.name for t in second.targets] == ["a", "b", "c"]
+    assert second.targets[0] == first.targets[0]
+    assert second.targets[1].http.secret("bearer_token") == "rotated"  # a file is always read again
+    with pytest.raises(ConfigError):  # a broken load does not poison what the next one reuses
+        parse_config({"targets": [{"name": "a", "url": "http://x/"}, {"name": "d", "url": "ftp://bad"}]}, "x")
+    assert parse_config(raw, "x").targets[2].name == "c"

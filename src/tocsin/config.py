@@ -10,6 +10,7 @@ that targets inherit from `global`.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr,
-                      ValidationError, field_validator, model_validator)
+                      ValidationError, WrapValidator, field_validator, model_validator)
 
 from .errors import ConfigError
 from .units import parse_duration, parse_size
@@ -331,10 +332,31 @@ _DEFAULT_HTTP = HTTPConfig()
 from .notify.config import AlertingConfig  # noqa: E402
 
 
+# Validated targets of the previous load, by their raw mapping (after ${ENV} expansion): a
+# reload of 10 000 targets that changes one validates one. Targets naming any file
+# (secrets, CA, client certificates) are always validated again: the file may have changed.
+_validated_targets: dict[str, Target] = {}
+_seen_targets: dict[str, Target] = {}
+
+
+def _reuse_validated(value: Any, handler: Any) -> Target:
+    if not isinstance(value, dict):
+        return handler(value)
+    try:
+        key = json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError):
+        return handler(value)
+    if '_file"' in key:
+        return handler(value)
+    target = _validated_targets.get(key) or handler(value)
+    _seen_targets[key] = target
+    return target
+
+
 class Config(Model):
     global_: GlobalConfig = Field(default=GlobalConfig(), alias="global")
     logging: LoggingConfig = LoggingConfig()
-    targets: list[Target] = Field(default_factory=list)
+    targets: list[Annotated[Target, WrapValidator(_reuse_validated)]] = Field(default_factory=list)
     rule_files: list[str] = Field(default_factory=list)
     alerting: AlertingConfig | None = None
 
@@ -500,8 +522,11 @@ def parse_config(raw: Any, source: str) -> Config:
         raise ConfigError(f"{source}: expected a mapping at the top level")
     raw, errors = expand_env(raw)
     messages = [f"{source}: {e}" for e in errors]
+    _seen_targets.clear()
     try:
         config = Config.model_validate(raw)
+        _validated_targets.clear()  # keep only what this (good) load used
+        _validated_targets.update(_seen_targets)
     except ValidationError as exc:
         messages += [f"{source}: {format_loc(e['loc'])}: {_message(e)}" for e in exc.errors()]
         raise ConfigError(f"{source}: invalid configuration", messages) from None
