@@ -14,7 +14,6 @@ import logging
 import os
 import resource
 import signal
-import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -405,9 +404,6 @@ def run_daemon(config_path: str | os.PathLike[str]) -> int:
     logs.setup_logging(loaded.config.logging)
     daemon = Daemon(loaded)
     try:
-        # Scrapes and rule evaluations run on other threads; a shorter switch interval lets
-        # the probe loop take the interpreter back sooner, which is what keeps probes on time.
-        sys.setswitchinterval(0.001)
         return aio.run(daemon.run())
     except OSError as exc:
         log.error("cannot start: %s", exc)
