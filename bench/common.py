@@ -1,9 +1,14 @@
-"""Helpers shared by the scale benchmarks (P3, P4, P7): processes, /proc readings, nginx,
-a hanging listener, tocsin's configuration and /metrics parsing, a systemd notify socket.
+"""Helpers shared by every benchmark: processes, /proc readings, nginx, a hanging listener,
+loopback HTTP servers (a webhook sink, a target that can go down), tocsin's configuration
+and /metrics parsing, a systemd notify socket, the machine report, the temporary directory.
+
+What belongs to the anchor stack alone (blackbox_exporter + Prometheus + Alertmanager) is in
+anchor_stack.py. Not a benchmark itself (run_all.py only runs `p<N>_*.py`).
 
 Standard library only (plus tocsin itself, imported lazily where its own phase function is
-needed). Everything listens on 127.0.0.1 on ports chosen at run time; every process started
-through `Processes` is stopped by `stop_all`, which the scripts call in `finally`.
+needed, and PyYAML, imported lazily by write_tocsin_config). Everything listens on 127.0.0.1
+on ports chosen at run time; every process started through `Processes` is stopped by
+`stop_all`, which the scripts call in `finally`.
 
 Run as a script, it is the hanging listener: `python bench/common.py hang PORT` accepts
 every connection, reads and discards whatever arrives, and never answers.
@@ -19,18 +24,25 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 ROOT = Path(__file__).resolve().parent.parent
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+BLACKBOX = shutil.which("prometheus-blackbox-exporter") or "/usr/bin/prometheus-blackbox-exporter"
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 
 
 # ----------------------------------------------------------------------------- processes, /proc
@@ -45,10 +57,12 @@ def cpu_times(pid: int) -> tuple[float, float]:
     """(utime, stime) of the whole process (all threads), in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (all threads), in seconds."""
     return sum(cpu_times(pid))
 
 
@@ -116,57 +130,121 @@ def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | No
 
 
 class Processes:
-    """Every child started by a benchmark; `stop_all` ends them (and only them)."""
+    """Every child started by a benchmark; `stop_all` ends them (and only them).
 
-    def __init__(self) -> None:
+    Thread-safe: P6 starts and stops the anchor stack with its defaults from a second thread.
+    `stop_timeout` is how long a child gets after SIGTERM before SIGKILL."""
+
+    def __init__(self, stop_timeout: float = 15.0) -> None:
         self.procs: list[subprocess.Popen] = []
+        self.stop_timeout = stop_timeout
+        self._lock = threading.Lock()
 
     def start(self, argv: list[str], log_path: Path, **kwargs) -> subprocess.Popen:
         log = open(log_path, "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, **kwargs)
         log.close()
-        self.procs.append(proc)
+        with self._lock:
+            self.procs.append(proc)
         return proc
 
-    @staticmethod
-    def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    def stop(self, proc: subprocess.Popen, timeout: float | None = None) -> None:
         if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGCONT)  # a stopped process (P5's SIGSTOP) cannot act on SIGTERM
+            except ProcessLookupError:
+                pass
             proc.terminate()
             try:
-                proc.wait(timeout)
+                proc.wait(self.stop_timeout if timeout is None else timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
 
     def stop_all(self) -> None:
-        for proc in reversed(self.procs):
+        with self._lock:
+            procs, self.procs = list(self.procs), []
+        for proc in reversed(procs):
             try:
                 self.stop(proc)
             except Exception:  # noqa: BLE001 - keep stopping the others
                 pass
-        self.procs.clear()
 
 
-def machine() -> dict:
+def new_run(name: str, stop_timeout: float = 15.0) -> tuple[Processes, Path]:
+    """A benchmark's start: SIGTERM ends it through `finally` (exit 143), its children, a fresh temporary directory."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return Processes(stop_timeout), Path(tempfile.mkdtemp(prefix=f"tocsin-{name}-"))
+
+
+def remove_workdir(workdir: Path, keep: bool, label: str) -> None:
+    """Delete the temporary directory, or with --keep say where it is (configs, logs)."""
+    if keep:
+        print(f"{label}: kept {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+TOCSIN_ENV: dict[str, str] = {}   # extra environment of tocsin processes (see use_tocsin_rev)
+TOCSIN_REV: list[str] = []
+
+
+def use_tocsin_rev(rev: str, into: Path) -> str:
+    """Run tocsin from `git archive REV src` (exported into `into`) instead of the working tree.
+
+    Other work in progress under src/ then cannot change what is measured in the middle of a
+    run. Returns the short commit id.
+    """
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    TOCSIN_ENV["PYTHONPATH"] = str(into / "src")
+    TOCSIN_REV[:] = [commit]
+    return commit
+
+
+def tocsin_env() -> dict[str, str] | None:
+    return {**os.environ, **TOCSIN_ENV} if TOCSIN_ENV else None
+
+
+def machine_base() -> dict:
+    """The first keys of every benchmark's "machine": what was measured, on what."""
     model = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    nginx = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip() if os.access(NGINX, os.X_OK) else ""
-    try:
-        from tocsin import __version__ as tocsin_version
-    except ImportError:
-        tocsin_version = "?"
     git = lambda *a: subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
     commit = git("rev-parse", "--short", "HEAD") or "?"
     dirty = bool(git("status", "--porcelain", "--", "src"))
-    return {"tocsin_commit": commit + ("+dirty-src" if dirty else ""), "nproc": os.cpu_count(), "cpu_model": model,
-            "kernel": platform.release(), "python": platform.python_version(), "tocsin": tocsin_version,
-            "nginx": nginx, "fd_limit": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
-            "loadavg_at_start": loadavg()}
+    measured = f"{TOCSIN_REV[0]} (git archive of src/)" if TOCSIN_REV else commit + ("+dirty-src" if dirty else "")
+    return {"tocsin_commit": measured, "nproc": os.cpu_count(), "cpu_model": model,
+            "kernel": platform.release(), "python": platform.python_version()}
+
+
+def tocsin_version() -> str:
+    try:
+        from tocsin import __version__
+    except ImportError:
+        return "?"
+    return __version__
+
+
+def first_line(argv: list[str]) -> str:
+    """First line a `--version` prints (stdout, else stderr), "?" if none."""
+    out = subprocess.run(argv, capture_output=True, text=True)
+    return ((out.stdout or out.stderr).strip().splitlines() or ["?"])[0]
+
+
+def machine() -> dict:
+    """The machine report of the scale benchmarks (P3, P4, P7)."""
+    nginx = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip() if os.access(NGINX, os.X_OK) else ""
+    return {**machine_base(), "tocsin": tocsin_version(), "nginx": nginx,
+            "fd_limit": list(resource.getrlimit(resource.RLIMIT_NOFILE)), "loadavg_at_start": loadavg()}
 
 
 def write_json(path: Path | None, summary: dict) -> None:
@@ -186,43 +264,52 @@ def profile_with_py_spy(pid: int, seconds: float, out: Path, rate: int = 100) ->
 
 # ----------------------------------------------------------------------------- nginx
 
-NGINX_CONF = """\
+HEALTH = """location = /health {
+            default_type application/json;
+            return 200 '{"status": "ok"}\\n';
+        }"""
+
+
+def nginx_conf(ndir: Path, port: int, workers: int = 1, connections: int = 8192, rlimit_nofile: int | None = 16384,
+               access_log: str = "access_log off;", locations: str = HEALTH) -> str:
+    rlimit = f"worker_rlimit_nofile {rlimit_nofile};\n" if rlimit_nofile else ""
+    return f"""\
 daemon off;
-master_process {master};
+master_process {"on" if workers > 1 else "off"};
 worker_processes {workers};
-worker_rlimit_nofile 16384;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 8192; }}
+{rlimit}pid {ndir}/nginx.pid;
+error_log {ndir}/error.log warn;
+events {{ worker_connections {connections}; }}
 http {{
-    access_log off;
-    client_body_temp_path {dir}/tmp/body;
-    proxy_temp_path {dir}/tmp/proxy;
-    fastcgi_temp_path {dir}/tmp/fastcgi;
-    uwsgi_temp_path {dir}/tmp/uwsgi;
-    scgi_temp_path {dir}/tmp/scgi;
+    {access_log}
+    client_body_temp_path {ndir}/tmp/body;
+    proxy_temp_path {ndir}/tmp/proxy;
+    fastcgi_temp_path {ndir}/tmp/fastcgi;
+    uwsgi_temp_path {ndir}/tmp/uwsgi;
+    scgi_temp_path {ndir}/tmp/scgi;
     keepalive_timeout 5s;
     server {{
         listen 127.0.0.1:{port} backlog=4096;
-        location = /health {{
-            default_type application/json;
-            return 200 '{{"status": "ok"}}\\n';
-        }}
+        {locations}
     }}
 }}
 """
 
 
-def start_nginx(procs: Processes, workdir: Path, workers: int = 1) -> tuple[str, subprocess.Popen]:
-    """nginx serving /health (17 bytes) on a fresh port; returns (url, process)."""
+def start_nginx(procs: Processes, workdir: Path, workers: int = 1, *, connections: int = 8192,
+                rlimit_nofile: int | None = 16384, access_log: str = "access_log off;",
+                locations: str = HEALTH, ready_timeout: float = 15) -> tuple[str, subprocess.Popen]:
+    """nginx serving /health (17 bytes) on a fresh port in workdir/nginx; returns (url of /health, process).
+
+    P1 and P2 pass an access log (they count the probes in it) and P2 a 503 /down location."""
     ndir = workdir / "nginx"
     (ndir / "tmp").mkdir(parents=True)
     port = free_port()
     conf = ndir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=ndir, port=port, workers=workers, master="on" if workers > 1 else "off"))
+    conf.write_text(nginx_conf(ndir, port, workers, connections, rlimit_nofile, access_log, locations))
     proc = procs.start([NGINX, "-c", str(conf), "-p", str(ndir), "-e", str(ndir / "error.log")], ndir / "stdout.log")
     url = f"http://127.0.0.1:{port}/health"
-    wait_until(lambda: http_get(url, 1)[0] == 200, 15, "nginx", proc)
+    wait_until(lambda: http_get(url, 1)[0] == 200, ready_timeout, "nginx", proc)
     return url, proc
 
 
@@ -299,6 +386,131 @@ def _serve_hanging(port: int, stats_path: Path) -> None:
     asyncio.run(main())
 
 
+# ----------------------------------------------------------------------------- loopback servers
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class WebhookSink:
+    """Receives webhook POSTs (Alertmanager payload v4) and records when each arrived."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[tuple[float, dict]] = []
+        self.changed = threading.Condition()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                at = time.time()
+                try:
+                    payload = json.loads(body)
+                except ValueError:
+                    payload = {"unparsable": body[:200].decode("latin-1")}
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                with sink.changed:
+                    sink.received.append((at, payload))
+                    sink.changed.notify_all()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = _Server(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def firing(self, alertname: str, target: str | None = None) -> list[tuple[float, dict]]:
+        """Notifications (arrival time, payload) holding a firing alert `alertname` (for `target`)."""
+        out = []
+        with self.changed:
+            items = list(self.received)
+        for at, payload in items:
+            for alert in payload.get("alerts", []):
+                labels = alert.get("labels", {})
+                if (alert.get("status") == "firing" and labels.get("alertname") == alertname
+                        and (target is None or labels.get("target") == target)):
+                    out.append((at, payload))
+                    break
+        return out
+
+    def wait_firing(self, alertname: str, target: str | None, since: float, timeout: float) -> float | None:
+        """Arrival time of the first firing notification for (alertname, target) after `since`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            hits = [at for at, _ in self.firing(alertname, target) if at >= since]
+            if hits:
+                return min(hits)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            with self.changed:
+                self.changed.wait(min(left, 0.2))
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class SwitchableTarget:
+    """A tiny HTTP health endpoint whose listener can be closed: the target "goes down".
+
+    After `down()` nothing listens on the port, so a probe gets connection refused at once.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.requests: list[tuple[float, str]] = []   # (time, User-Agent)
+        self.down_at: float | None = None
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                body = b'{"status": "ok"}\n'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+                target.requests.append((time.time(), self.headers.get("User-Agent", "")))
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = _Server(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
+    def down(self) -> float:
+        """Close the listener; returns the time (time.time()) from which nothing listens."""
+        if self.down_at is None:
+            self._server.shutdown()
+            self._server.server_close()
+            self.down_at = time.time()
+        return self.down_at
+
+    def close(self) -> None:
+        self.down()
+
+
 # ----------------------------------------------------------------------------- tocsin
 
 def tocsin_argv() -> list[str]:
@@ -317,6 +529,33 @@ def tocsin_config(path: Path, port: int, targets: list[tuple[str, str]], interva
     for name, url in targets:
         lines += [f"  - name: {name}", f"    url: {url}"]
     path.write_text("\n".join(lines) + "\n")
+
+
+def dur(seconds: float) -> str:
+    """A Prometheus/tocsin duration string."""
+    ms = round(seconds * 1000)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+def write_tocsin_config(path: Path, port: int, targets: list[tuple[str, str]], interval: float, timeout: float,
+                        evaluation_interval: float, rule_file: Path, webhook_url: str, group_wait: float,
+                        group_interval: float = 60.0, repeat_interval: float = 4 * 3600.0) -> None:
+    """A config with rules and one webhook receiver (P2, P6); tocsin_config is the one without."""
+    import yaml
+
+    cfg = {
+        "global": {"listen_address": f"127.0.0.1:{port}", "interval": dur(interval), "timeout": dur(timeout),
+                   "evaluation_interval": dur(evaluation_interval), "state_dir": str(path.parent / "state")},
+        "logging": {"level": "warning", "console": {"format": "text"}},
+        "targets": [{"name": name, "url": url} for name, url in targets],
+        "rule_files": [str(rule_file)],
+        "alerting": {
+            "route": {"receiver": "hook", "group_by": ["alertname", "target"], "group_wait": dur(group_wait),
+                      "group_interval": dur(group_interval), "repeat_interval": dur(repeat_interval)},
+            "receivers": [{"name": "hook", "webhook": {"url": webhook_url, "send_resolved": True}}],
+        },
+    }
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")

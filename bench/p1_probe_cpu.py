@@ -31,161 +31,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import re
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-BLACKBOX = shutil.which("prometheus-blackbox-exporter") or "/usr/bin/prometheus-blackbox-exporter"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (BLACKBOX, NGINX, Processes, cpu_seconds, cpu_times, first_line, free_port,  # noqa: E402
+                    http_get, machine_base, new_run, profile_with_py_spy, remove_workdir, rss_mib, scrape,
+                    start_nginx, tocsin_argv, tocsin_config, tocsin_version, wait_until, write_json)
+
 GOAL = 0.7  # tocsin's CPU per probe must be at most this fraction of blackbox's
-
-
-# ----------------------------------------------------------------------------- helpers
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(utime, stime) of the whole process (all threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (all threads), in seconds."""
-    return sum(cpu_times(pid))
-
-
-def rss_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) in MiB."""
-    values = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, kib, _ = line.split()
-                values[key[:-1]] = int(kib) / 1024
-    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
-
-
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{what}: not ready after {timeout}s")
-
-
-class Processes:
-    """Every child started by the benchmark; `stop_all` ends them (and only them)."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, argv: list[str], log_path: Path, **kwargs) -> subprocess.Popen:
-        log = open(log_path, "ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, **kwargs)
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    @staticmethod
-    def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            try:
-                self.stop(proc)
-            except Exception:  # noqa: BLE001 - keep stopping the others
-                pass
-        self.procs.clear()
 
 
 # ----------------------------------------------------------------------------- the target
 
-NGINX_CONF = """\
-daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    log_format p1 '$connection $connection_requests $status "$http_user_agent"';
-    access_log {dir}/access.log p1;
-    client_body_temp_path {dir}/tmp/body;
-    proxy_temp_path {dir}/tmp/proxy;
-    fastcgi_temp_path {dir}/tmp/fastcgi;
-    uwsgi_temp_path {dir}/tmp/uwsgi;
-    scgi_temp_path {dir}/tmp/scgi;
-    keepalive_timeout 5s;
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location = /health {{
-            default_type application/json;
-            return 200 '{{"status": "ok"}}\\n';
-        }}
-    }}
-}}
-"""
-
-
 NGINX_PID: list[int] = []  # the target's pid, for its CPU per request (context, not compared)
 
 
-def start_nginx(procs: Processes, workdir: Path) -> tuple[str, Path]:
-    ndir = workdir / "nginx"
-    (ndir / "tmp").mkdir(parents=True)
-    port = free_port()
-    conf = ndir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=ndir, port=port))
-    proc = procs.start([NGINX, "-p", str(ndir), "-e", str(ndir / "error.log"), "-c", str(conf)], ndir / "stdout.log")
-    url = f"http://127.0.0.1:{port}/health"
-    wait_until(lambda: http_get(url, 1)[0] == 200, 10, "nginx", proc)
+def start_target(procs: Processes, workdir: Path) -> tuple[str, Path]:
+    """nginx logging each request's connection serial, its number on that connection, status and User-Agent."""
+    log = workdir / "nginx" / "access.log"
+    url, proc = start_nginx(procs, workdir, connections=4096, rlimit_nofile=None, ready_timeout=10,
+                            access_log=("log_format p1 '$connection $connection_requests $status \"$http_user_agent\"';"
+                                        f"\n    access_log {log} p1;"))
     NGINX_PID[:] = [proc.pid]
-    return url, ndir / "access.log"
+    return url, log
 
 
 def connection_check(access_log: Path, start: int, end: int, agent_prefix: str) -> dict:
@@ -236,32 +113,13 @@ def round_from(side: str, index: int, window: float, probes: int, failures: int,
 
 # ----------------------------------------------------------------------------- tocsin
 
-def tocsin_argv() -> list[str]:
-    exe = Path(sys.executable).parent / "tocsin"
-    if exe.exists():
-        return [str(exe)]
-    return [sys.executable, "-c", "import sys; from tocsin.cli import main; sys.exit(main())"]
-
-
-def tocsin_config(path: Path, port: int, url: str, targets: int, interval: float, timeout: float) -> None:
-    lines = ["global:", f"  listen_address: 127.0.0.1:{port}", f"  interval: {round(interval * 1000)}ms",
-             f"  timeout: {round(timeout * 1000)}ms", f"  state_dir: {path.parent / 'state'}",
-             "logging:", "  level: warning", "  console: {format: text}", "targets:"]
-    for i in range(targets):
-        lines += [f"  - name: p1-{i:04d}", f"    url: {url}"]
-    path.write_text("\n".join(lines) + "\n")
-
-
 _PROBES_TOTAL = re.compile(r'^tocsin_probes_total\{[^}]*result="(success|failure)"\} (\S+)$', re.M)
 _SELF = re.compile(r"^(tocsin_scheduler_(?:missed|skipped)_runs_total|tocsin_scheduler_lateness_seconds_(?:sum|count)) (\S+)$",
                    re.M)
 
 
 def tocsin_counts(base: str) -> dict[str, float]:
-    status, body = http_get(base + "/metrics")
-    if status != 200:
-        raise RuntimeError(f"tocsin /metrics answered {status}")
-    text = body.decode()
+    text, _ = scrape(base, 5.0)
     counts = {"success": 0.0, "failure": 0.0}
     for result, value in _PROBES_TOTAL.findall(text):
         counts[result] += float(value)
@@ -275,7 +133,8 @@ def run_tocsin_round(procs: Processes, workdir: Path, index: int, url: str, acce
     rdir.mkdir()
     port = free_port()
     cfg = rdir / "tocsin.yml"
-    tocsin_config(cfg, port, url, args.targets, args.interval, min(args.timeout, args.interval))
+    tocsin_config(cfg, port, [(f"p1-{i:04d}", url) for i in range(args.targets)], args.interval,
+                  min(args.timeout, args.interval), rdir / "state")
     base = f"http://127.0.0.1:{port}"
     proc = procs.start([*tocsin_argv(), "run", "--config", str(cfg)], rdir / "tocsin.log", cwd=rdir)
     try:
@@ -312,20 +171,16 @@ def run_tocsin_round(procs: Processes, workdir: Path, index: int, url: str, acce
     return round_from("tocsin", index, t1 - t0, ok + failed, failed, cpu1 - cpu0, rss, conn, extra)
 
 
-def profile_with_py_spy(pid: int, seconds: float, prefix: Path) -> None:
+def profile_window(pid: int, seconds: float, prefix: Path) -> None:
     """Sample `pid` for `seconds` with py-spy (active threads only) into PREFIX-<n>.txt, collapsed stacks.
 
     py-spy pauses the process for each sample (its default): consistent stacks, at the price of
     some overhead, which is why a profiled run's CPU figures are not results. Load the file in a
     flame-graph viewer (speedscope, flamegraph.pl), or read bench/profile_summary.py's digest of it.
     """
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     prefix.parent.mkdir(parents=True, exist_ok=True)
     index = len(list(prefix.parent.glob(prefix.name + "-*.txt"))) + 1
-    proc = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(round(seconds)), "--rate", "100",
-                             "--format", "raw", "-o", f"{prefix}-{index}.txt"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc.wait(seconds + 30)
+    profile_with_py_spy(pid, seconds, Path(f"{prefix}-{index}.txt")).wait(seconds + 30)
 
 
 # ----------------------------------------------------------------------------- blackbox
@@ -461,25 +316,9 @@ def run_blackbox_round(procs: Processes, workdir: Path, index: int, url: str, ac
 # ----------------------------------------------------------------------------- report
 
 def machine() -> dict:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    version = subprocess.run([BLACKBOX, "--version"], capture_output=True, text=True).stdout.splitlines()
     nginx = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
-    try:
-        from tocsin import __version__ as tocsin_version
-    except ImportError:
-        tocsin_version = "?"
-    root = Path(__file__).resolve().parent.parent
-    git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
-    commit = git("rev-parse", "--short", "HEAD") or "?"
-    dirty = bool(git("status", "--porcelain", "--", "src"))
-    return {"tocsin_commit": commit + ("+dirty-src" if dirty else ""), "nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
-            "python": platform.python_version(), "tocsin": tocsin_version,
-            "blackbox_exporter": (version[0] if version else "?"), "nginx": nginx}
+    return {**machine_base(), "tocsin": tocsin_version(), "blackbox_exporter": first_line([BLACKBOX, "--version"]),
+            "nginx": nginx}
 
 
 def summarise(rounds: list[Round], args) -> dict:
@@ -557,18 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.profile_hook = None
     if args.profile:
-        args.profile_hook = lambda pid, seconds: profile_with_py_spy(pid, seconds, args.profile)
+        args.profile_hook = lambda pid, seconds: profile_window(pid, seconds, args.profile)
 
     for exe in (NGINX, BLACKBOX):
         if not os.access(exe, os.X_OK):
             print(f"P1: {exe} is not installed", file=sys.stderr)
             return 2
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    procs = Processes()
-    workdir = Path(tempfile.mkdtemp(prefix="tocsin-p1-"))
+    procs, workdir = new_run("p1", stop_timeout=10.0)
     try:
-        url, access_log = start_nginx(procs, workdir)
+        url, access_log = start_target(procs, workdir)
         rounds: list[Round] = []
         for index in range(1, args.rounds + 1):
             for side, run in (("tocsin", run_tocsin_round), ("blackbox", run_blackbox_round)):
@@ -581,14 +418,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = summarise(rounds, args)
     finally:
         procs.stop_all()
-        if args.keep:
-            print(f"P1: kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep, "P1")
     print_table(summary)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(args.json, summary)
     return 0 if summary["correct"] else 1
 
 

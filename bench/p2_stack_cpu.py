@@ -12,7 +12,7 @@ same windows (so load from anything else on the machine hits both alike):
            /probe?target=<url> once per target every I (the standard relabelling set-up),
            evaluating the shipped rule file every E -- with the two rules that read
            tocsin_* counters rewritten over blackbox's series, same meaning
-           (stack_common.STACK_EXPR) -- and sending to Alertmanager (same route, same
+           (anchor_stack.STACK_EXPR) -- and sending to Alertmanager (same route, same
            timers), which posts to its own webhook sink.
 
 D of the N targets answer 503, so TargetDown (for: 1m) fires on both sides during the
@@ -35,55 +35,29 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import stack_common as sc  # noqa: E402
+import anchor_stack  # noqa: E402
+import common as cm  # noqa: E402
 
 GOAL = 0.3  # tocsin's CPU must be at most this fraction of the anchor stack's
 
-NGINX_CONF = """\
-daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    log_format p2 '$status "$http_user_agent"';
-    access_log {dir}/access.log p2;
-    client_body_temp_path {dir}/tmp/body;
-    proxy_temp_path {dir}/tmp/proxy;
-    fastcgi_temp_path {dir}/tmp/fastcgi;
-    uwsgi_temp_path {dir}/tmp/uwsgi;
-    scgi_temp_path {dir}/tmp/scgi;
-    keepalive_timeout 5s;
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location = /health {{ default_type application/json; return 200 '{{"status": "ok"}}\\n'; }}
-        location = /down {{ default_type application/json; return 503 '{{"status": "down"}}\\n'; }}
-    }}
-}}
-"""
+# /down answers 503: its targets make TargetDown fire on both sides.
+LOCATIONS = """location = /health { default_type application/json; return 200 '{"status": "ok"}\\n'; }
+        location = /down { default_type application/json; return 503 '{"status": "down"}\\n'; }"""
 
 
-def start_nginx(procs: sc.Processes, workdir: Path) -> tuple[str, Path]:
-    ndir = workdir / "nginx"
-    (ndir / "tmp").mkdir(parents=True)
-    port = sc.free_port()
-    conf = ndir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=ndir, port=port))
-    proc = procs.start([sc.NGINX, "-p", str(ndir), "-e", str(ndir / "error.log"), "-c", str(conf)], ndir / "out.log")
-    base = f"http://127.0.0.1:{port}"
-    sc.wait_until(lambda: sc.http_get(base + "/health", 1)[0] == 200, 10, "nginx", proc)
-    return base, ndir / "access.log"
+def start_nginx(procs: cm.Processes, workdir: Path) -> tuple[str, Path]:
+    """nginx with /health and /down, logging each request's status and User-Agent; returns (base url, access log)."""
+    log = workdir / "nginx" / "access.log"
+    url, _ = cm.start_nginx(procs, workdir, connections=4096, rlimit_nofile=None, ready_timeout=10,
+                            access_log=f"log_format p2 '$status \"$http_user_agent\"';\n    access_log {log} p2;",
+                            locations=LOCATIONS)
+    return url.removesuffix("/health"), log
 
 
 def count_requests(access_log: Path, start: int, end: int) -> dict[str, dict[str, int]]:
@@ -114,18 +88,14 @@ def alert_list(doc) -> list[dict]:
 
 def profile(pid: int, seconds: float, out: Path) -> None:
     """py-spy (collapsed stacks, 100 Hz) of tocsin for one window; that window's CPU figures are not results."""
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(round(seconds)), "--rate", "100",
-                             "--format", "raw", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc.wait(seconds + 30)
+    cm.profile_with_py_spy(pid, seconds, out).wait(seconds + 30)
 
 
 def snapshot(pids: dict[str, int]) -> dict[str, tuple[float, float]]:
-    return {name: sc.cpu_times(pid) for name, pid in pids.items()}
+    return {name: cm.cpu_times(pid) for name, pid in pids.items()}
 
 
-def run(args, workdir: Path, procs: sc.Processes) -> dict:
+def run(args, workdir: Path, procs: cm.Processes) -> dict:
     log = lambda msg: print(f"  [{time.monotonic() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     t_start = time.monotonic()
     base, access_log = start_nginx(procs, workdir)
@@ -133,25 +103,25 @@ def run(args, workdir: Path, procs: sc.Processes) -> dict:
     targets = [(n, base + ("/down" if i < args.down else "/health")) for i, n in enumerate(names)]
     down_names = names[:args.down]
 
-    tocsin_sink, anchor_sink = sc.WebhookSink(), sc.WebhookSink()
+    tocsin_sink, anchor_sink = cm.WebhookSink(), cm.WebhookSink()
     try:
         # tocsin: the shipped rule file itself
         tdir = workdir / "tocsin"
         tdir.mkdir()
-        tport = sc.free_port()
-        sc.write_tocsin_config(tdir / "tocsin.yml", tport, targets, args.interval, args.timeout,
-                               args.evaluation_interval, sc.SHIPPED_RULES, tocsin_sink.url, group_wait=10)
-        tocsin = procs.start([*sc.tocsin_argv(), "run", "--config", str(tdir / "tocsin.yml")], tdir / "tocsin.log",
-                             cwd=tdir, env=sc.tocsin_env())
+        tport = cm.free_port()
+        cm.write_tocsin_config(tdir / "tocsin.yml", tport, targets, args.interval, args.timeout,
+                               args.evaluation_interval, anchor_stack.SHIPPED_RULES, tocsin_sink.url, group_wait=10)
+        tocsin = procs.start([*cm.tocsin_argv(), "run", "--config", str(tdir / "tocsin.yml")], tdir / "tocsin.log",
+                             cwd=tdir, env=cm.tocsin_env())
         # anchor: the shipped file with the tocsin_* expressions rewritten over blackbox's series
         adir = workdir / "anchor"
         adir.mkdir()
-        rewritten = sc.write_stack_rules(adir / "rules.yml")
-        stack = sc.AnchorStack(procs, adir, targets, adir / "rules.yml", anchor_sink.url,
+        rewritten = anchor_stack.write_stack_rules(adir / "rules.yml")
+        stack = anchor_stack.AnchorStack(procs, adir, targets, adir / "rules.yml", anchor_sink.url,
                                probe_timeout=args.timeout, scrape_interval=args.interval,
                                evaluation_interval=args.evaluation_interval, group_wait=10)
         tbase = f"http://127.0.0.1:{tport}"
-        sc.wait_until(lambda: sc.http_get(tbase + "/-/ready", 1)[0] == 200, 30, "tocsin", tocsin)
+        cm.wait_until(lambda: cm.http_get(tbase + "/-/ready", 1)[0] == 200, 30, "tocsin", tocsin)
         stack.wait_ready()
         log(f"tocsin and the anchor stack are up; warm-up {args.warmup:g}s (TargetDown has for: 1m)")
         time.sleep(args.warmup)
@@ -174,7 +144,7 @@ def run(args, workdir: Path, procs: sc.Processes) -> dict:
             for name, proc in (("tocsin", tocsin), *stack.named.items()):
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}")
-            rss = {name: sc.rss_mib(pid) for name, pid in pids.items()}
+            rss = {name: cm.rss_mib(pid) for name, pid in pids.items()}
             reqs = count_requests(access_log, l0, l1)
             seconds = t1 - t0
             per = {name: {"user_s": round(c1[name][0] - c0[name][0], 3), "system_s": round(c1[name][1] - c0[name][1], 3),
@@ -203,7 +173,7 @@ def run(args, workdir: Path, procs: sc.Processes) -> dict:
                 f"am {per['alertmanager']['cpu_s']}; {w['probes']['anchor']} probes) -> ratio {w['ratio']}")
 
         # what is firing now, on each side
-        status, body = sc.http_get(tbase + "/api/v1/alerts")
+        status, body = cm.http_get(tbase + "/api/v1/alerts", 5.0)
         items = alert_list(json.loads(body)) if status == 200 else []
         tocsin_firing = sorted(f"{a.get('labels', {}).get('alertname')}/{a.get('labels', {}).get('target')}"
                                for a in items if "firing" in json.dumps(a.get("state", a.get("status", ""))))
@@ -241,7 +211,7 @@ def summarise(result: dict, args) -> dict:
                    "route": {"group_by": ["alertname", "target"], "group_wait": "10s", "group_interval": "1m",
                              "repeat_interval": "4h"},
                    "rules_rewritten_for_anchor": result["rewritten_rules"]},
-        "machine": sc.machine(),
+        "machine": anchor_stack.machine(),
         **{k: v for k, v in result.items() if k != "windows"},
         "windows": ws,
         "tocsin": {"cpu_s_median": med("tocsin_cpu_s"), "cpu_percent_median": med("tocsin_cpu_percent"),
@@ -295,29 +265,22 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         print(f"P2: ignoring {unknown}", file=sys.stderr)
-    for exe in (sc.NGINX, *sc.ANCHOR_BINARIES):
+    for exe in (cm.NGINX, *anchor_stack.ANCHOR_BINARIES):
         if not Path(exe).exists():
             print(f"P2: {exe} is not installed", file=sys.stderr)
             return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    procs = sc.Processes()
-    workdir = Path(tempfile.mkdtemp(prefix="tocsin-p2-"))
+    procs, workdir = cm.new_run("p2", stop_timeout=10.0)
     if args.tocsin_rev:
-        print(f"P2: tocsin from commit {sc.use_tocsin_rev(args.tocsin_rev, workdir / 'tocsin-src')}",
+        print(f"P2: tocsin from commit {cm.use_tocsin_rev(args.tocsin_rev, workdir / 'tocsin-src')}",
               file=sys.stderr)
     try:
         result = run(args, workdir, procs)
     finally:
         procs.stop_all()
-        if args.keep:
-            print(f"P2: kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        cm.remove_workdir(workdir, args.keep, "P2")
     summary = summarise(result, args)
     print_table(summary)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    cm.write_json(args.json, summary)
     return 0 if summary["correct"] else 1
 
 

@@ -34,20 +34,17 @@ it) splits each figure into detection + `for` (down -> fired) and routing + deli
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import stack_common as sc  # noqa: E402
+import anchor_stack  # noqa: E402
+import common as cm  # noqa: E402
 
 GOAL_RATIO = 0.3          # tocsin's median vs the anchor stack with its defaults
 TARGET = "p6-target"
@@ -63,7 +60,7 @@ def parse_ts(value: str | None) -> float | None:
         return None
 
 
-def measure(side: str, index: int, start, stop, target: sc.SwitchableTarget, sink: sc.WebhookSink,
+def measure(side: str, index: int, start, stop, target: cm.SwitchableTarget, sink: cm.WebhookSink,
             phase: float, agent: str, timeout: float, wait_first_probe: bool) -> dict:
     """Start a side, close the target's listener at a random phase, time the firing notification."""
     t0 = time.time()
@@ -71,7 +68,7 @@ def measure(side: str, index: int, start, stop, target: sc.SwitchableTarget, sin
         start()
         ready = time.time()
         if wait_first_probe:
-            sc.wait_until(lambda: any(ua.startswith(agent) for _, ua in target.requests), 60, f"{side}: first probe")
+            cm.wait_until(lambda: any(ua.startswith(agent) for _, ua in target.requests), 60, f"{side}: first probe")
             first = min(t for t, ua in target.requests if ua.startswith(agent))
             wait = random.uniform(0, phase)
             time.sleep(max(0.0, first + wait - time.time()))
@@ -100,20 +97,20 @@ def measure(side: str, index: int, start, stop, target: sc.SwitchableTarget, sin
     return out
 
 
-def tocsin_round(procs: sc.Processes, workdir: Path, index: int, args) -> dict:
+def tocsin_round(procs: cm.Processes, workdir: Path, index: int, args) -> dict:
     rdir = workdir / f"tocsin-{index}"
     rdir.mkdir()
-    target, sink = sc.SwitchableTarget(), sc.WebhookSink()
-    sc.write_single_rule(rdir / "rules.yml", args.for_)
-    port = sc.free_port()
-    sc.write_tocsin_config(rdir / "tocsin.yml", port, [(TARGET, target.url)], args.interval, args.timeout,
+    target, sink = cm.SwitchableTarget(), cm.WebhookSink()
+    anchor_stack.write_single_rule(rdir / "rules.yml", args.for_)
+    port = cm.free_port()
+    cm.write_tocsin_config(rdir / "tocsin.yml", port, [(TARGET, target.url)], args.interval, args.timeout,
                            args.evaluation_interval, rdir / "rules.yml", sink.url, group_wait=args.group_wait)
     box: dict = {}
 
     def start() -> None:
-        box["proc"] = proc = procs.start([*sc.tocsin_argv(), "run", "--config", str(rdir / "tocsin.yml")],
-                                         rdir / "tocsin.log", cwd=rdir, env=sc.tocsin_env())
-        sc.wait_until(lambda: sc.http_get(f"http://127.0.0.1:{port}/-/ready", 1)[0] == 200, 30, "tocsin", proc)
+        box["proc"] = proc = procs.start([*cm.tocsin_argv(), "run", "--config", str(rdir / "tocsin.yml")],
+                                         rdir / "tocsin.log", cwd=rdir, env=cm.tocsin_env())
+        cm.wait_until(lambda: cm.http_get(f"http://127.0.0.1:{port}/-/ready", 1)[0] == 200, 30, "tocsin", proc)
 
     def stop() -> None:
         if "proc" in box:
@@ -124,17 +121,17 @@ def tocsin_round(procs: sc.Processes, workdir: Path, index: int, args) -> dict:
     return measure("tocsin", index, start, stop, target, sink, args.interval, "tocsin", args.notify_timeout, True)
 
 
-def anchor_round(procs: sc.Processes, workdir: Path, side: str, index: int, args, *, scrape: float | None,
+def anchor_round(procs: cm.Processes, workdir: Path, side: str, index: int, args, *, scrape: float | None,
                  evaluation: float | None, group_wait: float | None, phase: float, timeout: float,
                  wait_first_probe: bool) -> dict:
     rdir = workdir / f"{side}-{index}"
     rdir.mkdir()
-    target, sink = sc.SwitchableTarget(), sc.WebhookSink()
-    sc.write_single_rule(rdir / "rules.yml", args.for_)
+    target, sink = cm.SwitchableTarget(), cm.WebhookSink()
+    anchor_stack.write_single_rule(rdir / "rules.yml", args.for_)
     box: dict = {}
 
     def start() -> None:
-        box["stack"] = stack = sc.AnchorStack(procs, rdir, [(TARGET, target.url)], rdir / "rules.yml", sink.url,
+        box["stack"] = stack = anchor_stack.AnchorStack(procs, rdir, [(TARGET, target.url)], rdir / "rules.yml", sink.url,
                                               probe_timeout=args.timeout, scrape_interval=scrape,
                                               evaluation_interval=evaluation, group_wait=group_wait)
         stack.wait_ready()
@@ -181,18 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         print(f"P6: ignoring {unknown}", file=sys.stderr)
-    for exe in sc.ANCHOR_BINARIES:
+    for exe in anchor_stack.ANCHOR_BINARIES:
         if not Path(exe).exists():
             print(f"P6: {exe} is not installed", file=sys.stderr)
             return 2
     if args.seed is not None:
         random.seed(args.seed)
     budget = args.interval + args.for_ + 1.0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    procs = sc.Processes()
-    workdir = Path(tempfile.mkdtemp(prefix="tocsin-p6-"))
+    procs, workdir = cm.new_run("p6", stop_timeout=10.0)
     if args.tocsin_rev:
-        print(f"P6: tocsin from commit {sc.use_tocsin_rev(args.tocsin_rev, workdir / 'tocsin-src')}",
+        print(f"P6: tocsin from commit {cm.use_tocsin_rev(args.tocsin_rev, workdir / 'tocsin-src')}",
               file=sys.stderr)
     rounds: list[dict] = []
     defaults_result: list[dict] = []
@@ -225,10 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             thread.join(5 * 60)
     finally:
         procs.stop_all()
-        if args.keep:
-            print(f"P6: kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        cm.remove_workdir(workdir, args.keep, "P6")
     rounds += defaults_result
 
     by = {side: stats([r for r in rounds if r["side"] == side]) for side in ("tocsin", "anchor-equal", "anchor-defaults")}
@@ -241,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "params": {"interval_s": args.interval, "for_s": args.for_, "evaluation_interval_s": args.evaluation_interval,
                    "group_wait_s": args.group_wait, "probe_timeout_s": args.timeout, "rounds": args.rounds,
                    "anchor_equal_rounds": args.anchor_rounds, "anchor_defaults": None if args.no_defaults else DEFAULTS},
-        "machine": sc.machine(), "rounds": rounds, **{side.replace("-", "_"): v for side, v in by.items()},
+        "machine": anchor_stack.machine(), "rounds": rounds, **{side.replace("-", "_"): v for side, v in by.items()},
         "defaults_error": defaults_error,
         "meets_budget": t is not None and t <= budget,
         "ratio": round(t / d, 3) if t and d else None,
@@ -266,9 +258,7 @@ def main(argv: list[str] | None = None) -> int:
           f"vs anchor with equal settings {summary['ratio_equal_settings']}")
     if defaults_error:
         print(f"anchor-defaults failed: {defaults_error}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    cm.write_json(args.json, summary)
     return 0 if summary["correct"] else 1
 
 
