@@ -21,10 +21,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ALERTMANAGER, BLACKBOX, NGINX, PROMETHEUS, ROOT, Processes, dur, first_line,  # noqa: E402
-                    free_port, http_get, machine_base, tocsin_version, wait_until)
+from common import (ALERTMANAGER, BLACKBOX, NGINX, PROMETHEUS, SHIPPED_RULES, Processes, dur,  # noqa: E402
+                    first_line, free_port, http_get, machine_base, tocsin_version, wait_until)
 
-SHIPPED_RULES = ROOT / "etc" / "rules" / "tocsin.yml"
 ANCHOR_BINARIES = (BLACKBOX, PROMETHEUS, ALERTMANAGER)
 
 

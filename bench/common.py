@@ -38,6 +38,7 @@ from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_RULES = ROOT / "etc" / "rules" / "tocsin.yml"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BLACKBOX = shutil.which("prometheus-blackbox-exporter") or "/usr/bin/prometheus-blackbox-exporter"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -253,11 +254,15 @@ def write_json(path: Path | None, summary: dict) -> None:
         path.write_text(json.dumps(summary, indent=2) + "\n")
 
 
+def py_spy() -> str:
+    """The py-spy executable: on PATH, or next to this interpreter (pip install py-spy in the venv)."""
+    return shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+
+
 def profile_with_py_spy(pid: int, seconds: float, out: Path, rate: int = 100) -> subprocess.Popen:
     """Start py-spy on `pid` for `seconds` (collapsed stacks into `out`); the caller waits for it."""
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+    return subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
                              "--rate", str(rate), "--format", "raw", "-o", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

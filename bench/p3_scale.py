@@ -39,19 +39,16 @@ import argparse
 import math
 import os
 import re
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (Processes, cpu_seconds, free_port, hang_stats, histogram_quantile, http_get,  # noqa: E402
-                    loadavg, machine, bucket_shares, profile_with_py_spy, rss_mib, scrape, self_metrics,
-                    start_hang_server, start_nginx, tocsin_argv, tocsin_config, tree_cpu_seconds, wait_until,
-                    write_json)
+from common import (Processes, bucket_shares, cpu_seconds, free_port, hang_stats, histogram_quantile,  # noqa: E402
+                    http_get, loadavg, machine, new_run, profile_with_py_spy, remove_workdir, rss_mib, scrape,
+                    self_metrics, start_hang_server, start_nginx, tocsin_argv, tocsin_config, tree_cpu_seconds,
+                    wait_until, write_json)
 
 GOALS = {"lateness_p99_s": 0.25, "missed_runs": 0, "rss_mib": 400.0}
 
@@ -305,9 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scrape_every >= args.interval:
         parser.error("--scrape-every must be shorter than the interval (each run must be seen)")
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    procs = Processes()
-    workdir = Path(tempfile.mkdtemp(prefix="tocsin-p3-"))
+    procs, workdir = new_run("p3")
     summary: dict = {"benchmark": "P3", "unit": "scheduling at scale", "goals": GOALS,
                      "params": {k: v for k, v in vars(args).items() if k not in ("json", "profile", "keep")},
                      "machine": machine(), "scenarios": {}}
@@ -320,10 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             print_scenario(r)
     finally:
         procs.stop_all()
-        if args.keep:
-            print(f"P3: kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep, "P3")
     sc = summary["scenarios"]
     figures = []
     for name, r in sc.items():

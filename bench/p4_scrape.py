@@ -24,18 +24,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (Processes, cpu_seconds, free_port, http_get, loadavg, machine, parse_metrics,  # noqa: E402
-                    profile_with_py_spy, rss_mib, scrape, start_nginx, tocsin_argv, tocsin_config, wait_until,
-                    write_json)
+from common import (cpu_seconds, free_port, http_get, loadavg, machine, new_run, parse_metrics,  # noqa: E402
+                    profile_with_py_spy, remove_workdir, rss_mib, scrape, start_nginx, tocsin_argv, tocsin_config,
+                    wait_until, write_json)
 
 GOAL_S = 0.150  # server CPU per scrape
 INTERVAL = 3600.0
@@ -136,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="py-spy tocsin during one extra block of scrapes into FILE (not a benchmark result)")
     args = parser.parse_args(argv)
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    procs = Processes()
-    workdir = Path(tempfile.mkdtemp(prefix="tocsin-p4-"))
+    procs, workdir = new_run("p4")
     summary: dict = {"benchmark": "P4", "unit": "server CPU seconds per GET /metrics", "goal_s": GOAL_S,
                      "params": {k: v for k, v in vars(args).items() if k not in ("json", "profile", "keep", "window")},
                      "machine": machine()}
@@ -200,10 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         reference = reference_cost(probe_text, args.reference_runs)
     finally:
         procs.stop_all()
-        if args.keep:
-            print(f"P4: kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep, "P4")
 
     med = statistics.median(r["cpu_per_scrape_s"] for r in rounds)
     summary.update({

@@ -49,97 +49,24 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import re
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RULES = ROOT / "etc" / "rules" / "tocsin.yml"
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (PROMETHEUS, PROMTOOL, ROOT, SHIPPED_RULES as RULES, Processes, first_line,  # noqa: E402
+                    free_port, http_get, machine_base, new_run, remove_workdir, wait_until, write_json)
+
 GOAL = 1.0  # tocsin's evaluation time must be at most this multiple of Prometheus's
 STEP_S = 15  # probe interval of every synthetic target
 
 sys.path.insert(0, str(ROOT / "src"))
-
-
-# ----------------------------------------------------------------------------- helpers
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(url: str, timeout: float = 10.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{what}: not ready after {timeout}s")
-
-
-class Processes:
-    """Every child started by the benchmark; `stop_all` ends them (and only them)."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, argv: list[str], log_path: Path, **kwargs) -> subprocess.Popen:
-        log = open(log_path, "ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, **kwargs)
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    @staticmethod
-    def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-        if proc.poll() is None:
-            try:
-                proc.send_signal(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-            except ProcessLookupError:
-                pass
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            try:
-                self.stop(proc)
-            except Exception:  # noqa: BLE001 - keep stopping the others
-                pass
-        self.procs.clear()
 
 
 # ----------------------------------------------------------------------------- the data
@@ -387,24 +314,12 @@ class PrometheusSide:
 # ----------------------------------------------------------------------------- run
 
 def machine() -> dict:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    version = subprocess.run([PROMETHEUS, "--version"], capture_output=True, text=True).stdout.splitlines()
-    git = lambda *a: subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
-    commit = git("rev-parse", "--short", "HEAD") or "?"
-    dirty = bool(git("status", "--porcelain", "--", "src"))
     try:
         import numpy
         np_version = numpy.__version__
     except ImportError:
         np_version = None
-    return {"tocsin_commit": commit + ("+dirty-src" if dirty else ""), "nproc": os.cpu_count(), "cpu_model": model,
-            "kernel": platform.release(), "python": platform.python_version(), "numpy": np_version,
-            "prometheus": version[0] if version else "?"}
+    return {**machine_base(), "numpy": np_version, "prometheus": first_line([PROMETHEUS, "--version"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -433,9 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"P5: {exe} is not installed", file=sys.stderr)
                 return 2
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    procs = Processes()
-    workdir = Path(tempfile.mkdtemp(prefix="tocsin-p5-"))
+    procs, workdir = new_run("p5", stop_timeout=10.0)
     started = time.time()
     t_end = int(started + (args.setup_estimate if "prometheus" in sides else 0))
     history_s = int(args.history * 60)
@@ -559,10 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["wall_s"] = round(time.time() - started, 1)
     finally:
         procs.stop_all()
-        if args.keep:
-            print(f"P5: kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep, "P5")
 
     print(f"\nP5: shipped rules over {args.targets} targets ({summary['params']['kinds']}), "
           f"{args.history:g} min history at {STEP_S}s")
@@ -573,9 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio tocsin/prometheus: {summary['ratio']} (per round {summary['ratio_rounds']}); goal <= {GOAL}: "
               f"{'met' if summary['meets_goal'] else 'NOT met'}")
     print(f"correctness: {'ok' if summary['correct'] else 'FAILED'}; wall {summary['wall_s']}s")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(args.json, summary)
     return 0 if summary["correct"] else 1
 
 

@@ -22,20 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (NotifySocket, Processes, children, free_port, http_get, loadavg, machine,  # noqa: E402
-                    probe_counts, profile_with_py_spy, rss_mib, scrape, start_nginx, tocsin_argv, tocsin_config,
-                    wait_until, write_json)
+from common import (NotifySocket, children, free_port, http_get, loadavg, machine, new_run, probe_counts,  # noqa: E402
+                    profile_with_py_spy, py_spy, remove_workdir, rss_mib, scrape, start_nginx, tocsin_argv,
+                    tocsin_config, wait_until, write_json)
 
 GOAL_START_S = 2.0
 GOAL_RELOAD_S = 1.0
@@ -63,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                              "a profiled run's times are not benchmark results")
     args = parser.parse_args(argv)
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    procs = Processes()
-    workdir = Path(tempfile.mkdtemp(prefix="tocsin-p7-"))
+    procs, workdir = new_run("p7")
     notify = NotifySocket(workdir)
     summary: dict = {"benchmark": "P7", "unit": "seconds", "goal_start_s": GOAL_START_S, "goal_reload_s": GOAL_RELOAD_S,
                      "params": {k: v for k, v in vars(args).items() if k not in ("json", "profile", "keep", "window")},
@@ -84,9 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             argv_ = [*tocsin_argv(), "run", "--config", str(cfg)]
             profiling = args.profile is not None and index == 1
             if profiling:
-                py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
                 args.profile.parent.mkdir(parents=True, exist_ok=True)
-                argv_ = [py_spy, "record", "--rate", "250", "--format", "raw", "-o",
+                argv_ = [py_spy(), "record", "--rate", "250", "--format", "raw", "-o",
                          f"{args.profile}-start.txt", "--", *argv_]
             notify.drain()
             t_spawn = time.monotonic()
@@ -160,10 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         procs.stop_all()
         notify.close()
-        if args.keep:
-            print(f"P7: kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        remove_workdir(workdir, args.keep, "P7")
 
     measured = [r for r in reloads if not r["profiled"]] or reloads
     start_med = statistics.median(s["spawn_to_ready_s"] for s in starts)
