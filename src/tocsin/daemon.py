@@ -156,10 +156,6 @@ class Daemon:
                 await asyncio.to_thread(self.web.stop)
         log.info("tocsin stopped")
 
-    def request_stop(self) -> None:
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._stop.set)
-
     def _start_watchdog(self) -> None:
         """Ping systemd's watchdog from a scheduler job, so the pings stop with the scheduler.
 

@@ -161,10 +161,6 @@ class ProbeMetrics:
         with self._lock:
             self._series.pop(name, None)
 
-    def names(self) -> list[str]:
-        with self._lock:
-            return list(self._series)
-
     def set_interval(self, name: str, interval: float) -> None:
         with self._lock:
             series = self._series.get(name)
@@ -266,10 +262,6 @@ class ProbeMetrics:
                 out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
                 out.append(body)
         return "".join(out)
-
-    def latest_samples(self) -> dict[str, list[Sample]]:
-        with self._lock:
-            return {name: series.samples for name, series in self._series.items()}
 
 
 class SelfMetrics:

@@ -165,12 +165,6 @@ class ProbeScheduler:
                                 id=HEARTBEAT_JOB, replace_existing=True,
                                 next_run_time=datetime.now(timezone.utc))
 
-    def run_now(self, name: str) -> None:
-        """Bring a target's next run forward to now (used by tests and the API)."""
-        job = self._scheduler.get_job(name)
-        if job is not None:
-            job.modify(next_run_time=datetime.now(timezone.utc))
-
     def next_run(self, name: str) -> datetime | None:
         job = self._scheduler.get_job(name)
         return getattr(job, "next_run_time", None)
