@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import require_tool
 from tocsin.promql import MemoryStorage, PromQLError, Scalar, instant_query
 from tocsin.promql.testfile import parse_duration, parse_metric, parse_series_line
 
@@ -114,8 +114,8 @@ def _close(a: float, b: float) -> bool:
     return a == b or abs(a - b) <= 1e-9 * max(abs(a), abs(b))
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_same_results_as_promtool(tmp_path: Path) -> None:
+    require_tool("promtool")  # skips locally without it; fails in CI
     got, errs = _promtool_results(tmp_path)
     step = parse_duration(INTERVAL)
     parsed = [parse_series_line(f"{spec} {vals}") for spec, vals in SERIES]
