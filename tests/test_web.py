@@ -50,3 +50,30 @@ def test_demo_target_serves_health_errors_and_404():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_stalled_tls_client_does_not_block_the_listener(daemon_factory, tmp_path):
+    import socket
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    daemon = daemon_factory(f"""
+global:
+  listen_address: "127.0.0.1:{{port}}"
+  web: {{tls_cert_file: "{cert_file}", tls_key_file: "{key_file}"}}
+""", start=False)
+    daemon.start(wait_ready=False)
+    url = f"https://127.0.0.1:{daemon.port}"
+    wait_for(lambda: requests.get(url + "/-/healthy", verify=str(ca_file), timeout=2).ok, what="the TLS listener")
+    stalled = [socket.create_connection(("127.0.0.1", daemon.port)) for _ in range(3)]  # connect, never handshake
+    try:
+        response = requests.get(url + "/-/healthy", verify=str(ca_file), timeout=3)
+        assert response.status_code == 200
+    finally:
+        for s in stalled:
+            s.close()
+    assert daemon.stop() == 0

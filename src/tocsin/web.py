@@ -52,6 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: "WebServer"
     protocol_version = "HTTP/1.1"
     server_version = "tocsin"
+    timeout = 30  # per socket operation: a client that stops talking frees its thread
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
@@ -141,7 +142,9 @@ class WebServer(ThreadingHTTPServer):
         if self.web_config.tls_cert_file:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.web_config.tls_cert_file, self.web_config.tls_key_file)
-            self.socket = context.wrap_socket(self.socket, server_side=True)
+            # The handshake happens on the first read, in the request's own thread: a client
+            # that stalls mid-handshake then holds only its thread, never the accept loop.
+            self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         self._thread: threading.Thread | None = None
 
     @property
