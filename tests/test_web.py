@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import subprocess
 import sys
 
+import pytest
 import requests
 import trustme
 
 from conftest import free_port, wait_for
 
 
-def test_basic_auth_and_tls_on_the_listener(daemon_factory, tmp_path):
+@pytest.fixture
+def listener_tls(tmp_path):
+    """A server certificate for 127.0.0.1 and the CA that signed it: (cert, key, ca) paths."""
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
     cert.cert_chain_pems[0].write_to_path(str(cert_file))
     cert.private_key_pem.write_to_path(str(key_file))
     ca.cert_pem.write_to_path(str(ca_file))
+    return cert_file, key_file, ca_file
+
+
+def test_basic_auth_and_tls_on_the_listener(daemon_factory, listener_tls):
+    cert_file, key_file, ca_file = listener_tls
     digest = hashlib.sha256(b"s3cret").hexdigest()
     daemon = daemon_factory(f"""
 global:
@@ -52,15 +61,8 @@ def test_demo_target_serves_health_errors_and_404():
         proc.wait(10)
 
 
-def test_a_stalled_tls_client_does_not_block_the_listener(daemon_factory, tmp_path):
-    import socket
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    ca.cert_pem.write_to_path(str(ca_file))
+def test_a_stalled_tls_client_does_not_block_the_listener(daemon_factory, listener_tls):
+    cert_file, key_file, ca_file = listener_tls
     daemon = daemon_factory(f"""
 global:
   listen_address: "127.0.0.1:{{port}}"
