@@ -2,7 +2,13 @@
 
 One job per target, its first run spread over the interval by a hash of the target's
 name (so 1 000 targets with one interval do not fire in the same second, and a restart
-keeps the same phase). APScheduler's `max_instances=1` guarantees a target never has
+keeps the same phase), rounded up to a grid of SLOT seconds shared by every target.
+
+Why the grid: on a virtual machine each wake-up of an idle process costs ~0.1 ms of CPU
+whatever it does, as much as a probe itself. 200 targets each on its own phase wake the
+daemon 40 times a second at 5 s; on a 100 ms grid the same probes start in at most 10
+wake-ups a second, a few at a time, and their connections complete together. The load is
+still spread over the interval. APScheduler's `max_instances=1` guarantees a target never has
 two probes at once. Probes are coroutines: a hanging target holds a cheap slot of the
 bounded pool until its deadline, never a thread, so it cannot delay healthy targets.
 """
@@ -34,10 +40,58 @@ log = logging.getLogger("tocsin.scheduler")
 HEARTBEAT_JOB = "__heartbeat__"
 
 
+# Every run starts on a multiple of SLOT seconds of the Unix epoch (for intervals that are
+# multiples of it), so runs due within the same SLOT start in one wake-up.
+SLOT = 0.1
+
+
 def phase_offset(name: str, interval: float) -> float:
     """A stable offset in [0, interval) derived from the target's name."""
     digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
     return (int.from_bytes(digest, "big") / 2**64) * interval
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def on_grid(moment: datetime) -> datetime:
+    """The first SLOT boundary (of the Unix epoch) at or after `moment`, in exact microseconds."""
+    slot = timedelta(seconds=SLOT)
+    return _EPOCH - ((_EPOCH - moment) // slot) * slot
+
+
+def first_run(name: str, interval: float, now: datetime) -> datetime:
+    """When a target added at `now` is first probed: its phase, on the shared grid."""
+    return on_grid(now + timedelta(seconds=phase_offset(name, interval)))
+
+
+class _LoopScheduler(AsyncIOScheduler):
+    """AsyncIOScheduler that wakes up on its own loop without a thread hop or an early timer.
+
+    The stock one routes every timer through `call_soon_threadsafe` (a write to the
+    loop's wake-up fd and one more loop iteration) and its millisecond timers can fire a
+    hair before the due time, finding nothing due and re-arming: ~3.6 wake-ups per job
+    run, measured. Here the timer calls the processing directly, 1 ms late at most, and
+    a wake-up asked from the loop's own thread (add_job, reschedule) is a plain call_soon.
+    """
+
+    def wakeup(self) -> None:
+        loop = self._eventloop
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        (loop.call_soon if on_loop else loop.call_soon_threadsafe)(self._process_and_rearm)
+
+    def _start_timer(self, wait_seconds: float | None) -> None:
+        self._stop_timer()
+        if wait_seconds is not None:
+            self._timeout = self._eventloop.call_later(wait_seconds + 0.001, self._process_and_rearm)
+
+    def _process_and_rearm(self) -> None:
+        self._stop_timer()
+        if self._eventloop is not None:
+            self._start_timer(self._process_jobs())
 
 
 @dataclass
@@ -79,7 +133,7 @@ class ProbeScheduler:
         self._on_result = on_result
         self._slots = asyncio.Semaphore(max_concurrent)
         self._due: dict[str, datetime] = {}  # job id -> when its current run was due
-        self._scheduler = AsyncIOScheduler(
+        self._scheduler = _LoopScheduler(
             executors={"default": _MeasuredExecutor(self._due)},
             job_defaults={"max_instances": 1, "coalesce": True},
             timezone=timezone.utc,
@@ -133,8 +187,7 @@ class ProbeScheduler:
                 changes["added"].append(name)
             interval = target.interval or 30.0
             self.states[name] = TargetState(target, interval)
-            first = now + timedelta(seconds=phase_offset(name, interval))
-            self._add_job(name, interval, first)
+            self._add_job(name, interval, first_run(name, interval, now))
         return changes
 
     def _add_job(self, name: str, interval: float, first_run: datetime) -> None:
@@ -154,7 +207,8 @@ class ProbeScheduler:
         state.interval = interval
         job = self._scheduler.get_job(state.target.name)
         if job is not None:
-            job.reschedule(IntervalTrigger(seconds=interval, timezone=timezone.utc))
+            start = on_grid(datetime.now(timezone.utc) + timedelta(seconds=interval))
+            job.reschedule(IntervalTrigger(seconds=interval, start_date=start, timezone=timezone.utc))
 
     def add_heartbeat(self, beat: Callable[[], None], every: float) -> None:
         """Run `beat` through the scheduler itself: it stops if the scheduler stops dispatching."""
