@@ -15,8 +15,8 @@ warm-up, then a measured window. Figures, over the window:
             and last scrape, interpolated as histogram_quantile does). That histogram counts
             every probe run, hanging ones too, so the script also measures each run's start
             itself: tocsin_probe_last_run_timestamp_seconds of every target, read on every
-            scrape, against the target's schedule (its phase, from tocsin's own
-            phase_offset, plus k × interval); this gives start lateness per target, split
+            scrape, against the target's schedule (its `next_run` from /api/v1/targets,
+            plus k × interval); this gives start lateness per target, split
             healthy / hanging, and includes the delay from submission to the probe starting.
   misses    tocsin_scheduler_missed_runs_total and _skipped_runs_total deltas, and probes
             done (sum of tocsin_probes_total deltas) against targets × window / interval,
@@ -89,32 +89,28 @@ def quantiles(values: list[float]) -> dict:
             "max_ms": round(values[-1] * 1000, 2), "over_250ms": sum(v > 0.25 for v in values)}
 
 
-def start_lateness(runs: dict[str, set[float]], interval: float) -> dict[str, list[float]]:
-    """target -> start lateness of each run seen, from its schedule (phase + k × interval).
+def schedule_of(base: str) -> dict[str, float]:
+    """target -> one of its due times (Unix seconds): `next_run` from tocsin's /api/v1/targets.
 
-    Every target's first run is `apply time + phase_offset(name)`, and `apply time` is one
-    instant for all of them, unknown here: it is found as the densest 10 ms slot of
-    (start - phase) mod interval over all runs (most runs are punctual), and the earliest
-    run is taken as lateness 0 (APScheduler never starts a run early)."""
-    from tocsin.scheduler import phase_offset
+    A target is due at that instant plus any whole number of intervals (its phase on the
+    scheduler's grid), until a reload or backoff changes its schedule; neither happens here."""
+    import json
+    from datetime import datetime
 
-    residues: list[tuple[str, float]] = []
-    for name, starts in runs.items():
-        phase = phase_offset(name, interval)
-        residues += [(name, (ts - phase) % interval) for ts in starts]
-    if not residues:
-        return {}
-    slots: dict[int, int] = {}
-    for _, r in residues:
-        slots[int(r * 100)] = slots.get(int(r * 100), 0) + 1
-    anchor = max(slots, key=slots.__getitem__) / 100
-    half = interval / 2
-    shifted = [(name, (r - anchor + half) % interval - half) for name, r in residues]
-    zero = min(d for _, d in shifted)
-    out: dict[str, list[float]] = {}
-    for name, d in shifted:
-        out.setdefault(name, []).append(d - zero)
-    return out
+    status, body = http_get(base + "/api/v1/targets", 60)
+    if status != 200:
+        raise RuntimeError(f"/api/v1/targets answered {status}")
+    doc = json.loads(body)
+    items = doc.get("data", doc) if isinstance(doc, dict) else doc
+    return {t["name"]: datetime.fromisoformat(t["next_run"]).timestamp() for t in items if t.get("next_run")}
+
+
+def start_lateness(runs: dict[str, list[float]], schedule: dict[str, float], interval: float) -> dict[str, list[float]]:
+    """target -> start lateness of each run seen (in the order given): start - due, where the
+    due times are the target's scheduled instant plus k × interval. APScheduler never starts
+    a run early, so the distance to the due time just before the start is the lateness."""
+    return {name: [(ts - schedule[name]) % interval for ts in starts]
+            for name, starts in runs.items() if name in schedule}
 
 
 def run_scenario(procs: Processes, workdir: Path, scenario: str, ok_url: str, hang_url: str | None,
@@ -173,6 +169,7 @@ def run_scenario(procs: Processes, workdir: Path, scenario: str, ok_url: str, ha
 
         own0, cpu0, ng0 = cpu_seconds(os.getpid()), cpu_seconds(proc.pid), tree_cpu_seconds(nginx_pid)
         hg0 = cpu_seconds(hang_pid) if hang_pid else 0.0
+        schedule = schedule_of(base)
         text0, t0 = take()
         first_seen = {name: max(s) for name, s in runs.items()}  # runs before the window are not counted
         spy = profile_with_py_spy(proc.pid, args.window, args.profile.with_name(f"{args.profile.name}-{scenario}.txt")) \
@@ -214,7 +211,7 @@ def run_scenario(procs: Processes, workdir: Path, scenario: str, ok_url: str, ha
                 "probes_per_target_min": min(per) if per else None}
 
     in_window = {name: {ts for ts in s if ts > first_seen.get(name, -1.0)} for name, s in runs.items()}
-    late = start_lateness({n: sorted(s) for n, s in runs.items()}, args.interval)  # same order as sorted(starts)
+    late = start_lateness({n: sorted(s) for n, s in runs.items()}, schedule, args.interval)  # same order as sorted(starts)
     ok_late, hang_late = [], []
     for name, starts in runs.items():
         for ts, d in zip(sorted(starts), late.get(name, [])):
