@@ -190,10 +190,10 @@ class ProbeScheduler:
             self._add_job(name, interval, first_run(name, interval, now))
         return changes
 
-    def _add_job(self, name: str, interval: float, first_run: datetime) -> None:
+    def _add_job(self, name: str, interval: float, start: datetime) -> None:
         self._scheduler.add_job(
-            self._run, IntervalTrigger(seconds=interval, start_date=first_run, timezone=timezone.utc),
-            args=(name,), id=name, name=name, next_run_time=first_run,
+            self._run, IntervalTrigger(seconds=interval, start_date=start, timezone=timezone.utc),
+            args=(name,), id=name, name=name, next_run_time=start,
             misfire_grace_time=max(1, int(interval)), replace_existing=True)
 
     def _remove_job(self, name: str) -> None:
