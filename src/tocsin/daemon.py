@@ -87,10 +87,11 @@ class Daemon:
         self._apply(self.loaded)
         self.web = WebServer(g.listen_address, self, g.web)  # binds here: a taken port fails start-up
         self.web.start()
-        self.scheduler.start()
         await asyncio.to_thread(self._start_outbound, self.loaded)  # replays the outbox
         self._start_rules()
         self._start_watchdog()
+        # Last: probes due from now on do not compete with the rest of start-up for the CPU.
+        self.scheduler.start()
         self._ready = True
         _settle_heap()
         self.notifier.ready()

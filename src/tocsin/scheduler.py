@@ -148,6 +148,9 @@ class ProbeScheduler:
         )
         self._scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self.states: dict[str, TargetState] = {}
+        # Jobs of targets applied before start(): added by start(), so that the work done
+        # between the first apply and start-up's end does not make their first runs late.
+        self._unstarted: dict[str, float] = {}
         self._unusual = {"missed": 0, "skipped": 0}
         self._unusual_logged = float("-inf")
         self._in_flight: set[asyncio.Task] = set()
@@ -156,6 +159,11 @@ class ProbeScheduler:
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
+        """Start dispatching; targets applied before this get their phases from this moment."""
+        now = datetime.now(timezone.utc)
+        for name, interval in self._unstarted.items():
+            self._add_job(name, interval, first_run(name, interval, now))
+        self._unstarted.clear()
         self._scheduler.start()
 
     async def stop(self, grace: float) -> None:
@@ -195,7 +203,10 @@ class ProbeScheduler:
                 changes["added"].append(name)
             interval = target.interval or 30.0
             self.states[name] = TargetState(target, interval)
-            self._add_job(name, interval, first_run(name, interval, now))
+            if self._scheduler.running:
+                self._add_job(name, interval, first_run(name, interval, now))
+            else:
+                self._unstarted[name] = interval
         return changes
 
     def _add_job(self, name: str, interval: float, start: datetime) -> None:
@@ -206,6 +217,7 @@ class ProbeScheduler:
 
     def _remove_job(self, name: str) -> None:
         self._due.pop(name, None)
+        self._unstarted.pop(name, None)
         if self._scheduler.get_job(name) is not None:
             self._scheduler.remove_job(name)
 
