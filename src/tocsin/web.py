@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import selectors
 import ssl
 import threading
 from http import HTTPStatus
@@ -152,10 +154,32 @@ class WebServer(ThreadingHTTPServer):
         return self.server_address[1]
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, name="web", daemon=True,
-                                        kwargs={"poll_interval": 0.25})
+        self._stopping = False
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
         self._thread.start()
 
+    def _serve(self) -> None:
+        """Accept connections until stop(), blocking with no timeout.
+
+        The stdlib's serve_forever wakes every poll_interval to look for a shutdown
+        request; idle, that was 4 wake-ups a second, each costing the process ~0.2 ms of
+        CPU on a virtual machine. stop() wakes this loop through a pipe instead.
+        """
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping:
+                for key, _ in selector.select():
+                    if key.fileobj is self and not self._stopping:
+                        self._handle_request_noblock()
+
     def stop(self) -> None:
-        self.shutdown()
+        if self._thread is not None:
+            self._stopping = True
+            os.write(self._wake_w, b"\0")
+            self._thread.join(5.0)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._thread = None
         self.server_close()
