@@ -28,6 +28,11 @@ from .router import Route, build
 
 log = logging.getLogger("tocsin.notify")
 RESOLVED_RETENTION = 900.0       # how long a resolved alert stays in the active view
+# The longest the dispatcher and an idle delivery lane sleep without being woken: a safety
+# net only. Each wakes when there is work (submit(), a committed notification) or when the
+# next flush, resend or expiry is due; an idle daemon does not wake them every second.
+IDLE_WAIT = 60.0
+RETRY_AFTER_ERROR = 1.0
 NFLOG_RETENTION = 5 * 86400.0    # Alertmanager keeps its notification log 5 days
 
 
@@ -83,7 +88,7 @@ class Notifier:
 
     def __init__(self, config: AlertingConfig, *, state_dir: str, external_labels: dict[str, str] | None = None,
                  metrics: NotifyMetrics | None = None, registry: Any = None, external_url: str | None = None,
-                 tick: float = 1.0) -> None:
+                 tick: float = IDLE_WAIT) -> None:
         self.config = config
         self.external_labels = dict(external_labels or {})
         self.external_url = config.external_url or external_url or ""
@@ -213,7 +218,7 @@ class Notifier:
                 wait = self._dispatch_once()
             except Exception:  # noqa: BLE001 - the dispatcher must outlive any single bug
                 log.exception("notification dispatch failed; retrying")
-                wait = self._tick
+                wait = RETRY_AFTER_ERROR
             with self._cv:
                 if not self._stopping.is_set():
                     self._cv.wait(max(0.005, wait))
@@ -232,7 +237,7 @@ class Notifier:
                     cleanup.append((group, self._flush(group, now, muted, notifications, log_updates)))
             for name, items in self._forward.items():
                 self._forward_due(name, items, now, notifications)
-            next_due = min((g.next_flush for g in self._groups.values()), default=now + self._tick)
+            next_due = self._next_due()
         if notifications or log_updates:
             self.outbox.commit(notifications, log_updates)  # outside the lock: submit() never waits on disk
         with self._lock:
@@ -249,6 +254,20 @@ class Notifier:
             if channel is not None:
                 channel.wake.set()
         return min(self._tick, max(0.0, next_due - time.time()))
+
+    def _next_due(self) -> float:
+        """When the dispatcher has work without being told: the next group flush, resend to
+        an Alertmanager peer, or alert to expire or forget (Unix time; inf if none)."""
+        times = [g.next_flush for g in self._groups.values()]
+        for tracked in self._alerts.values():
+            times.append(tracked.seen + (self.config.resolve_timeout if tracked.alert.firing else RESOLVED_RETENTION))
+        for name, items in self._forward.items():
+            options = self.receivers[name].config  # type: ignore[union-attr]
+            for item in items.values():
+                times.append(item.last_sent + options.resend_delay)
+                if item.resolved_at is not None:
+                    times.append(item.resolved_at + options.resolved_retention)
+        return min(times, default=float("inf"))
 
     def _expire_alerts(self, now: float) -> None:
         """Resolve firing alerts nobody re-submitted for resolve_timeout; forget old resolved ones."""
@@ -328,7 +347,7 @@ class Notifier:
                 if self._stopping.is_set():
                     return
                 log.exception("cannot read the outbox")
-                channel.wake.wait(self._tick)
+                channel.wake.wait(RETRY_AFTER_ERROR)
                 continue
             if pending is None:
                 channel.wake.wait(self._tick)
