@@ -26,7 +26,7 @@ from tocsin.config import load_config
 from tocsin.notify import Alert, Notifier
 config = load_config(sys.argv[1]).config
 notifier = Notifier(config.alerting, state_dir=config.global_.state_dir,
-                    external_labels=config.global_.external_labels, tick=0.05)
+                    external_labels=config.global_.external_labels)
 notifier.start()
 started = datetime(2024, 1, 1, tzinfo=timezone.utc)
 alerts = [Alert(labels={"alertname": "TargetDown", "target": f"t{i:02d}"}, starts_at=started)

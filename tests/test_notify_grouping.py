@@ -27,7 +27,7 @@ def make_notifier(tmp_path, raw: dict) -> tuple[Notifier, CollectorRegistry]:
     config = parse_config(raw, "test.yml")
     registry = CollectorRegistry()
     notifier = Notifier(config.alerting, state_dir=str(tmp_path / "state"),
-                        external_labels=config.global_.external_labels, metrics=NotifyMetrics(registry), tick=0.05)
+                        external_labels=config.global_.external_labels, metrics=NotifyMetrics(registry))
     notifier.start()
     return notifier, registry
 
@@ -93,6 +93,29 @@ def test_groups_by_label_and_new_alert_after_group_interval(tmp_path, sink):
         wait_for(lambda: len(sink.bodies()) == 4, timeout=5, what="the new group")
         time.sleep(0.5)
         assert len(sink.bodies()) == 4, "an unchanged group does not repeat before repeat_interval"
+    finally:
+        notifier.stop()
+
+
+def test_due_work_wakes_the_dispatcher_without_a_new_submit(tmp_path, sink):
+    """No poll tick: the dispatcher sleeps until the next flush, repeat or expiry is due.
+
+    One submit only; the flush after group_wait, the repeat after repeat_interval and the
+    resolution after resolve_timeout (the alert is not re-submitted) all arrive on time."""
+    raw = alerting(sink.url, repeat_interval="1s")
+    raw["alerting"]["resolve_timeout"] = "2500ms"
+    notifier, _ = make_notifier(tmp_path, raw)
+    try:
+        started = time.monotonic()
+        notifier.submit([down(1)])
+        wait_for(lambda: len(sink.bodies()) >= 1, timeout=5, what="the first notification")
+        wait_for(lambda: len(sink.bodies()) >= 2, timeout=5, what="the repeat")
+        resolved = wait_for(lambda: [b for b in sink.bodies() if b["status"] == "resolved"], timeout=10,
+                            what="the resolution after resolve_timeout")
+        assert resolved[0]["alerts"][0]["labels"]["target"] == "t01"
+        assert time.monotonic() - started < 8, "each step came when due, not after a long idle sleep"
+        firing = [b for b in sink.bodies() if b["status"] == "firing"]
+        assert 2 <= len(firing) <= 4, len(firing)  # first + repeats every ~1.3 s until resolved at 2.5 s
     finally:
         notifier.stop()
 

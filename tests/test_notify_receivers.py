@@ -26,7 +26,7 @@ def start(tmp_path, receiver: dict, **extra) -> Notifier:
                                      "breaker_failures": 50, "breaker_cooldown": "1s"}, **extra}}
     config = parse_config(raw, "test.yml")
     notifier = Notifier(config.alerting, state_dir=str(tmp_path / "state"), external_labels={"site": "lab"},
-                        metrics=NotifyMetrics(CollectorRegistry()), external_url="http://tocsin.test:9469", tick=0.05)
+                        metrics=NotifyMetrics(CollectorRegistry()), external_url="http://tocsin.test:9469")
     notifier.start()
     return notifier
 

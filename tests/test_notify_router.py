@@ -133,7 +133,7 @@ def test_expired_notifications_are_dropped_with_an_error_and_counted(tmp_path, c
         "t.yml").alerting
     registry = CollectorRegistry()
     with caplog.at_level(logging.ERROR, logger="tocsin.notify"):
-        n = Notifier(config, state_dir=state, metrics=NotifyMetrics(registry), tick=0.05)
+        n = Notifier(config, state_dir=state, metrics=NotifyMetrics(registry))
         n.start()
         try:
             wait_for(lambda: registry.get_sample_value("tocsin_outbox_length") == 0, timeout=5, what="dropped")
@@ -152,7 +152,7 @@ def test_active_alerts_view_shows_state_and_since(tmp_path):
                                         "inhibit_rules": [{"source_matchers": ['severity="critical"'],
                                                            "target_matchers": ['severity="warning"']}]}},
                           "t.yml").alerting
-    n = Notifier(config, state_dir=str(tmp_path), metrics=NotifyMetrics(CollectorRegistry()), tick=0.05)
+    n = Notifier(config, state_dir=str(tmp_path), metrics=NotifyMetrics(CollectorRegistry()))
     n.start()
     try:
         n.submit([Alert(labels={"alertname": "Down", "severity": "critical"}),

@@ -88,7 +88,7 @@ class Notifier:
 
     def __init__(self, config: AlertingConfig, *, state_dir: str, external_labels: dict[str, str] | None = None,
                  metrics: NotifyMetrics | None = None, registry: Any = None, external_url: str | None = None,
-                 tick: float = IDLE_WAIT) -> None:
+                 max_sleep: float = IDLE_WAIT) -> None:
         self.config = config
         self.external_labels = dict(external_labels or {})
         self.external_url = config.external_url or external_url or ""
@@ -96,7 +96,7 @@ class Notifier:
         self.root, self.inhibitor = build(config)
         self.receivers = build_receivers(config)
         self.outbox = Outbox(state_dir)
-        self._tick = tick
+        self._max_sleep = max_sleep
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -253,7 +253,7 @@ class Notifier:
             channel = self._channels.get(channel_of(n.receiver, n.target))
             if channel is not None:
                 channel.wake.set()
-        return min(self._tick, max(0.0, next_due - time.time()))
+        return min(self._max_sleep, max(0.0, next_due - time.time()))
 
     def _next_due(self) -> float:
         """When the dispatcher has work without being told: the next group flush, resend to
@@ -350,7 +350,7 @@ class Notifier:
                 channel.wake.wait(RETRY_AFTER_ERROR)
                 continue
             if pending is None:
-                channel.wake.wait(self._tick)
+                channel.wake.wait(self._max_sleep)
                 continue
             n = pending.notification
             age = time.time() - n.created_at
@@ -364,7 +364,7 @@ class Notifier:
                 continue
             wait = channel.breaker.wait_time()
             if wait > 0:
-                channel.wake.wait(min(wait, self._tick))
+                channel.wake.wait(min(wait, self._max_sleep))
                 continue
             self._attempt(channel, receiver, pending.id, n)
 
