@@ -4,12 +4,13 @@ One job per target, its first run spread over the interval by a hash of the targ
 name (so 1 000 targets with one interval do not fire in the same second, and a restart
 keeps the same phase), rounded up to a grid of SLOT seconds shared by every target.
 
-Why the grid: on a virtual machine each wake-up of an idle process costs ~0.1 ms of CPU
-whatever it does, as much as a probe itself. 200 targets each on its own phase wake the
-daemon 40 times a second at 5 s; on a 100 ms grid the same probes start in at most 10
-wake-ups a second, a few at a time, and their connections complete together. The load is
-still spread over the interval. APScheduler's `max_instances=1` guarantees a target never has
-two probes at once. Probes are coroutines: a hanging target holds a cheap slot of the
+Why the grid: on a virtual machine each wake-up of an idle process costs ~0.2 ms of CPU
+whatever it does (bench/wakeup_cost.py), as much as a probe itself. 200 targets each on
+its own phase wake the daemon 40 times a second at 5 s; on a 100 ms grid the same probes
+start in at most 10 wake-ups a second, a few at a time. The load is still spread over the
+interval.
+
+APScheduler's `max_instances=1` guarantees a target never has two probes at once. Probes are coroutines: a hanging target holds a cheap slot of the
 bounded pool until its deadline, never a thread, so it cannot delay healthy targets.
 """
 
