@@ -90,3 +90,34 @@ def test_rule_outputs_and_alerts_are_kept_when_rules_read_them() -> None:
     names = {dict(s.labels)["__name__"] for s in store.select([], 0, 2**62)}
     assert names == {"x:y", "ALERTS"}  # ALERTS_FOR_STATE is read by no rule: not kept
     assert [r.active_alerts()[0].state for r in g.rules[1:]] == ["firing", "firing"]
+
+
+def test_derived_counters_equal_what_metrics_serves() -> None:
+    """Every counter family a rule can select holds, after each result, the value /metrics shows."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tocsin.config import Target
+    from tocsin.metrics import ProbeMetrics
+    from tocsin.probes.result import ProbeResult
+
+    store = store_for("tocsin_probes_total", "tocsin_probe_retries_total", "tocsin_probe_failures_total",
+                      "tocsin_probe_duration_seconds_bucket", "tocsin_probe_duration_seconds_sum",
+                      "tocsin_probe_duration_seconds_count")
+    metrics = ProbeMetrics()
+    metrics.subscribe(store.ingest)
+    metrics.ensure(Target.model_validate({"name": "web", "url": "http://127.0.0.1:1/", "labels": {"team": "core"}}))
+    outcomes = [(True, 0.004, 1, ""), (False, 0.3, 3, "connect"), (True, 2.0, 2, ""), (False, 7.0, 1, "timeout"),
+                (False, 0.02, 2, "connect")]
+    for i, (success, duration, attempts, reason) in enumerate(outcomes):
+        metrics.record(ProbeResult(target="web", kind="http", success=success, reason=reason, message="",
+                                   duration=duration, attempts=attempts, first_attempt_success=success and attempts == 1,
+                                   correlation_id="c", started_at=1_000.0 + 15 * i, timeout=10.0))
+        served = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                  for family in text_string_to_metric_families(metrics.render())
+                  for s in family.samples if s.name.startswith(("tocsin_probes_total", "tocsin_probe_retries",
+                                                                "tocsin_probe_failures", "tocsin_probe_duration"))}
+        stored = {(dict(s.labels)["__name__"], tuple(sorted(p for p in s.labels if p[0] != "__name__"))): s.values[-1]
+                  for s in store.select([], 0, 2**62) if not is_stale(s.values[-1])}
+        assert stored == served, i
+    assert served[("tocsin_probe_failures_total", (("reason", "connect"), ("target", "web"), ("team", "core")))] == 2
+    assert served[("tocsin_probe_duration_seconds_bucket", (("le", "+Inf"), ("target", "web"), ("team", "core")))] == 5
