@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import time
 import logging
 from dataclasses import dataclass
@@ -296,3 +297,9 @@ class ProbeScheduler:
             log.warning("probe runs not started on time in the last minute: %d missed (too late), "
                         "%d skipped (previous run still going)", self._unusual["missed"], self._unusual["skipped"])
             self._unusual = {"missed": 0, "skipped": 0}
+
+
+# APScheduler checks a job function's signature against its args on every add_job;
+# inspect.signature recomputes it each time (~14 µs: 0.14 s of start-up at 10 000 targets).
+# A function's __signature__ is what inspect.signature returns for it, so compute it once.
+ProbeScheduler._run.__signature__ = inspect.signature(ProbeScheduler._run)  # type: ignore[attr-defined]
