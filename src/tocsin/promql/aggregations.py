@@ -12,16 +12,14 @@ from collections.abc import Callable, Sequence
 from . import gomath as G
 from .errors import PromQLEvalError
 from .functions import quantile
-from .labels import METRIC_NAME, Labels, keep, set_label, without
+from .labels import METRIC_NAME, Labels, keep, memo_table, set_label, without
 from .values import Sample, format_value
 
 NAN = math.nan
 
 
-# Grouping keys per (grouping, without) and input label set. Rules re-run over the same
-# label sets every interval, and a dict lookup is much cheaper than building the key.
+# Grouping keys per (grouping, without) and input label set (labels.memo_table).
 _KEYS: dict[tuple[frozenset[str], bool], dict[Labels, Labels]] = {}
-_KEYS_MAX = 200_000
 
 
 def _key_cache(grouping: Sequence[str], is_without: bool) -> tuple[dict[Labels, Labels], Callable[[Labels], Labels]]:
@@ -31,12 +29,7 @@ def _key_cache(grouping: Sequence[str], is_without: bool) -> tuple[dict[Labels, 
     else:
         names = frozenset(grouping)
         make = lambda lbl: keep(lbl, names)  # noqa: E731
-    cache = _KEYS.get((names, is_without))
-    if cache is None or len(cache) > _KEYS_MAX:
-        if len(_KEYS) > 256:
-            _KEYS.clear()
-        cache = _KEYS[(names, is_without)] = {}
-    return cache, make
+    return memo_table(_KEYS, (names, is_without)), make
 
 
 def _grouping_fn(grouping: Sequence[str], is_without: bool) -> Callable[[Labels], Labels]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from . import gomath as G
 from . import nodes as N
 from .errors import PromQLEvalError
-from .labels import METRIC_NAME, Labels, drop_name, format_labels, get, keep, without
+from .labels import METRIC_NAME, Labels, drop_name, format_labels, get, keep, memo_table, without
 from .values import Sample
 
 ARITH: dict[str, Callable[[float, float], float]] = {
@@ -65,10 +65,8 @@ def vector_scalar(op: str, vec: list[Sample], scalar: float, swap: bool, return_
     return out
 
 
-# Match signatures per (on, names) and label set, reused across evaluations: rules join
-# the same label sets every interval, and a dict lookup is cheaper than building the key.
+# Match signatures per (on, names) and label set (labels.memo_table).
 _SIGS: dict[tuple[bool, frozenset[str]], dict[Labels, Labels]] = {}
-_SIGS_MAX = 200_000
 
 
 def _signature(on: bool, names: tuple[str, ...]) -> Callable[[Labels], Labels]:
@@ -78,11 +76,7 @@ def _signature(on: bool, names: tuple[str, ...]) -> Callable[[Labels], Labels]:
     else:
         key_names = frozenset(names) | {METRIC_NAME}
         make = lambda lbl: without(lbl, key_names)  # noqa: E731
-    cache = _SIGS.get((on, key_names))
-    if cache is None or len(cache) > _SIGS_MAX:
-        if len(_SIGS) > 256:
-            _SIGS.clear()
-        cache = _SIGS[(on, key_names)] = {}
+    cache = memo_table(_SIGS, (on, key_names))
     get = cache.get
 
     def sig(lbl: Labels) -> Labels:

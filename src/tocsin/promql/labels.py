@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -76,3 +77,18 @@ def format_labels(labels: Labels) -> str:
 
 def _escape(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def memo_table(tables: dict[Any, dict[Labels, Labels]], key: Any, max_entries: int = 200_000) -> dict[Labels, Labels]:
+    """The memo of label sets derived under `key` (a grouping, a match signature), from `tables`.
+
+    Rules derive the same keys from the same label sets every interval, and a dict lookup
+    is much cheaper than building one. Bounded: a memo past `max_entries` starts afresh,
+    and so do all of them once more than 256 keys were seen.
+    """
+    table = tables.get(key)
+    if table is None or len(table) > max_entries:
+        if len(tables) > 256:
+            tables.clear()
+        table = tables[key] = {}
+    return table
