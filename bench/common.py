@@ -398,6 +398,14 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+def serve_in_thread(port: int, handler: type, poll_interval: float) -> _Server:
+    """A threaded HTTP server on 127.0.0.1:`port`, serving from a daemon thread; stop with
+    shutdown() then server_close()."""
+    server = _Server(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True).start()
+    return server
+
+
 class WebhookSink:
     """Receives webhook POSTs (Alertmanager payload v4) and records when each arrived."""
 
@@ -425,10 +433,7 @@ class WebhookSink:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", self.port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
+        self._server = serve_in_thread(self.port, Handler, poll_interval=0.05)
 
     @property
     def url(self) -> str:
@@ -495,10 +500,7 @@ class SwitchableTarget:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", self.port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-        self._thread.start()
+        self._server = serve_in_thread(self.port, Handler, poll_interval=0.02)
 
     @property
     def url(self) -> str:
