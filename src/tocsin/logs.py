@@ -19,11 +19,38 @@ import os
 import sys
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
+from pydantic import Field
 from pythonjsonlogger.json import JsonFormatter
 
-from .config import LoggingConfig, SyslogLog
+from .fields import Model, Size
+
+
+class ConsoleLog(Model):
+    format: Literal["text", "json"] = "text"
+
+
+class FileLog(Model):
+    path: str = "logs/tocsin.log"
+    format: Literal["text", "json"] = "json"
+    max_bytes: Size = 10 * 2**20
+    backup_count: int = Field(default=5, ge=0)
+
+
+class SyslogLog(Model):
+    address: str = "/dev/log"
+    facility: Literal["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "cron", "authpriv",
+                      "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"] = "daemon"
+    level: Literal["debug", "info", "warning", "error"] = "warning"
+
+
+class LoggingConfig(Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    console: ConsoleLog = ConsoleLog()
+    file: FileLog | None = None
+    syslog: SyslogLog | None = None
+
 
 FIELDS = ("target", "rule", "receiver", "correlation_id")
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("tocsin_log_context", default={})

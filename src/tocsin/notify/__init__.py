@@ -1,27 +1,11 @@
 """Notifications: route alerts (Alertmanager's tree), group them, and deliver them durably.
 
-Public API: `Alert`, `Notifier`, `NotifyMetrics`, `AlertingConfig`. Imports are lazy so the
-config module can import `notify.config` without pulling in the delivery machinery.
+Public API: `Alert`, `Notifier`, `NotifyMetrics`, `AlertingConfig`, `send_test`.
 """
 
-from __future__ import annotations
-
-from typing import Any
+from .alert import Alert
+from .config import AlertingConfig
+from .metrics import NotifyMetrics
+from .notifier import Notifier, send_test
 
 __all__ = ["Alert", "AlertingConfig", "Notifier", "NotifyMetrics", "send_test"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Alert":
-        from .alert import Alert
-        return Alert
-    if name == "AlertingConfig":
-        from .config import AlertingConfig
-        return AlertingConfig
-    if name in ("Notifier", "send_test"):
-        from . import notifier
-        return getattr(notifier, name)
-    if name == "NotifyMetrics":
-        from .metrics import NotifyMetrics
-        return NotifyMetrics
-    raise AttributeError(name)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from ..config import Duration, Model, PositiveDuration
+from ..fields import Duration, Model, PositiveDuration
 from .matchers import check_matchers
 from .receivers.alertmanager import AlertmanagerConfig
 from .receivers.email import EmailConfig

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from ...config import PositiveDuration
+from ...fields import PositiveDuration
 from .base import Notification, Receiver, ReceiverOptions
 
 

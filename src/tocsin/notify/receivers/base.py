@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import requests
 from pydantic import Field
 
-from ...config import Duration, Model
 from ...errors import NotificationError
+from ...fields import Duration, Model
 from ..alert import Alert
 
 USER_AGENT = "tocsin-notify/1"

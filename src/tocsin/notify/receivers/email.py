@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from ...config import HostPort, Model, ReadableFile, SecretFromFile
 from ...errors import NotificationError
+from ...fields import HostPort, Model, ReadableFile, SecretFromFile
 from .base import Notification, Receiver, ReceiverOptions
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar, Literal
 
+from ...logs import log_context
 from .base import Notification, Receiver, ReceiverOptions
 
 log = logging.getLogger("tocsin.notify.log")
@@ -27,8 +28,6 @@ class LogReceiver(Receiver):
                             "startsAt": a.to_dict()["startsAt"]} for a in n.alerts]}
 
     def deliver(self, n: Notification) -> None:
-        from ...logs import log_context  # lazy: tocsin.logs imports the config, which imports this
-
         level = logging.INFO if n.status == "resolved" else getattr(logging, self.config.level.upper())
         with log_context(receiver=self.name):
             log.log(level, "alert notification: %s", n.title(), extra={"receiver": self.name, "fields": self.payload(n)})

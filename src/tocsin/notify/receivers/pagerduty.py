@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from pydantic import SecretStr, model_validator
 
 from ... import __version__
-from ...config import SecretFromFile
+from ...fields import SecretFromFile
 from .base import Notification, Receiver, ReceiverOptions
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr, model_validator
 
-from ...config import SecretFromFile
+from ...fields import SecretFromFile
 from .base import Notification, Receiver, ReceiverOptions
 
 COLORS = {"critical": "danger", "error": "danger", "page": "danger", "warning": "warning",

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, model_validator
 
-from ...config import SecretFromFile
+from ...fields import SecretFromFile
 from .base import Notification, Receiver, ReceiverOptions
 
 
