@@ -7,10 +7,11 @@ from pathlib import Path
 
 from tocsin.config import LoadedConfig, parse_config
 from tocsin.promql import MemoryStorage, is_stale
-from tocsin.rulefiles import parse_rule_text
-from tocsin.rulemanager import RuleManager
-from tocsin.rules import FIRING, INACTIVE, PENDING, AlertingRule, Group
-from tocsin.state import AlertState
+from tocsin.rules.files import parse_rule_text
+from tocsin.rules.alerting import FIRING, INACTIVE, PENDING, AlertingRule
+from tocsin.rules.group import Group
+from tocsin.rules.manager import RuleManager
+from tocsin.rules.persist import AlertStateDB
 
 S = 1000
 RULES = """
@@ -103,7 +104,7 @@ groups:
 
 
 def test_restore_after_restart(tmp_path: Path) -> None:
-    state = AlertState(tmp_path / "rules.db")
+    state = AlertStateDB(tmp_path / "rules.db")
     g, store = group(), MemoryStorage()
     rule = g.rules[1]
     rule.restored = True

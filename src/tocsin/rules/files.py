@@ -10,16 +10,17 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import promql
-from .promql import nodes as N
-from .templates import Template, TemplateError
-from .units import parse_duration
+from .. import promql
+from ..promql import nodes as N
+from ..templates import Template, TemplateError
+from ..units import parse_duration
 
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -29,7 +30,7 @@ _RULE_KEYS = {"record", "alert", "expr", "for", "keep_firing_for", "labels", "an
 
 @dataclass(eq=False)
 class RuleSpec:
-    """One validated rule. `identity` decides whether a reload keeps its alert state."""
+    """One validated rule. `reload_key` decides whether a reload keeps its alert state."""
 
     kind: str  # "alert" or "record"
     name: str
@@ -44,9 +45,14 @@ class RuleSpec:
     annotation_templates: dict[str, Template] = field(default_factory=dict)
 
     @property
-    def identity(self) -> tuple:
-        return (self.kind, self.name, self.expr_text, self.for_s, self.keep_firing_for_s,
-                tuple(sorted(self.labels.items())), tuple(sorted(self.annotations.items())))
+    def reload_key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """Name and labels: what a reload matches a rule by, within its group, as Prometheus does.
+
+        Editing a rule's expression, `for`, `keep_firing_for` or annotations keeps its
+        alerts (firing stays firing, with its original activeAt); renaming it or changing
+        its labels makes it another rule.
+        """
+        return (self.name, tuple(sorted(self.labels.items())))
 
 
 @dataclass(eq=False)
@@ -354,8 +360,6 @@ def count_rules(groups: list[GroupSpec]) -> int:
 
 def check_rules_cli(paths: list[str], out: Any = None, err: Any = None) -> int:
     """`tocsin check rules FILE...`: promtool's output and exit code (0 all good, 1 otherwise)."""
-    import sys
-
     out = out or sys.stdout
     err = err or sys.stderr
     failed = False
