@@ -6,11 +6,11 @@ import math
 import time
 from pathlib import Path
 
-from tocsin.config import LoadedConfig, parse_config
 from tocsin import promql
+from tocsin.config import LoadedConfig, parse_config
 from tocsin.promql import MemoryStorage, is_stale
-from tocsin.rules.files import parse_rule_text
 from tocsin.rules.alerting import FIRING, INACTIVE, PENDING, AlertingRule
+from tocsin.rules.files import parse_rule_text
 from tocsin.rules.group import Group
 from tocsin.rules.manager import RuleManager
 from tocsin.rules.persist import AlertStateDB

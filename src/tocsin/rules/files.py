@@ -153,7 +153,7 @@ def _validate_rule(raw: Any, index: int, file: str, group: str, default_labels: 
     def err(msg: str) -> None:
         errs.append(f"{file}: {where}: {msg}")
 
-    if not isinstance(raw, dict):
+    if not isinstance(raw, _PosDict):  # the loader makes every mapping a _PosDict
         err("expected a mapping")
         return None, errs
     for key in raw:
@@ -166,12 +166,12 @@ def _validate_rule(raw: Any, index: int, file: str, group: str, default_labels: 
         err("only one of 'record' and 'alert' must be set")
     elif record is None and alert is None:
         err("one of 'record' or 'alert' must be set")
-    expr_text = raw.get("expr")
+    raw_expr = raw.get("expr")
+    expr_text = "" if raw_expr is None else str(raw_expr)
     expr = None
-    if expr_text is None or str(expr_text).strip() == "":
+    if expr_text.strip() == "":
         err("field 'expr' must be set in rule")
     else:
-        expr_text = str(expr_text)
         try:
             expr = promql.parse(expr_text)
         except promql.PromQLParseError as exc:
@@ -241,7 +241,7 @@ def parse_rule_text(text: str, file: str, default_interval_s: float = 60.0) -> l
         raise RuleFileError([f"{file}: yaml: {exc}".replace("\n", " ")]) from None
     if raw is None:
         return []
-    if not isinstance(raw, dict):
+    if not isinstance(raw, _PosDict):
         raise RuleFileError([f"{file}: yaml: expected a mapping with the key 'groups'"])
     errors: list[str] = []
     for key in raw:
@@ -254,7 +254,7 @@ def parse_rule_text(text: str, file: str, default_interval_s: float = 60.0) -> l
     groups: list[GroupSpec] = []
     seen: set[str] = set()
     for gi, g in enumerate(groups_raw):
-        if not isinstance(g, dict):
+        if not isinstance(g, _PosDict):
             errors.append(f"{file}: groups[{gi}]: expected a mapping")
             continue
         for key in g:

@@ -21,9 +21,10 @@ import gc
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..config import LoadedConfig
 from ..notify.alert import Alert as NotifyAlert

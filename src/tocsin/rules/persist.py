@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .alerting import Alert, AlertState
 
@@ -92,10 +92,10 @@ class AlertStateDB:
             groups = dict(self._db.execute("SELECT group_key, last_eval_ms FROM groups").fetchall())
             rows = self._db.execute("SELECT * FROM alerts").fetchall()
         alerts: dict[tuple[str, str], dict[tuple, Alert]] = {}
-        for (group_key, rule, labels, annotations, state, active_at, fired_at, resolved_at, last_sent_at,
+        for (group_key, rule, labels_json, annotations_json, state, active_at, fired_at, resolved_at, last_sent_at,
              keep_since, value) in rows:
-            lbl = tuple(tuple(p) for p in json.loads(labels))
+            lbl = tuple(tuple(p) for p in json.loads(labels_json))
             alerts.setdefault((group_key, rule), {})[lbl] = Alert(
-                lbl, json.loads(annotations), AlertState(state), active_at, float("nan") if value is None else value,
+                lbl, json.loads(annotations_json), AlertState(state), active_at, float("nan") if value is None else value,
                 fired_at, resolved_at, last_sent_at, 0, keep_since)
         return groups, alerts

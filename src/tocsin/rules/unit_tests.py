@@ -104,8 +104,8 @@ def _alerts_str(alerts: list[tuple[dict[str, str], dict[str, str]]]) -> str:
     if not alerts:
         return "[]"
     parts = []
-    for i, (labels, annotations) in enumerate(alerts):
-        body = "\nLabels:" + _labels_str(labels) + "\nAnnotations:" + _labels_str(annotations)
+    for i, (labels, annots) in enumerate(alerts):
+        body = "\nLabels:" + _labels_str(labels) + "\nAnnotations:" + _labels_str(annots)
         parts.append(f"{i}:" + _indent(body, "  "))
     return "[\n" + ",\n".join(parts) + "\n]"
 
@@ -215,13 +215,13 @@ def _run_group(tg: dict[str, Any], ctx: _TestContext) -> list[str]:
                             (dict(a.labels), dict(a.annotations)) for a in r.active.values() if a.state == FIRING)
             for case in alert_tests[t]:
                 got_alerts = sorted(got.get(case["alertname"], []), key=_alert_key)
-                exp_alerts = []
+                exp_alerts: list[tuple[dict[str, str], dict[str, str]]] = []
                 for exp in case.get("exp_alerts") or []:
                     _check_keys(exp, _EXP_ALERT_KEYS, "main.alert")
-                    labels = {str(k): str(v) for k, v in (exp.get("exp_labels") or {}).items()}
-                    labels["alertname"] = case["alertname"]
+                    exp_labels = {str(k): str(v) for k, v in (exp.get("exp_labels") or {}).items()}
+                    exp_labels["alertname"] = case["alertname"]
                     annotations = {str(k): str(v) for k, v in (exp.get("exp_annotations") or {}).items()}
-                    exp_alerts.append((labels, annotations))
+                    exp_alerts.append((exp_labels, annotations))
                 exp_alerts.sort(key=_alert_key)
                 if exp_alerts != got_alerts:
                     prefix = f"    name: {name},\n" if name else ""
