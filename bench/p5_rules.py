@@ -199,7 +199,7 @@ def write_openmetrics(targets: list[Target], path: Path) -> int:
 class TocsinSide:
     def __init__(self, targets: list[Target], rules: Path, workdir: Path, interval_s: float) -> None:
         from tocsin.config import LoadedConfig, parse_config
-        from tocsin.rulemanager import RuleManager
+        from tocsin.rules.manager import RuleManager
 
         logging.getLogger("tocsin").setLevel(logging.ERROR)  # no "alert firing" line per alert
         raw = {"global": {"state_dir": str(workdir / "state"), "evaluation_interval": f"{interval_s:g}s"},
@@ -232,7 +232,7 @@ class TocsinSide:
         return float(m.group(1))
 
     def alert_counts(self) -> dict[str, int]:
-        from tocsin.rules import INACTIVE, AlertingRule
+        from tocsin.rules.alerting import INACTIVE, AlertingRule
 
         out: dict[str, int] = {}
         for rule in self.manager.groups[self.key].rules:

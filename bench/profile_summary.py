@@ -26,7 +26,7 @@ WAITS = ("EpollSelector.select (", "_PollLikeSelector.select (", "_worker (concu
 # (part, frame patterns), most specific first; see the module's docstring for how a stack is assigned.
 PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("metrics: ProbeMetrics.record/_render/_samples, set_interval", ("tocsin/metrics.py",)),
-    ("sample store / rules (tsdb, rules)", ("tocsin/tsdb.py", "tocsin/rules", "tocsin/promql")),
+    ("sample store / rules (rules/store, rules)", ("tocsin/rules", "tocsin/promql")),
     ("web thread: /metrics scrape, readiness", ("tocsin/web.py", "socketserver.py", "http/server.py")),
     ("APScheduler: wakeup, _process_jobs, submit, triggers, job store", ("apscheduler/",)),
     ("connect: resolve, socket(), connect(), transport set-up", (

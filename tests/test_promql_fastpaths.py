@@ -17,7 +17,7 @@ import pytest
 
 from tocsin import promql
 from tocsin.promql import STALE_NAN, MemoryStorage
-from tocsin.tsdb import SampleStore, build_interest
+from tocsin.rules.store import SampleStore, build_interest
 
 QUERIES = [
     "rate(c[5m])", "increase(c[5m])", "delta(c[5m])", "changes(c[5m])", "resets(c[5m])",

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
+from tocsin import promql
 from tocsin.config import LoadedConfig, parse_config
 from tocsin.promql import MemoryStorage, is_stale
-from tocsin.rulefiles import parse_rule_text
-from tocsin.rulemanager import RuleManager
-from tocsin.rules import FIRING, INACTIVE, PENDING, AlertingRule, Group
-from tocsin.state import AlertState
+from tocsin.rules.alerting import FIRING, INACTIVE, PENDING, AlertingRule
+from tocsin.rules.files import parse_rule_text
+from tocsin.rules.group import Group
+from tocsin.rules.manager import RuleManager
+from tocsin.rules.persist import AlertStateDB
+from tocsin.rules.rule import query_vector
 
 S = 1000
 RULES = """
@@ -103,7 +107,7 @@ groups:
 
 
 def test_restore_after_restart(tmp_path: Path) -> None:
-    state = AlertState(tmp_path / "rules.db")
+    state = AlertStateDB(tmp_path / "rules.db")
     g, store = group(), MemoryStorage()
     rule = g.rules[1]
     rule.restored = True
@@ -187,8 +191,60 @@ def test_removed_target_goes_stale_and_resolves(tmp_path: Path) -> None:
     assert manager.active_alerts()[0]["labels"] == {"alertname": "Down", "target": "a"}
     loaded = _loaded(tmp_path, ["r.yml"])
     manager.reload(LoadedConfig(path=loaded.path, config=loaded.config.model_copy(update={"targets": []})))
-    import time
     manager._evaluate(key, int(time.time() * 1000) + 1000)
     assert manager.active_alerts() == []
     assert "ALERTS{" not in manager.render_metrics()
     assert math.isnan(0 * float("nan"))
+
+
+def test_reload_matches_rules_by_name_and_labels(tmp_path: Path) -> None:
+    """Editing expr, `for` and annotations keeps a rule's alerts; changing its labels makes it a new rule."""
+    (tmp_path / "r.yml").write_text(RULES)
+    manager = RuleManager(_loaded(tmp_path, ["r.yml"]))
+    key = next(iter(manager.groups))
+
+    def step(t: int) -> None:
+        manager.store.ingest("a", [("probe_success", (("target", "a"),), 0.0)], float(t))
+        manager._evaluate(key, t * S)
+
+    rule = manager.groups[key].rules[1]
+    assert isinstance(rule, AlertingRule)
+    rule.restored = True
+    for t in range(100, 150, 10):
+        step(t)
+    (alert,) = rule.active.values()
+    assert alert.state == FIRING and alert.active_at == 100 * S
+    edited = (RULES.replace("for: 30s", "for: 5m").replace("expr: target:down == 1", "expr: target:down > 0.5")
+              .replace("down ({{ $value }})", "is down"))
+    (tmp_path / "r.yml").write_text(edited)
+    assert manager.reload(_loaded(tmp_path, ["r.yml"])) == []
+    kept_rule = manager.groups[key].rules[1]
+    assert isinstance(kept_rule, AlertingRule) and kept_rule is not rule and kept_rule.hold_ms == 300 * S
+    step(150)
+    (kept,) = kept_rule.active.values()
+    assert (kept.state, kept.active_at, kept.fired_at) == (FIRING, 100 * S, 130 * S)
+    assert kept.annotations == {"summary": "a is down"}
+
+    (tmp_path / "r.yml").write_text(edited.replace("severity: page", "severity: ticket"))
+    assert manager.reload(_loaded(tmp_path, ["r.yml"])) == []
+    other = manager.groups[key].rules[1]
+    assert isinstance(other, AlertingRule) and other.active == {}
+    step(160)
+    (fresh,) = other.active.values()
+    assert (fresh.state, fresh.active_at) == (PENDING, 160 * S)
+
+
+def test_reload_ends_the_series_of_a_rule_the_group_no_longer_has(tmp_path: Path) -> None:
+    (tmp_path / "r.yml").write_text(RULES + "      - record: target:up\n        expr: probe_success\n")
+    (tmp_path / "reader.yml").write_text("groups:\n  - name: reader\n    rules:\n"
+                                         "      - record: target:up:copy\n        expr: target:up\n")
+    manager = RuleManager(_loaded(tmp_path, ["r.yml", "reader.yml"]))
+    key = f"{tmp_path / 'r.yml'};g"
+    t_ms = int(time.time() * 1000) - 2000
+    manager.store.ingest("a", [("probe_success", (("target", "a"),), 1.0)], t_ms / 1000)
+    manager._evaluate(key, t_ms)
+    expr = promql.parse("target:up")
+    assert len(query_vector(expr, manager.store, t_ms, 10 * S)) == 1
+    (tmp_path / "r.yml").write_text(RULES)
+    assert manager.reload(_loaded(tmp_path, ["r.yml", "reader.yml"])) == []
+    assert query_vector(expr, manager.store, int(time.time() * 1000) + 1, 10 * S) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 
@@ -83,6 +84,34 @@ def test_reload_with_a_broken_rule_file_keeps_the_previous_rules(daemon_factory,
     assert daemon.sample("tocsin_config_last_reload_successful") == 0
     time.sleep(1.5)
     assert ("Down", "down", "firing") in alerts_on_metrics(daemon)
+
+
+def test_editing_a_firing_rule_keeps_its_alert_across_a_reload(daemon_factory, tmp_path):
+    """As Prometheus: a rule is matched by group, name and labels, so a new `for` and new
+    annotations apply to the alert already firing, which keeps its activeAt."""
+    (tmp_path / "rules.yml").write_text(RULES)
+    daemon = daemon_factory(CONFIG.format(closed=free_port()))
+    wait_for(lambda: ("Down", "down", "firing") in alerts_on_metrics(daemon), timeout=15, what="Down firing")
+
+    def down_alert() -> dict:
+        (alert,) = [a for a in requests.get(daemon.url + "/api/v1/alerts", timeout=5).json()["data"]
+                    if a["labels"]["alertname"] == "Down"]
+        return alert
+
+    before = down_alert()
+    active_at = daemon.sample("ALERTS_FOR_STATE", alertname="Down", target="down")
+    assert before["annotations"] == {"summary": "down is down"}
+    (tmp_path / "rules.yml").write_text(RULES.replace("for: 2s", "for: 30s").replace(
+        "{{ $labels.target }} is down", "{{ $labels.target }} is still down"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: down_alert()["annotations"] == {"summary": "down is still down"}, timeout=15,
+             what="the new annotation")
+    after = down_alert()
+    assert after["state"] == "firing"
+    assert after["activeAt"] == before["activeAt"] and after["startsAt"] == before["startsAt"]
+    assert daemon.sample("ALERTS_FOR_STATE", alertname="Down", target="down") == active_at
+    assert daemon.sample("ALERTS", alertname="Down", target="down", alertstate="firing") == 1
+    assert daemon.sample("tocsin_config_last_reload_successful") == 1
 
 
 @pytest.mark.external

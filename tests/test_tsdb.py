@@ -6,8 +6,8 @@ import time
 
 from tocsin import promql
 from tocsin.promql import is_stale
-from tocsin.rulefiles import parse_rule_text
-from tocsin.tsdb import SampleStore, build_interest
+from tocsin.rules.files import parse_rule_text
+from tocsin.rules.store import SampleStore, build_interest
 
 
 def store_for(*exprs: str) -> SampleStore:
@@ -78,7 +78,7 @@ def test_counters_derived_like_metrics_and_stale_markers() -> None:
 def test_rule_outputs_and_alerts_are_kept_when_rules_read_them() -> None:
     groups = parse_rule_text("groups:\n  - name: g\n    rules:\n      - record: x:y\n        expr: vector(1)\n"
                              "      - alert: A\n        expr: x:y\n      - alert: B\n        expr: ALERTS\n", "r.yml")
-    from tocsin.rules import Group
+    from tocsin.rules.group import Group
 
     g = Group(groups[0])
     store = SampleStore(build_interest(r.spec.expr for r in g.rules))

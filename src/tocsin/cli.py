@@ -33,7 +33,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     loaded = _load_or_report(args.file)
     if loaded is None:
         return 1
-    from .rulefiles import RuleFileError, load_rule_file, resolve_rule_files
+    from .rules.files import RuleFileError, load_rule_file, resolve_rule_files
 
     files, warnings = resolve_rule_files(loaded.path, loaded.config.rule_files)
     errors = [f"{args.file}: rule_files: {w}" for w in warnings]
@@ -52,13 +52,13 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_rules(args: argparse.Namespace) -> int:
-    from .rulefiles import check_rules_cli
+    from .rules.files import check_rules_cli
 
     return check_rules_cli(args.files)
 
 
 def _cmd_test_rules(args: argparse.Namespace) -> int:
-    from .ruletest import run_files
+    from .rules.unit_tests import run_files
 
     return run_files(args.files)
 

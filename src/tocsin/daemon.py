@@ -28,7 +28,7 @@ from .notify.metrics import NotifyMetrics
 from .notify.notifier import Notifier
 from .probes import ProbeResult
 from .probes.net import tls_context
-from .rulemanager import RuleManager
+from .rules.manager import RuleManager
 from .scheduler import ProbeScheduler, TargetState
 from .systemd_notify import ServiceNotifier
 from .web import WebServer
@@ -131,11 +131,11 @@ class Daemon:
             self.outbound.stop(timeout=5)
             self.outbound = None
 
-    def _send_alerts(self, payload: list[dict[str, Any]]) -> None:
+    def _send_alerts(self, alerts: list[Alert]) -> None:
         """The rule engine's hook (on its worker thread): hand firing/resolved alerts to the outbox."""
         notifier = self.outbound
         if notifier is not None:
-            notifier.submit([Alert.from_dict(alert) for alert in payload])
+            notifier.submit(alerts)
 
     def _on_stop_signal(self, sig: int) -> None:
         if not self._stop.is_set():

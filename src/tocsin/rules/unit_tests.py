@@ -11,20 +11,24 @@ rule error.
 from __future__ import annotations
 
 import glob
+import logging
 import math
 import os
 import sys
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TextIO
 
 import yaml
 
-from . import promql
-from .promql.labels import Labels
-from .promql.testfile import TestFileError, parse_metric, parse_series_line
-from .rulefiles import GroupSpec, RuleFileError, load_rule_file
-from .rules import FIRING, AlertingRule, Group, _query
-from .units import parse_duration
+from .. import promql
+from ..promql.labels import Labels
+from ..promql.testfile import TestFileError, parse_metric, parse_series_line
+from ..units import parse_duration
+from .alerting import FIRING, AlertingRule
+from .files import GroupSpec, RuleFileError, load_rule_file
+from .group import Group
+from .rule import query_vector
 
 _FILE_KEYS = {"rule_files", "evaluation_interval", "group_eval_order", "tests"}
 _TEST_KEYS = {"interval", "input_series", "alert_rule_test", "promql_expr_test", "external_labels", "external_url",
@@ -83,15 +87,11 @@ def _go_float_E(v: float) -> str:
         return "NaN"
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
-    text = f"{v:.17E}"
-    # shortest representation: use repr's digits
-    from decimal import Decimal
-
+    # the shortest representation: repr's digits
     sign, digits, exponent = Decimal(repr(v)).normalize().as_tuple() if v != 0 else (0, (0,), 0)
     ds = "".join(map(str, digits))
     exp = len(ds) + int(exponent) - 1
     mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
-    del text
     return f"{'-' if sign else ''}{mant}E{'-' if exp < 0 else '+'}{abs(exp):02d}"
 
 
@@ -104,8 +104,8 @@ def _alerts_str(alerts: list[tuple[dict[str, str], dict[str, str]]]) -> str:
     if not alerts:
         return "[]"
     parts = []
-    for i, (labels, annotations) in enumerate(alerts):
-        body = "\nLabels:" + _labels_str(labels) + "\nAnnotations:" + _labels_str(annotations)
+    for i, (labels, annots) in enumerate(alerts):
+        body = "\nLabels:" + _labels_str(labels) + "\nAnnotations:" + _labels_str(annots)
         parts.append(f"{i}:" + _indent(body, "  "))
     return "[\n" + ",\n".join(parts) + "\n]"
 
@@ -135,7 +135,6 @@ class _Store(promql.MemoryStorage):
 
 @dataclass
 class _TestContext:
-    file: str
     eval_interval: int
     order: dict[str, int]
     rule_files: list[str]
@@ -216,13 +215,13 @@ def _run_group(tg: dict[str, Any], ctx: _TestContext) -> list[str]:
                             (dict(a.labels), dict(a.annotations)) for a in r.active.values() if a.state == FIRING)
             for case in alert_tests[t]:
                 got_alerts = sorted(got.get(case["alertname"], []), key=_alert_key)
-                exp_alerts = []
+                exp_alerts: list[tuple[dict[str, str], dict[str, str]]] = []
                 for exp in case.get("exp_alerts") or []:
                     _check_keys(exp, _EXP_ALERT_KEYS, "main.alert")
-                    labels = {str(k): str(v) for k, v in (exp.get("exp_labels") or {}).items()}
-                    labels["alertname"] = case["alertname"]
+                    exp_labels = {str(k): str(v) for k, v in (exp.get("exp_labels") or {}).items()}
+                    exp_labels["alertname"] = case["alertname"]
                     annotations = {str(k): str(v) for k, v in (exp.get("exp_annotations") or {}).items()}
-                    exp_alerts.append((labels, annotations))
+                    exp_alerts.append((exp_labels, annotations))
                 exp_alerts.sort(key=_alert_key)
                 if exp_alerts != got_alerts:
                     prefix = f"    name: {name},\n" if name else ""
@@ -237,7 +236,7 @@ def _run_group(tg: dict[str, Any], ctx: _TestContext) -> list[str]:
         t = _ms(case.get("eval_time"))
         where = f"    expr: {_go_quote(expr_text)}, time: {go_duration(t)}"
         try:
-            got_vec = _query(promql.parse(expr_text), store, t, step)
+            got_vec = query_vector(promql.parse(expr_text), store, t, step)
         except promql.PromQLError as exc:
             errs.append(f"{where}, err: {exc}")
             continue
@@ -342,7 +341,7 @@ def _run_file(path: str) -> list[str]:
             if name in order:
                 return [f"group name repeated in evaluation order: {name}"]
             order[name] = i
-        ctx = _TestContext(path, eval_interval, order, rule_files)
+        ctx = _TestContext(eval_interval, order, rule_files)
         errors: list[str] = []
         for tg in raw.get("tests") or []:
             errors += _run_group(tg, ctx)
@@ -352,8 +351,6 @@ def _run_file(path: str) -> list[str]:
 
 
 def run_files(paths: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    import logging
-
     logging.getLogger("tocsin.rules").setLevel(logging.CRITICAL)  # failures are reported as verdicts
     failed = False
     for path in paths:

@@ -10,16 +10,17 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import promql
-from .promql import nodes as N
-from .templates import Template, TemplateError
-from .units import parse_duration
+from .. import promql
+from ..promql import nodes as N
+from ..templates import Template, TemplateError
+from ..units import parse_duration
 
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -29,7 +30,7 @@ _RULE_KEYS = {"record", "alert", "expr", "for", "keep_firing_for", "labels", "an
 
 @dataclass(eq=False)
 class RuleSpec:
-    """One validated rule. `identity` decides whether a reload keeps its alert state."""
+    """One validated rule. `reload_key` decides whether a reload keeps its alert state."""
 
     kind: str  # "alert" or "record"
     name: str
@@ -44,9 +45,14 @@ class RuleSpec:
     annotation_templates: dict[str, Template] = field(default_factory=dict)
 
     @property
-    def identity(self) -> tuple:
-        return (self.kind, self.name, self.expr_text, self.for_s, self.keep_firing_for_s,
-                tuple(sorted(self.labels.items())), tuple(sorted(self.annotations.items())))
+    def reload_key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """Name and labels: what a reload matches a rule by, within its group, as Prometheus does.
+
+        Editing a rule's expression, `for`, `keep_firing_for` or annotations keeps its
+        alerts (firing stays firing, with its original activeAt); renaming it or changing
+        its labels makes it another rule.
+        """
+        return (self.name, tuple(sorted(self.labels.items())))
 
 
 @dataclass(eq=False)
@@ -147,7 +153,7 @@ def _validate_rule(raw: Any, index: int, file: str, group: str, default_labels: 
     def err(msg: str) -> None:
         errs.append(f"{file}: {where}: {msg}")
 
-    if not isinstance(raw, dict):
+    if not isinstance(raw, _PosDict):  # the loader makes every mapping a _PosDict
         err("expected a mapping")
         return None, errs
     for key in raw:
@@ -160,12 +166,12 @@ def _validate_rule(raw: Any, index: int, file: str, group: str, default_labels: 
         err("only one of 'record' and 'alert' must be set")
     elif record is None and alert is None:
         err("one of 'record' or 'alert' must be set")
-    expr_text = raw.get("expr")
+    raw_expr = raw.get("expr")
+    expr_text = "" if raw_expr is None else str(raw_expr)
     expr = None
-    if expr_text is None or str(expr_text).strip() == "":
+    if expr_text.strip() == "":
         err("field 'expr' must be set in rule")
     else:
-        expr_text = str(expr_text)
         try:
             expr = promql.parse(expr_text)
         except promql.PromQLParseError as exc:
@@ -235,7 +241,7 @@ def parse_rule_text(text: str, file: str, default_interval_s: float = 60.0) -> l
         raise RuleFileError([f"{file}: yaml: {exc}".replace("\n", " ")]) from None
     if raw is None:
         return []
-    if not isinstance(raw, dict):
+    if not isinstance(raw, _PosDict):
         raise RuleFileError([f"{file}: yaml: expected a mapping with the key 'groups'"])
     errors: list[str] = []
     for key in raw:
@@ -248,7 +254,7 @@ def parse_rule_text(text: str, file: str, default_interval_s: float = 60.0) -> l
     groups: list[GroupSpec] = []
     seen: set[str] = set()
     for gi, g in enumerate(groups_raw):
-        if not isinstance(g, dict):
+        if not isinstance(g, _PosDict):
             errors.append(f"{file}: groups[{gi}]: expected a mapping")
             continue
         for key in g:
@@ -354,8 +360,6 @@ def count_rules(groups: list[GroupSpec]) -> int:
 
 def check_rules_cli(paths: list[str], out: Any = None, err: Any = None) -> int:
     """`tocsin check rules FILE...`: promtool's output and exit code (0 all good, 1 otherwise)."""
-    import sys
-
     out = out or sys.stdout
     err = err or sys.stderr
     failed = False

@@ -21,10 +21,12 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .metrics import DURATION_BUCKETS, format_value
-from .promql import STALE_NAN, Series
-from .promql.labels import METRIC_NAME, Labels, drop_name, get
-from .promql.matchers import Matcher
+from ..metrics import DURATION_BUCKETS, format_value
+from ..promql import STALE_NAN, Series
+from ..promql import nodes as N
+from ..promql.labels import METRIC_NAME, Labels, drop_name, get
+from ..promql.matchers import Matcher
+from .files import selectors
 
 LOOKBACK_MS = 300_000
 
@@ -337,9 +339,6 @@ class SampleStore:
 
 def build_interest(exprs: Iterable[Any], lookback_ms: int = LOOKBACK_MS) -> Interest:
     """The selectors of every rule expression, each with the history it needs."""
-    from .promql import nodes as N
-    from .rulefiles import selectors
-
     interest = Interest()
     for expr in exprs:
         for sel, history in selectors(expr):

@@ -6,7 +6,7 @@
     rules.reload(new_loaded) -> errors          # per file: a broken file keeps its last good version
     rules.render_metrics()                      # ALERTS, ALERTS_FOR_STATE, tocsin_rule_*
     rules.active_alerts()                       # for /api/v1/alerts
-    RuleManager(..., on_alert_change=hook)      # hook(list of alert dicts), Prometheus resend rules
+    RuleManager(..., on_alert_change=hook)      # hook(list of notify Alerts), sent as sending.py says
 
 Each group runs in its own asyncio task on the daemon's loop, on a fixed grid (offset by a
 hash of the group key, like Prometheus, so groups do not all start at once); the CPU work
@@ -20,35 +20,27 @@ import asyncio
 import gc
 import hashlib
 import logging
-import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .config import LoadedConfig
-from .metrics import format_labels, format_value
-from .rulefiles import GroupSpec, RuleFileError, load_rule_file, resolve_rule_files
-from .rules import FIRING, INACTIVE, AlertingRule, Group, alert_to_dict
-from .state import AlertState
-from .tsdb import SampleStore, build_interest
+from ..config import LoadedConfig
+from ..notify.alert import Alert as NotifyAlert
+from . import exposition
+from .alerting import FIRING, INACTIVE, AlertingRule
+from .files import GroupSpec, RuleFileError, load_rule_file, resolve_rule_files
+from .group import Group
+from .persist import AlertStateDB
+from .sending import to_notify_alert
+from .store import SampleStore, build_interest
 
 log = logging.getLogger("tocsin.rules")
 
 _FREEZE_MIN_SERIES = 20_000  # below this, full collections are cheap (see _settle_heap)
 
-AlertHook = Callable[[list[dict[str, Any]]], None]
-
-_SELF_METRICS = (
-    ("tocsin_rule_group_last_duration_seconds", "gauge", "How long the last evaluation of the group took."),
-    ("tocsin_rule_group_last_evaluation_timestamp_seconds", "gauge", "When the group was last evaluated (unix time)."),
-    ("tocsin_rule_group_interval_seconds", "gauge", "The group's evaluation interval."),
-    ("tocsin_rule_group_rules", "gauge", "Rules in the group."),
-    ("tocsin_rule_evaluations_total", "counter", "Rule evaluations."),
-    ("tocsin_rule_evaluation_failures_total", "counter", "Rule evaluations that failed."),
-    ("tocsin_rule_group_iterations_total", "counter", "Scheduled group evaluations, run or missed."),
-    ("tocsin_rule_group_iterations_missed_total", "counter", "Group evaluations missed because one overran."),
-)
+AlertHook = Callable[[list[NotifyAlert]], None]
 
 
 def _offset(key: str, interval: float) -> float:
@@ -68,9 +60,8 @@ class RuleManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rules")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._state: AlertState | None = None
+        self._state_db: AlertStateDB | None = None
         self._saved_signature: dict[str, Any] = {}
-        self._missed: dict[str, int] = {}
         self._frozen_series = 0
         # The first evaluations wait until every target reported once (bounded): restored
         # alerts must be judged on fresh samples, not on an empty store.
@@ -81,10 +72,6 @@ class RuleManager:
         self.errors: list[str] = self._build(loaded)
 
     # ---------------------------------------------------------------- loading
-    @property
-    def external_labels(self) -> dict[str, str]:
-        return dict(self._loaded.global_.external_labels)
-
     def _read_files(self, loaded: LoadedConfig) -> tuple[list[GroupSpec], list[str]]:
         files, warnings = resolve_rule_files(loaded.path, loaded.config.rule_files)
         errors = [f"{loaded.path}: rule_files: {w}" for w in warnings]
@@ -117,8 +104,7 @@ class RuleManager:
         for key, old in self.groups.items():
             if key in new:
                 new[key].copy_state_from(old)
-            else:
-                old.stale_all(now_ms, self.store)
+            old.stale_all(now_ms, self.store)  # a removed group, or rules the new version dropped
         removed = {t.name for t in self._loaded.targets} - {t.name for t in loaded.targets}
         for name in removed:
             self.store.remove_target(name, time.time())
@@ -155,8 +141,8 @@ class RuleManager:
             self._warm.set()
         state_dir = Path(self._loaded.global_.state_dir)
         try:
-            self._state = AlertState(state_dir / "rules.db")
-            last_eval, saved = self._state.load()
+            self._state_db = AlertStateDB(state_dir / "rules.db")
+            last_eval, saved = self._state_db.load()
             for key, group in self.groups.items():
                 for rule in group.rules:
                     if isinstance(rule, AlertingRule):
@@ -167,7 +153,7 @@ class RuleManager:
                 log.info("restoring %d persisted alerts", restored)
         except (OSError, Exception) as exc:  # noqa: BLE001 - state is an aid, never a reason not to run
             log.error("alert state in %s is unusable (%s); starting without it", state_dir, exc)
-            self._state = None
+            self._state_db = None
         self._sync_tasks()
 
     async def stop(self) -> None:
@@ -177,8 +163,8 @@ class RuleManager:
             await asyncio.wait(list(self._tasks.values()), timeout=5)
         self._tasks.clear()
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
-        if self._state is not None:
-            self._state.close()
+        if self._state_db is not None:
+            self._state_db.close()
 
     def _sync_tasks(self) -> None:
         for key in list(self._tasks):
@@ -192,8 +178,8 @@ class RuleManager:
                 task = asyncio.ensure_future(self._run(key, group.interval_ms))
                 task.tocsin_interval = group.interval_ms  # type: ignore[attr-defined]
                 self._tasks[key] = task
-        if self._state is not None:
-            self._executor.submit(self._state.forget_groups, set(self.groups))
+        if self._state_db is not None:
+            self._executor.submit(self._state_db.forget_groups, set(self.groups))
 
     async def _run(self, key: str, interval_ms: int) -> None:
         loop = asyncio.get_running_loop()
@@ -244,7 +230,8 @@ class RuleManager:
                         log.info("alert resolved: %s %s", rule.name, _fmt(a.labels),
                                  extra={"fields": {"rule": rule.name, "group": group.name}})
         if to_send and self.on_alert_change is not None:
-            payload = [alert_to_dict(rule, a, self.external_labels) for rule, alerts in to_send for a in alerts]
+            external_labels = self._loaded.global_.external_labels
+            payload = [to_notify_alert(rule, a, external_labels) for rule, alerts in to_send for a in alerts]
             try:
                 self.on_alert_change(payload)
             except Exception:  # noqa: BLE001 - the pipeline's failure is not the rules'
@@ -270,13 +257,13 @@ class RuleManager:
             self._frozen_series = n
 
     def _persist(self, group: Group, ts: int) -> None:
-        if self._state is None:
+        if self._state_db is None:
             return
         rows = [(r.name, a) for r in group.rules if isinstance(r, AlertingRule) for a in r.active.values()]
         signature = tuple((name, a.labels, a.state, a.active_at, a.fired_at, a.resolved_at) for name, a in rows)
         changed = self._saved_signature.get(group.key) != signature
         try:
-            self._state.save_group(group.key, ts, rows if changed else None)
+            self._state_db.save_group(group.key, ts, rows if changed else None)
             self._saved_signature[group.key] = signature
         except Exception as exc:  # noqa: BLE001 - e.g. disk full: keep evaluating
             log.error("cannot persist alert state: %s", exc)
@@ -290,64 +277,11 @@ class RuleManager:
                 self._warm.set()
 
     def active_alerts(self) -> list[dict[str, Any]]:
-        out = []
-        for group in list(self.groups.values()):
-            for rule in group.rules:
-                if isinstance(rule, AlertingRule):
-                    for a in list(rule.active.values()):
-                        if a.state != INACTIVE:
-                            d = alert_to_dict(rule, a)
-                            d["group"] = group.key
-                            out.append(d)
-        return out
+        return exposition.active_alerts(list(self.groups.values()))
 
     def render_metrics(self) -> str:
-        out: list[str] = []
-        groups = list(self.groups.values())
-        for name, kind, help_text in _SELF_METRICS:
-            out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
-            for g in groups:
-                s = g.stats
-                value = {
-                    "tocsin_rule_group_last_duration_seconds": s.last_duration_s,
-                    "tocsin_rule_group_last_evaluation_timestamp_seconds": s.last_eval_ms / 1000,
-                    "tocsin_rule_group_interval_seconds": g.interval_ms / 1000,
-                    "tocsin_rule_group_rules": len(g.rules),
-                    "tocsin_rule_evaluations_total": s.evaluations,
-                    "tocsin_rule_evaluation_failures_total": s.failures,
-                    "tocsin_rule_group_iterations_total": s.iterations,
-                    "tocsin_rule_group_iterations_missed_total": s.missed,
-                }[name]
-                out.append(f'{name}{{rule_group="{_esc(g.key)}"}} {format_value(float(value))}\n')
-        stats = self.store.stats()
-        out.append("# HELP tocsin_rule_store_series Series held by the rule sample store.\n"
-                   "# TYPE tocsin_rule_store_series gauge\n"
-                   f"tocsin_rule_store_series {stats['series']}\n"
-                   "# HELP tocsin_rule_store_samples Samples held by the rule sample store.\n"
-                   "# TYPE tocsin_rule_store_samples gauge\n"
-                   f"tocsin_rule_store_samples {stats['samples']}\n")
-        alerts: dict[str, list[str]] = {"ALERTS": [], "ALERTS_FOR_STATE": []}
-        for g in groups:
-            for rule in g.rules:
-                if isinstance(rule, AlertingRule):
-                    for labels, value in rule.output:
-                        name = dict(labels)["__name__"]
-                        rest = tuple(p for p in labels if p[0] != "__name__")
-                        alerts[name].append(f"{name}{format_labels(rest)} {format_value(value)}\n")
-        for name, help_text in (("ALERTS", "Pending and firing alerts, by alertname and alertstate."),
-                                ("ALERTS_FOR_STATE", "When each active alert became active (unix time).")):
-            if alerts[name]:
-                out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
-                out += alerts[name]
-        return "".join(out)
-
-
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+        return exposition.render_metrics(list(self.groups.values()), self.store.stats())
 
 
 def _fmt(labels: tuple) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in labels) + "}"
-
-
-__all__ = ["RuleManager", "AlertHook", "os"]

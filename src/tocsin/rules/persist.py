@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from .rules import Alert
+from .alerting import Alert, AlertState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS groups (
 """
 
 
-class AlertState:
+class AlertStateDB:
     """Thread-safe: written from the evaluation thread, read at start."""
 
     def __init__(self, path: str | Path) -> None:
@@ -69,7 +69,7 @@ class AlertState:
                     db.execute("DELETE FROM alerts WHERE group_key = ?", (group_key,))
                     db.executemany(
                         "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(group_key, rule, json.dumps(a.labels), json.dumps(a.annotations, sort_keys=True), a.state,
+                        [(group_key, rule, json.dumps(a.labels), json.dumps(a.annotations, sort_keys=True), a.state.value,
                           a.active_at, a.fired_at, a.resolved_at, a.last_sent_at, a.keep_firing_since,
                           a.value if a.value == a.value else None)
                          for rule, a in alerts])
@@ -92,10 +92,10 @@ class AlertState:
             groups = dict(self._db.execute("SELECT group_key, last_eval_ms FROM groups").fetchall())
             rows = self._db.execute("SELECT * FROM alerts").fetchall()
         alerts: dict[tuple[str, str], dict[tuple, Alert]] = {}
-        for (group_key, rule, labels, annotations, state, active_at, fired_at, resolved_at, last_sent_at,
+        for (group_key, rule, labels_json, annotations_json, state, active_at, fired_at, resolved_at, last_sent_at,
              keep_since, value) in rows:
-            lbl = tuple(tuple(p) for p in json.loads(labels))
+            lbl = tuple(tuple(p) for p in json.loads(labels_json))
             alerts.setdefault((group_key, rule), {})[lbl] = Alert(
-                lbl, json.loads(annotations), state, active_at, float("nan") if value is None else value,
+                lbl, json.loads(annotations_json), AlertState(state), active_at, float("nan") if value is None else value,
                 fired_at, resolved_at, last_sent_at, 0, keep_since)
         return groups, alerts

@@ -1,0 +1,35 @@
+"""What every rule shares: its spec, its last error, and how it asks the engine for a vector."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import promql
+from ..promql.labels import Labels
+from .files import RuleSpec
+
+LOOKBACK_MS = 300_000  # how far back an instant selector looks for a sample (Prometheus's default)
+
+
+def query_vector(expr: Any, storage: Any, ts: int, subquery_step_ms: int) -> list[promql.Sample]:
+    """What a rule sees: a vector (a scalar becomes one sample without labels)."""
+    result = promql.instant_query(expr, storage, ts, LOOKBACK_MS, subquery_step_ms)
+    if isinstance(result, promql.Vector):
+        return result
+    if isinstance(result, promql.Scalar):
+        return [promql.Sample((), result.value)]
+    raise promql.PromQLEvalError("rule result is not a vector or scalar")
+
+
+class Rule:
+    """A recording or alerting rule; `eval` returns the series it writes at `ts` (ms)."""
+
+    spec: RuleSpec
+    last_error: str | None = None  # of the last evaluation; None when it succeeded
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def eval(self, ts: int, storage: Any, limit: int, subquery_step_ms: int) -> list[tuple[Labels, float]]:
+        raise NotImplementedError
