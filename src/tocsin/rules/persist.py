@@ -92,10 +92,14 @@ class AlertStateDB:
             groups = dict(self._db.execute("SELECT group_key, last_eval_ms FROM groups").fetchall())
             rows = self._db.execute("SELECT * FROM alerts").fetchall()
         alerts: dict[tuple[str, str], dict[tuple, Alert]] = {}
-        for (group_key, rule, labels_json, annotations_json, state, active_at, fired_at, resolved_at, last_sent_at,
+        # `last_sent_at` is not restored: every restored alert is handed to the notifier again at
+        # the first evaluation. A group that was still inside group_wait when the process stopped
+        # lived only in the notifier's memory; re-sending re-derives it, and the notifier's durable
+        # notification log keeps a group that was already notified from being notified twice.
+        for (group_key, rule, labels_json, annotations_json, state, active_at, fired_at, resolved_at, _last_sent_at,
              keep_since, value) in rows:
             lbl = tuple(tuple(p) for p in json.loads(labels_json))
             alerts.setdefault((group_key, rule), {})[lbl] = Alert(
                 lbl, json.loads(annotations_json), AlertState(state), active_at, float("nan") if value is None else value,
-                fired_at, resolved_at, last_sent_at, 0, keep_since)
+                fired_at, resolved_at, 0, 0, keep_since)
         return groups, alerts
