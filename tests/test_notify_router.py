@@ -16,9 +16,9 @@ from tocsin.config import parse_config
 from tocsin.errors import ConfigError
 from tocsin.notify import Alert, Notifier, NotifyMetrics
 from tocsin.notify.matchers import parse_matchers
+from tocsin.notify.notification import Notification
 from tocsin.notify.notifier import _needs_update
 from tocsin.notify.outbox import LogEntry, Outbox
-from tocsin.notify.receivers import Notification
 from tocsin.notify.router import build
 
 

@@ -22,8 +22,9 @@ from .alert import Alert, rfc3339
 from .breaker import CircuitBreaker
 from .config import AlertingConfig
 from .metrics import NotifyMetrics
+from .notification import Notification
 from .outbox import LogEntry, Outbox, channel_of
-from .receivers import KINDS, Notification, Receiver
+from .receivers import KINDS, Receiver
 from .router import Route, build
 
 log = logging.getLogger("tocsin.notify")

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .receivers.base import Notification
+from .notification import Notification
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

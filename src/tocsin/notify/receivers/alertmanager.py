@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from ...fields import PositiveDuration
-from .base import Notification, Receiver, ReceiverOptions
+from ..notification import Notification
+from .base import Receiver, ReceiverOptions
 
 
 class AlertmanagerConfig(ReceiverOptions):

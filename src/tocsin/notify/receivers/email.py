@@ -12,7 +12,8 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 
 from ...errors import NotificationError
 from ...fields import HostPort, Model, ReadableFile, SecretFromFile
-from .base import Notification, Receiver, ReceiverOptions
+from ..notification import Notification
+from .base import Receiver, ReceiverOptions
 
 
 class EmailConfig(ReceiverOptions):

@@ -6,7 +6,8 @@ import logging
 from typing import Any, ClassVar, Literal
 
 from ...logs import log_context
-from .base import Notification, Receiver, ReceiverOptions
+from ..notification import Notification
+from .base import Receiver, ReceiverOptions
 
 log = logging.getLogger("tocsin.notify.log")
 

@@ -13,7 +13,8 @@ from pydantic import SecretStr, model_validator
 
 from ... import __version__
 from ...fields import SecretFromFile
-from .base import Notification, Receiver, ReceiverOptions
+from ..notification import Notification
+from .base import Receiver, ReceiverOptions
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SEVERITIES = ("critical", "error", "warning", "info")
