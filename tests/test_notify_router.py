@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -116,6 +117,20 @@ def test_config_errors_name_the_key(alerting, message):
     with pytest.raises(ConfigError) as info:
         parse_config({"alerting": alerting}, "t.yml")
     assert any(message in line for line in info.value.errors), info.value.errors
+
+
+def test_the_outbox_keeps_a_firing_alerts_valid_until(tmp_path):
+    """An Alertmanager peer is sent a firing alert's endsAt, even after a restart; the webhook
+    view of the same alert still shows Alertmanager's zero time."""
+    valid_until = datetime(2024, 5, 1, 12, 4, tzinfo=timezone.utc)
+    firing = Alert(labels={"alertname": "Down"}, starts_at=datetime(2024, 5, 1, 12, tzinfo=timezone.utc),
+                   ends_at=valid_until)
+    outbox = Outbox(str(tmp_path))
+    outbox.commit([Notification(key="k", receiver="am", group_key="{}", status="firing", alerts=[firing])], {})
+    (stored,) = outbox.head("am#0").notification.alerts
+    outbox.close()
+    assert stored == firing and stored.ends_at == valid_until
+    assert stored.to_dict()["endsAt"] == "0001-01-01T00:00:00Z"
 
 
 def test_expired_notifications_are_dropped_with_an_error_and_counted(tmp_path, caplog):

@@ -53,7 +53,7 @@ class Notification:
 
     def to_json(self) -> str:
         return json.dumps({"key": self.key, "receiver": self.receiver, "group_key": self.group_key,
-                           "status": self.status, "alerts": [a.to_dict() for a in self.alerts],
+                           "status": self.status, "alerts": [a.to_record() for a in self.alerts],
                            "group_labels": self.group_labels, "external_url": self.external_url,
                            "reason": self.reason, "target": self.target, "created_at": self.created_at},
                           sort_keys=True)

@@ -61,13 +61,6 @@ class _Group:
     flushed: bool = False
 
 
-@dataclass
-class _Forwarded:
-    alert: Alert
-    last_sent: float = 0.0
-    resolved_at: float | None = None
-
-
 class _Channel:
     """One delivery lane: a receiver (or one URL of it), in-order, with its own breaker."""
 
@@ -103,8 +96,8 @@ class Notifier:
         self._stopping = threading.Event()
         self._alerts: dict[str, _Tracked] = {}
         self._groups: dict[str, _Group] = {}
-        self._forward: dict[str, dict[str, _Forwarded]] = {
-            name: {} for name, r in self.receivers.items() if r is not None and not r.grouped}
+        self._to_forward: list[Notification] = []  # batches for Alertmanager peers, not yet committed
+        self._submitted = False                     # set by submit(), cleared by the dispatcher
         self._nflog: dict[tuple[str, str], LogEntry] = {}
         self._version = 0
         self._threads: list[threading.Thread] = []
@@ -174,13 +167,21 @@ class Notifier:
         """Take the current firing alerts and the just-resolved ones; never blocks on delivery."""
         now = time.time()
         with self._cv:
+            batches: dict[str, dict[str, Alert]] = {}
             for alert in alerts:
-                self._ingest(alert.with_labels(self.external_labels), now)
+                alert = alert.with_labels(self.external_labels)
+                if not alert.firing and alert.ends_at is None:
+                    alert = alert.resolved(datetime.now(timezone.utc))
+                for peer in self._ingest(alert, now):
+                    batches.setdefault(peer, {})[alert.fingerprint] = alert
+            for name, batch in batches.items():
+                self._forward(name, list(batch.values()), now)
+            self._submitted = True
             self._cv.notify_all()
 
-    def _ingest(self, alert: Alert, now: float) -> None:
-        if not alert.firing and alert.ends_at is None:
-            alert = alert.resolved(datetime.now(timezone.utc))
+    def _ingest(self, alert: Alert, now: float) -> list[str]:
+        """Track the alert and put it in the groups of its routes; return the routed receivers
+        that do not group (Alertmanager peers), which get the alert as submitted instead."""
         fp = alert.fingerprint
         self._version += 1
         tracked = self._alerts.get(fp)
@@ -191,15 +192,14 @@ class Notifier:
                 alert = Alert(alert.labels, alert.annotations, tracked.alert.starts_at, None,
                               alert.generator_url, "firing")
             tracked.alert, tracked.seen, tracked.version = alert, now, self._version
+        peers = []
         for route in self.root.match(alert.labels):
             receiver = self.receivers.get(route.receiver)
             tracked.receivers.add(route.receiver)
             if receiver is None:
                 continue
             if not receiver.grouped:
-                item = self._forward[route.receiver].setdefault(fp, _Forwarded(alert))
-                item.alert = alert
-                item.resolved_at = None if alert.firing else (item.resolved_at or now)
+                peers.append(route.receiver)
                 continue
             labels = route.group_labels(alert.labels)
             key = route.group_key(labels)
@@ -210,6 +210,17 @@ class Notifier:
             if not group.flushed and alert.starts_at.timestamp() + route.group_wait < now:
                 group.next_flush = min(group.next_flush, now)  # an old alert (restart): no need to wait
             group.alerts[fp] = (alert, self._version)
+        return peers
+
+    def _forward(self, name: str, alerts: list[Alert], now: float) -> None:
+        """One batch per submit for each URL of an Alertmanager peer: what the rule engine sent."""
+        receiver = self.receivers[name]
+        assert receiver is not None
+        status = "firing" if any(a.firing for a in alerts) else "resolved"
+        for target in range(receiver.targets()):
+            self._to_forward.append(Notification(
+                key=str(uuid.uuid4()), receiver=name, group_key="{}", status=status, alerts=alerts,
+                external_url=self.external_url, reason="forward", target=target, created_at=now))
 
     # ------------------------------------------------------------------ dispatch
 
@@ -221,23 +232,22 @@ class Notifier:
                 log.exception("notification dispatch failed; retrying")
                 wait = RETRY_AFTER_ERROR
             with self._cv:
-                if not self._stopping.is_set():
+                if not self._stopping.is_set() and not self._submitted:
                     self._cv.wait(max(0.005, wait))
 
     def _dispatch_once(self) -> float:
         now = time.time()
-        notifications: list[Notification] = []
         log_updates: dict[tuple[str, str], LogEntry] = {}
         cleanup: list[tuple[_Group, list[tuple[str, int]]]] = []
         with self._lock:
+            self._submitted = False
+            notifications, self._to_forward = self._to_forward, []
             self._expire_alerts(now)
             due = [g for g in self._groups.values() if g.next_flush <= now]
             if due:
                 muted = self.inhibitor.muter([t.alert.labels for t in self._alerts.values() if t.alert.firing])
                 for group in due:
                     cleanup.append((group, self._flush(group, now, muted, notifications, log_updates)))
-            for name, items in self._forward.items():
-                self._forward_due(name, items, now, notifications)
             next_due = self._next_due()
         if notifications or log_updates:
             self.outbox.commit(notifications, log_updates)  # outside the lock: submit() never waits on disk
@@ -257,21 +267,18 @@ class Notifier:
         return min(self._max_sleep, max(0.0, next_due - time.time()))
 
     def _next_due(self) -> float:
-        """When the dispatcher has work without being told: the next group flush, resend to
-        an Alertmanager peer, or alert to expire or forget (Unix time; inf if none)."""
+        """When the dispatcher has work without being told: the next group flush, or alert to
+        expire or forget (Unix time; inf if none)."""
         times = [g.next_flush for g in self._groups.values()]
         for tracked in self._alerts.values():
             times.append(tracked.seen + (self.config.resolve_timeout if tracked.alert.firing else RESOLVED_RETENTION))
-        for name, items in self._forward.items():
-            options = self.receivers[name].config  # type: ignore[union-attr]
-            for item in items.values():
-                times.append(item.last_sent + options.resend_delay)
-                if item.resolved_at is not None:
-                    times.append(item.resolved_at + options.resolved_retention)
         return min(times, default=float("inf"))
 
     def _expire_alerts(self, now: float) -> None:
-        """Resolve firing alerts nobody re-submitted for resolve_timeout; forget old resolved ones."""
+        """Resolve firing alerts nobody re-submitted for resolve_timeout; forget old resolved ones.
+
+        Alertmanager peers are not told: they get only what is submitted, and the valid-until
+        they were sent resolves the alert there by itself."""
         for fp, tracked in list(self._alerts.items()):
             if tracked.alert.firing and now - tracked.seen > self.config.resolve_timeout:
                 log.warning("alert not re-submitted within resolve_timeout; resolving it",
@@ -304,27 +311,6 @@ class Notifier:
                                         reason=reason, created_at=now))
             log_updates[log_key] = LogEntry(firing, resolved, now)
         return [(fp, v) for fp, (a, v) in group.alerts.items() if not a.firing]
-
-    def _forward_due(self, name: str, items: dict[str, _Forwarded], now: float, out: list[Notification]) -> None:
-        """Prometheus's sending rule for Alertmanager peers: resend firing every resend_delay,
-        resolved ones too while within resolved_retention."""
-        receiver = self.receivers[name]
-        options = receiver.config  # type: ignore[union-attr]
-        batch = []
-        for fp, item in list(items.items()):
-            if item.resolved_at is not None and now - item.resolved_at > options.resolved_retention:
-                del items[fp]
-                continue
-            fresh_resolution = item.resolved_at is not None and item.resolved_at > item.last_sent
-            if fresh_resolution or item.last_sent + options.resend_delay <= now:
-                item.last_sent = now
-                batch.append(item.alert)
-        if batch:
-            status = "firing" if any(a.firing for a in batch) else "resolved"
-            for target in range(receiver.targets()):  # type: ignore[union-attr]
-                out.append(Notification(key=str(uuid.uuid4()), receiver=name, group_key="{}", status=status,
-                                        alerts=batch, external_url=self.external_url, reason="resend",
-                                        target=target, created_at=now))
 
     # ------------------------------------------------------------------ delivery
 
