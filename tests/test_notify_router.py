@@ -16,9 +16,9 @@ from notify_sinks import HTTPSink, validate_webhook_v4
 from tocsin.config import parse_config
 from tocsin.errors import ConfigError
 from tocsin.notify import Alert, Notifier, NotifyMetrics
+from tocsin.notify.dispatcher import needs_update
 from tocsin.notify.matchers import parse_matchers
 from tocsin.notify.notification import Notification
-from tocsin.notify.notifier import _needs_update
 from tocsin.notify.outbox import LogEntry, Outbox
 from tocsin.notify.router import build
 
@@ -86,15 +86,15 @@ def test_inhibition_needs_a_firing_source_with_equal_labels():
 def test_dedup_decisions_follow_alertmanager():
     f1, f2 = frozenset({"1"}), frozenset({"1", "2"})
     none = frozenset()
-    assert _needs_update(None, f1, none, True, 60, 100) == "new"
-    assert _needs_update(None, none, f1, True, 60, 100) == ""          # resolved before group_wait ended
+    assert needs_update(None, f1, none, True, 60, 100) == "new"
+    assert needs_update(None, none, f1, True, 60, 100) == ""          # resolved before group_wait ended
     entry = LogEntry(f1, none, 90)
-    assert _needs_update(entry, f1, none, True, 60, 100) == ""
-    assert _needs_update(entry, f2, none, True, 60, 100) == "changed"
-    assert _needs_update(entry, f1, none, True, 60, 151) == "repeat"
-    assert _needs_update(entry, none, f1, False, 60, 100) == "resolved"
-    assert _needs_update(LogEntry(f2, none, 90), f1, frozenset({"2"}), True, 60, 100) == "changed"
-    assert _needs_update(LogEntry(f2, none, 90), f1, frozenset({"2"}), False, 60, 100) == ""
+    assert needs_update(entry, f1, none, True, 60, 100) == ""
+    assert needs_update(entry, f2, none, True, 60, 100) == "changed"
+    assert needs_update(entry, f1, none, True, 60, 151) == "repeat"
+    assert needs_update(entry, none, f1, False, 60, 100) == "resolved"
+    assert needs_update(LogEntry(f2, none, 90), f1, frozenset({"2"}), True, 60, 100) == "changed"
+    assert needs_update(LogEntry(f2, none, 90), f1, frozenset({"2"}), False, 60, 100) == ""
 
 
 @pytest.mark.parametrize("alerting, message", [
