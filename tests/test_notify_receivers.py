@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import time
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -221,7 +223,64 @@ def test_secrets_never_reach_logs_or_api(tmp_path, caplog):
         n.stop()
 
 
+def iso(when: datetime) -> str:
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_alertmanager_peers_get_each_submitted_batch_as_submitted(tmp_path, sinks):
+    """No timers of its own: each submit routed to the receiver is one POST per URL, carrying the
+    alerts as the rule engine submitted them (a firing alert's endsAt = its valid-until), and
+    nothing arrives between submits."""
+    first, second = sinks(), sinks()
+    raw = {"global": {"external_labels": {"site": "lab"}},
+           "alerting": {"route": {"receiver": "am", **FAST, "routes": [
+                            {"matchers": ['alertname="Noise"'], "receiver": "drop"}]},
+                        "receivers": [{"name": "am", "alertmanager": {"urls": [first.url, second.url + "/"]}},
+                                      {"name": "drop"}]}}
+    config = parse_config(raw, "test.yml")
+    n = Notifier(config.alerting, state_dir=str(tmp_path / "state"), external_labels={"site": "lab"},
+                 metrics=NotifyMetrics(CollectorRegistry()))
+    n.start()
+    try:
+        now = datetime.now(timezone.utc)
+        valid_until = now + timedelta(minutes=4)
+        n.submit([replace(alert(), ends_at=valid_until), alert(target="db"), alert("Noise")])
+        wait_for(lambda: first.bodies() and second.bodies(), timeout=5, what="a batch at each peer")
+        for sink in (first, second):
+            (batch,) = sink.bodies()
+            assert [a["labels"]["target"] for a in batch] == ["api", "db"], "not grouped, Noise not routed here"
+            api, db = batch
+            assert set(api) == {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
+            assert api["labels"] == {"alertname": "HighLatency", "severity": "critical", "target": "api", "site": "lab"}
+            assert api["startsAt"] == "2024-05-01T12:00:00.000Z" and api["endsAt"] == iso(valid_until)
+            assert api["generatorURL"] == "http://127.0.0.1:9469/rules"
+            # Submitted without a valid-until: Prometheus's, 4 x its 1 min resend delay.
+            ends = datetime.fromisoformat(db["endsAt"].replace("Z", "+00:00"))
+            assert 230 < (ends - now).total_seconds() < 250
+            assert sink.received[0].path == "/api/v2/alerts"
+        later = valid_until + timedelta(minutes=1)
+        n.submit([replace(alert(), ends_at=later)])
+        wait_for(lambda: len(first.bodies()) == 2 and len(second.bodies()) == 2, timeout=5, what="the next batch")
+        assert first.bodies()[1] == second.bodies()[1] and len(first.bodies()[1]) == 1
+        assert first.bodies()[1][0]["endsAt"] == iso(later)
+        resolved_at = now + timedelta(seconds=30)
+        n.submit([replace(alert(status="resolved"), ends_at=resolved_at), alert(target="db", status="resolved")])
+        wait_for(lambda: len(first.bodies()) == 3 and len(second.bodies()) == 3, timeout=5, what="the resolution")
+        api, db = first.bodies()[2]
+        assert api["endsAt"] == iso(resolved_at)
+        assert now <= datetime.fromisoformat(db["endsAt"].replace("Z", "+00:00")) <= datetime.now(timezone.utc)
+        time.sleep(1.0)
+        assert len(first.bodies()) == len(second.bodies()) == 3, "nothing is sent that was not submitted"
+        keys = [r.headers["Idempotency-Key"] for r in first.received + second.received]
+        assert len(set(keys)) == 6, "each peer has its own outbox entries"
+        assert not first.errors and not second.errors
+    finally:
+        n.stop()
+
+
 def test_alertmanager_receives_then_resolves(tmp_path):
+    """A real Alertmanager takes what the rule engine submits: the valid-until as endsAt, moved
+    forward by each re-submission, then the resolution."""
     binary = require_tool("prometheus-alertmanager")
     port = free_port()
     (tmp_path / "am.yml").write_text("route: {receiver: blackhole, group_wait: 1s}\nreceivers: [{name: blackhole}]\n")
@@ -233,22 +292,25 @@ def test_alertmanager_receives_then_resolves(tmp_path):
     try:
         wait_for(lambda: requests.get(am + "/-/ready", timeout=1).status_code == 200, timeout=20,
                  what="alertmanager ready")
-        n = start(tmp_path, {"name": "am", "alertmanager": {"urls": [am], "resend_delay": "1s"}})
+        n = start(tmp_path, {"name": "am", "alertmanager": {"urls": [am]}})
 
         def listed():
             return [a for a in requests.get(am + "/api/v2/alerts", timeout=2).json()
                     if a["labels"].get("alertname") == "HighLatency"]
 
-        n.submit([alert()])
+        def ends_at() -> datetime:
+            return datetime.fromisoformat(listed()[0]["endsAt"].replace("Z", "+00:00"))
+
+        valid_until = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=4)
+        n.submit([replace(alert(), ends_at=valid_until)])
         found = wait_for(listed, timeout=10, what="alert in alertmanager")[0]
         assert found["labels"] == {"alertname": "HighLatency", "severity": "critical", "target": "api", "site": "lab"}
         assert found["status"]["state"] == "active" and found["annotations"]["summary"] == "latency above 1s"
-        ends = datetime.fromisoformat(found["endsAt"].replace("Z", "+00:00"))
-        assert 2 < (ends - datetime.now(timezone.utc)).total_seconds() <= 5, "endsAt = now + 4 x resend_delay"
+        assert ends_at() == valid_until, "endsAt = the submitted valid-until"
         assert found["generatorURL"] == "http://127.0.0.1:9469/rules"
-        # Re-sent while firing: endsAt moves forward.
-        wait_for(lambda: datetime.fromisoformat(listed()[0]["endsAt"].replace("Z", "+00:00")) > ends, timeout=5,
-                 what="resend")
+        # Re-submitted while firing (the rule engine's resend): endsAt moves forward.
+        n.submit([replace(alert(), ends_at=valid_until + timedelta(seconds=4))])
+        wait_for(lambda: ends_at() > valid_until, timeout=5, what="the re-submission")
         n.submit([alert(status="resolved")])
 
         def resolved():
@@ -264,3 +326,44 @@ def test_alertmanager_receives_then_resolves(tmp_path):
             n.stop()
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_daemon_forwards_what_its_rules_send_to_an_alertmanager(daemon_factory, tmp_path, sinks):
+    """Rule engine → Alertmanager peer: the firing alert once (the next resend is a minute away)
+    with endsAt = its valid-until (4 × the 1 min resend delay), then the resolution."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "down.yml").write_text("""
+groups:
+  - name: peer
+    interval: 500ms
+    rules:
+      - alert: TargetDown
+        expr: probe_success == 0
+        labels: {severity: critical}
+""")
+    peer = sinks()
+    port = free_port()
+    daemon = daemon_factory(f"""
+global: {{listen_address: "127.0.0.1:{{port}}", interval: 300ms, timeout: 250ms, state_dir: "{{dir}}/state",
+          external_labels: {{site: lab}}}}
+targets:
+  - {{name: db, tcp: {{address: "127.0.0.1:{port}"}}}}
+rule_files: [rules/*.yml]
+alerting:
+  route: {{receiver: am}}
+  receivers:
+    - {{name: am, alertmanager: {{urls: ["{peer.url}"]}}}}
+""")
+    fired = wait_for(lambda: peer.bodies(), timeout=20, what="the firing alert at the peer")[0]
+    (sent,) = fired
+    assert sent["labels"] == {"alertname": "TargetDown", "target": "db", "severity": "critical", "site": "lab"}
+    ends = datetime.fromisoformat(sent["endsAt"].replace("Z", "+00:00"))
+    assert 230 < (ends - datetime.now(timezone.utc)).total_seconds() <= 240, sent["endsAt"]
+    assert "/graph?g0.expr=" in sent["generatorURL"]
+    with socket.create_server(("127.0.0.1", port)):  # the target comes up
+        resolved = wait_for(lambda: [b for b in peer.bodies()
+                                     if b[0]["endsAt"] <= iso(datetime.now(timezone.utc))], timeout=20,
+                            what="the resolution at the peer")
+    assert len(peer.bodies()) == 2 and resolved[0][0]["startsAt"] == sent["startsAt"]
+    assert not peer.errors
+    assert daemon.stop() == 0

@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -15,10 +16,10 @@ from notify_sinks import HTTPSink, validate_webhook_v4
 from tocsin.config import parse_config
 from tocsin.errors import ConfigError
 from tocsin.notify import Alert, Notifier, NotifyMetrics
+from tocsin.notify.dispatcher import needs_update
 from tocsin.notify.matchers import parse_matchers
-from tocsin.notify.notifier import _needs_update
+from tocsin.notify.notification import Notification
 from tocsin.notify.outbox import LogEntry, Outbox
-from tocsin.notify.receivers import Notification
 from tocsin.notify.router import build
 
 
@@ -85,15 +86,15 @@ def test_inhibition_needs_a_firing_source_with_equal_labels():
 def test_dedup_decisions_follow_alertmanager():
     f1, f2 = frozenset({"1"}), frozenset({"1", "2"})
     none = frozenset()
-    assert _needs_update(None, f1, none, True, 60, 100) == "new"
-    assert _needs_update(None, none, f1, True, 60, 100) == ""          # resolved before group_wait ended
+    assert needs_update(None, f1, none, True, 60, 100) == "new"
+    assert needs_update(None, none, f1, True, 60, 100) == ""          # resolved before group_wait ended
     entry = LogEntry(f1, none, 90)
-    assert _needs_update(entry, f1, none, True, 60, 100) == ""
-    assert _needs_update(entry, f2, none, True, 60, 100) == "changed"
-    assert _needs_update(entry, f1, none, True, 60, 151) == "repeat"
-    assert _needs_update(entry, none, f1, False, 60, 100) == "resolved"
-    assert _needs_update(LogEntry(f2, none, 90), f1, frozenset({"2"}), True, 60, 100) == "changed"
-    assert _needs_update(LogEntry(f2, none, 90), f1, frozenset({"2"}), False, 60, 100) == ""
+    assert needs_update(entry, f1, none, True, 60, 100) == ""
+    assert needs_update(entry, f2, none, True, 60, 100) == "changed"
+    assert needs_update(entry, f1, none, True, 60, 151) == "repeat"
+    assert needs_update(entry, none, f1, False, 60, 100) == "resolved"
+    assert needs_update(LogEntry(f2, none, 90), f1, frozenset({"2"}), True, 60, 100) == "changed"
+    assert needs_update(LogEntry(f2, none, 90), f1, frozenset({"2"}), False, 60, 100) == ""
 
 
 @pytest.mark.parametrize("alerting, message", [
@@ -116,6 +117,20 @@ def test_config_errors_name_the_key(alerting, message):
     with pytest.raises(ConfigError) as info:
         parse_config({"alerting": alerting}, "t.yml")
     assert any(message in line for line in info.value.errors), info.value.errors
+
+
+def test_the_outbox_keeps_a_firing_alerts_valid_until(tmp_path):
+    """An Alertmanager peer is sent a firing alert's endsAt, even after a restart; the webhook
+    view of the same alert still shows Alertmanager's zero time."""
+    valid_until = datetime(2024, 5, 1, 12, 4, tzinfo=timezone.utc)
+    firing = Alert(labels={"alertname": "Down"}, starts_at=datetime(2024, 5, 1, 12, tzinfo=timezone.utc),
+                   ends_at=valid_until)
+    outbox = Outbox(str(tmp_path))
+    outbox.commit([Notification(key="k", receiver="am", group_key="{}", status="firing", alerts=[firing])], {})
+    (stored,) = outbox.head("am#0").notification.alerts
+    outbox.close()
+    assert stored == firing and stored.ends_at == valid_until
+    assert stored.to_dict()["endsAt"] == "0001-01-01T00:00:00Z"
 
 
 def test_expired_notifications_are_dropped_with_an_error_and_counted(tmp_path, caplog):

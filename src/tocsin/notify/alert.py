@@ -72,6 +72,14 @@ class Alert:
                 "startsAt": rfc3339(self.starts_at), "endsAt": rfc3339(self.ends_at if not self.firing else None),
                 "generatorURL": self.generator_url, "fingerprint": self.fingerprint}
 
+    def to_record(self) -> dict[str, Any]:
+        """The alert as the outbox stores it: `to_dict()`, with a firing alert's endsAt too.
+
+        A firing alert's endsAt is the valid-until the rule engine gave it: the webhook
+        payload hides it (as Alertmanager's does), an Alertmanager peer is sent it, so it
+        must survive a restart. `from_dict()` reads both forms."""
+        return {**self.to_dict(), "endsAt": rfc3339(self.ends_at)}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Alert":
         return cls(labels=dict(data["labels"]), annotations=dict(data.get("annotations") or {}),

@@ -10,28 +10,23 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
 class CircuitBreaker:
-    def __init__(self, failures: int, cooldown: float, initial_backoff: float, max_backoff: float,
-                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+    def __init__(self, failures: int, cooldown: float, initial_backoff: float, max_backoff: float) -> None:
         self.threshold = failures
         self.cooldown = cooldown
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
-        self.clock = clock
-        self.rng = rng or random.Random()
         self.state = CLOSED
         self.consecutive = 0
         self._not_before = 0.0
-        self._opened_at = 0.0
 
     def wait_time(self) -> float:
         """Seconds until the next attempt is allowed (0 = now)."""
-        return max(0.0, self._not_before - self.clock())
+        return max(0.0, self._not_before - time.monotonic())
 
     def begin(self) -> None:
         """Called right before an attempt; an open circuit whose cool-down is over goes half-open."""
@@ -47,15 +42,14 @@ class CircuitBreaker:
     def failure(self) -> bool:
         """Record a failure; return True if this opened the circuit (from closed)."""
         self.consecutive += 1
-        now = self.clock()
+        now = time.monotonic()
         if self.state == HALF_OPEN or self.consecutive >= self.threshold:
             opened = self.state == CLOSED
             self.state = OPEN
-            self._opened_at = now
-            self._not_before = now + self.cooldown * self.rng.uniform(0.9, 1.1)
+            self._not_before = now + self.cooldown * random.uniform(0.9, 1.1)
             return opened
         backoff = min(self.max_backoff, self.initial_backoff * 2 ** (self.consecutive - 1))
-        self._not_before = now + backoff * self.rng.uniform(0.5, 1.0)
+        self._not_before = now + backoff * random.uniform(0.5, 1.0)
         return False
 
     @property

@@ -44,8 +44,12 @@ class Matcher:
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:
-        value = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'{self.name}{self.op}"{value}"'
+        return f'{self.name}{self.op}"{escape(self.value)}"'
+
+
+def escape(value: str) -> str:
+    """A label value as it appears between double quotes in a matcher or a group key."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _unquote(text: str) -> str:

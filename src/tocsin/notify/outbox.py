@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .receivers.base import Notification
+from .notification import Notification
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -53,7 +53,6 @@ class LogEntry:
 @dataclass
 class Pending:
     id: int
-    channel: str
     attempts: int
     notification: Notification
 
@@ -121,7 +120,7 @@ class Outbox:
                                    (channel,)).fetchone()
         if row is None:
             return None
-        return Pending(id=row[0], channel=channel, attempts=row[1], notification=Notification.from_json(row[2]))
+        return Pending(id=row[0], attempts=row[1], notification=Notification.from_json(row[2]))
 
     def channels(self) -> dict[str, int]:
         with self._lock:
@@ -131,10 +130,10 @@ class Outbox:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
-    def oldest_age(self, now: float | None = None) -> float:
+    def oldest_age(self) -> float:
         with self._lock:
             oldest = self._db.execute("SELECT MIN(created_at) FROM outbox").fetchone()[0]
-        return 0.0 if oldest is None else max(0.0, (now or time.time()) - oldest)
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
 
     def load_log(self) -> dict[tuple[str, str], LogEntry]:
         with self._lock:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .alert import fingerprint
 from .config import AlertingConfig, InhibitRule, RouteConfig
-from .matchers import Matcher, matches_all, parse_matcher_list
+from .matchers import Matcher, escape, matches_all, parse_matcher_list
 
 ROOT_DEFAULTS = {"group_wait": 30.0, "group_interval": 300.0, "repeat_interval": 4 * 3600.0}
 
@@ -52,17 +53,8 @@ class Route:
 
     def group_key(self, group_labels: dict[str, str]) -> str:
         """`{}/{severity="critical"}:{alertname="X"}` - the form Alertmanager sends as groupKey."""
-        inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(group_labels.items()))
+        inner = ",".join(f'{k}="{escape(v)}"' for k, v in sorted(group_labels.items()))
         return f"{self.key}:{{{inner}}}"
-
-    def walk(self):
-        yield self
-        for child in self.routes:
-            yield from child.walk()
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def build_route(cfg: RouteConfig, parent: Route | None = None, index: int = 0) -> Route:
@@ -97,8 +89,6 @@ class Inhibitor:
 
     def muter(self, firing: list[dict[str, str]]):
         """A function `labels -> bool` (muted?) for the current set of firing alerts' labels."""
-        from .alert import fingerprint
-
         if not self.rules:
             return lambda labels: False
         index = []

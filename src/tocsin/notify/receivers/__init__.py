@@ -6,7 +6,7 @@ Adding a kind = a module with a config model and a `Receiver` subclass, plus a l
 from __future__ import annotations
 
 from .alertmanager import AlertmanagerReceiver
-from .base import Notification, Receiver, ReceiverOptions
+from .base import Receiver, ReceiverOptions
 from .email import EmailReceiver
 from .log import LogReceiver
 from .pagerduty import PagerDutyReceiver
@@ -21,4 +21,4 @@ for _cls in KINDS.values():
     assert issubclass(_cls.config_model, ReceiverOptions) and _cls.payload is not Receiver.payload
     assert _cls.deliver is not Receiver.deliver
 
-__all__ = ["KINDS", "Notification", "Receiver", "ReceiverOptions"]
+__all__ = ["KINDS", "Receiver", "ReceiverOptions"]

@@ -1,10 +1,11 @@
 """Alertmanager: POST /api/v2/alerts to every URL, the way Prometheus does.
 
-No grouping here (Alertmanager groups): every alert routed to this receiver is sent on its
-own schedule. A firing alert is re-sent every `resend_delay` with endsAt = now + 4 × that
-delay, so Alertmanager resolves it by itself if tocsin dies; a resolved alert is sent with
-its endsAt and repeated for `resolved_retention`. Each URL is an independent peer with
-its own outbox entries and circuit breaker.
+No grouping here (Alertmanager groups) and no timers: the rule engine already decides what
+Prometheus would send to an Alertmanager and when (firing alerts every resend delay with
+endsAt = their valid-until, so Alertmanager resolves them by itself if tocsin dies;
+resolved ones with their endsAt, repeated for a while), and this receiver forwards each
+submitted batch as it is. Each URL is an independent peer with its own outbox entries and
+circuit breaker.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from ...fields import PositiveDuration
-from .base import Notification, Receiver, ReceiverOptions
+from ..alert import rfc3339
+from ..notification import Notification
+from .base import Receiver, ReceiverOptions
+
+# endsAt for a firing alert submitted without one (a test notification, or one stored by an
+# older version): Prometheus's valid-until, 4 x its default resend delay of 1 min.
+DEFAULT_VALIDITY = timedelta(minutes=4)
 
 
 class AlertmanagerConfig(ReceiverOptions):
     urls: list[str] = Field(min_length=1)
-    resend_delay: PositiveDuration = 60.0
-    resolved_retention: PositiveDuration = 900.0
 
     @field_validator("urls")
     @classmethod
@@ -44,11 +48,10 @@ class AlertmanagerReceiver(Receiver):
 
     def payload(self, n: Notification) -> list[dict[str, Any]]:
         sent_at = datetime.fromtimestamp(n.created_at or datetime.now(timezone.utc).timestamp(), timezone.utc)
-        valid_until = sent_at + timedelta(seconds=4 * self.config.resend_delay)
         out = []
         for alert in n.alerts:
             d = alert.to_dict()
-            ends = d["endsAt"] if not alert.firing else _iso(valid_until)
+            ends = d["endsAt"] if not alert.firing else rfc3339(alert.ends_at or sent_at + DEFAULT_VALIDITY)
             item = {"labels": d["labels"], "annotations": d["annotations"], "startsAt": d["startsAt"],
                     "endsAt": ends}
             if alert.generator_url:
@@ -59,7 +62,3 @@ class AlertmanagerReceiver(Receiver):
     def deliver(self, n: Notification) -> None:
         url = self.config.urls[n.target % len(self.config.urls)]
         self.post_json(f"{url}/api/v2/alerts", self.payload(n), n)
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,4 +1,4 @@
-"""What every receiver kind shares: the interface, the notification it delivers, HTTP posting.
+"""What every receiver kind shares: the interface and HTTP posting.
 
 A receiver kind is one module with a config model and a class that validates nothing at
 run time (pydantic did), builds its payload from a `Notification`, and delivers it,
@@ -9,7 +9,6 @@ does that, and the circuit breaker decides when trying again is worth it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import requests
@@ -17,7 +16,7 @@ from pydantic import Field
 
 from ...errors import NotificationError
 from ...fields import Duration, Model
-from ..alert import Alert
+from ..notification import Notification
 
 USER_AGENT = "tocsin-notify/1"
 
@@ -29,79 +28,14 @@ class ReceiverOptions(Model):
     timeout: Duration = Field(default=10.0)
 
 
-@dataclass
-class Notification:
-    """One alert group (or batch) for one receiver, as stored in the outbox.
-
-    `data` is receiver-neutral; the receiver turns it into its payload when delivering, so
-    a notification written before a restart is delivered by the receiver's current code.
-    """
-
-    key: str                      # idempotency key: the same on every retry and after a restart
-    receiver: str
-    group_key: str
-    status: str                   # firing | resolved
-    alerts: list[Alert]
-    group_labels: dict[str, str] = field(default_factory=dict)
-    external_url: str = ""
-    reason: str = ""
-    target: int = 0               # which URL, for kinds that post to several peers independently
-    created_at: float = 0.0
-
-    @property
-    def firing(self) -> list[Alert]:
-        return [a for a in self.alerts if a.firing]
-
-    @property
-    def resolved(self) -> list[Alert]:
-        return [a for a in self.alerts if not a.firing]
-
-    def common_labels(self) -> dict[str, str]:
-        return _common([a.labels for a in self.alerts])
-
-    def common_annotations(self) -> dict[str, str]:
-        return _common([a.annotations for a in self.alerts])
-
-    def title(self) -> str:
-        """`[FIRING:3] HighLatency api` - Alertmanager's default subject line."""
-        values = " ".join(self.group_labels[k] for k in sorted(self.group_labels))
-        count = f":{len(self.firing)}" if self.status == "firing" else ""
-        return f"[{self.status.upper()}{count}] {values}".rstrip()
-
-    def to_json(self) -> str:
-        return json.dumps({"key": self.key, "receiver": self.receiver, "group_key": self.group_key,
-                           "status": self.status, "alerts": [a.to_dict() for a in self.alerts],
-                           "group_labels": self.group_labels, "external_url": self.external_url,
-                           "reason": self.reason, "target": self.target, "created_at": self.created_at},
-                          sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "Notification":
-        d = json.loads(text)
-        return cls(key=d["key"], receiver=d["receiver"], group_key=d["group_key"], status=d["status"],
-                   alerts=[Alert.from_dict(a) for a in d["alerts"]], group_labels=d.get("group_labels") or {},
-                   external_url=d.get("external_url", ""), reason=d.get("reason", ""),
-                   target=d.get("target", 0), created_at=d.get("created_at", 0.0))
-
-
-def _common(maps: list[dict[str, str]]) -> dict[str, str]:
-    if not maps:
-        return {}
-    common = dict(maps[0])
-    for m in maps[1:]:
-        for k in list(common):
-            if m.get(k) != common[k]:
-                del common[k]
-    return common
-
-
 class Receiver:
     """The interface of a receiver kind. Subclasses set the class attributes."""
 
     kind: ClassVar[str]
     config_model: ClassVar[type[ReceiverOptions]]
     send_resolved_default: ClassVar[bool] = True
-    # Whether alerts reach this kind through the routing tree's groups (False: sent one by one).
+    # Whether alerts reach this kind through the routing tree's groups. False: the peer groups
+    # them itself (Alertmanager), so it gets what the rule engine submits, one batch per submit.
     grouped: ClassVar[bool] = True
 
     def __init__(self, name: str, config: ReceiverOptions) -> None:

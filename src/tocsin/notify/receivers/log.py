@@ -6,7 +6,9 @@ import logging
 from typing import Any, ClassVar, Literal
 
 from ...logs import log_context
-from .base import Notification, Receiver, ReceiverOptions
+from ..alert import rfc3339
+from ..notification import Notification
+from .base import Receiver, ReceiverOptions
 
 log = logging.getLogger("tocsin.notify.log")
 
@@ -25,7 +27,7 @@ class LogReceiver(Receiver):
         return {"notification": n.key, "status": n.status, "group_key": n.group_key,
                 "group_labels": n.group_labels, "firing": len(n.firing), "resolved": len(n.resolved),
                 "alerts": [{"status": a.status, "labels": a.labels, "annotations": a.annotations,
-                            "startsAt": a.to_dict()["startsAt"]} for a in n.alerts]}
+                            "startsAt": rfc3339(a.starts_at)} for a in n.alerts]}
 
     def deliver(self, n: Notification) -> None:
         level = logging.INFO if n.status == "resolved" else getattr(logging, self.config.level.upper())

@@ -13,7 +13,9 @@ from pydantic import SecretStr, model_validator
 
 from ... import __version__
 from ...fields import SecretFromFile
-from .base import Notification, Receiver, ReceiverOptions
+from ..alert import rfc3339
+from ..notification import Notification
+from .base import Receiver, ReceiverOptions
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -78,7 +80,7 @@ class PagerDutyReceiver(Receiver):
                        "alerts": [{"labels": a.labels, "annotations": a.annotations, "status": a.status}
                                   for a in n.alerts[:20]]}
             payload = {"summary": summary[:1024], "source": self.config.source, "severity": self._severity(n),
-                       "timestamp": n.alerts[0].to_dict()["startsAt"] if n.alerts else None,
+                       "timestamp": rfc3339(n.alerts[0].starts_at) if n.alerts else None,
                        "custom_details": details}
             for key, name in (("component", "component"), ("group", "group"), ("class", "class_")):
                 value = getattr(self.config, name)

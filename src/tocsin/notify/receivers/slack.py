@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 from pydantic import SecretStr, model_validator
 
 from ...fields import SecretFromFile
-from .base import Notification, Receiver, ReceiverOptions
+from ..notification import Notification
+from .base import Receiver, ReceiverOptions
 
 COLORS = {"critical": "danger", "error": "danger", "page": "danger", "warning": "warning",
           "info": "#439FE0", "none": "#439FE0"}

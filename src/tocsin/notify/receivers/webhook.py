@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, model_validator
 
 from ...fields import SecretFromFile
-from .base import Notification, Receiver, ReceiverOptions
+from ..notification import Notification
+from .base import Receiver, ReceiverOptions
 
 
 class WebhookConfig(ReceiverOptions):

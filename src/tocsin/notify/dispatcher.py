@@ -1,0 +1,270 @@
+"""The dispatcher: which alerts are known, which groups they are in, and when a group is due.
+
+`submit()` only updates this in-memory state under a lock and wakes the dispatcher thread;
+that thread runs Alertmanager's flush + dedup stage on the groups that are due (with the
+inhibit rules applied at flush time), resolves alerts nobody re-submitted within
+`resolve_timeout`, and commits the resulting notifications, with the notification-log
+entries they imply, to the outbox. Delivery is someone else's job: the dispatcher only says
+which notifications it committed.
+
+Alertmanager peers group alerts themselves, so their alerts skip the groups: each submit
+becomes one batch per routed peer URL, carrying the alerts as submitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .alert import Alert, rfc3339
+from .config import AlertingConfig
+from .notification import Notification
+from .outbox import LogEntry, Outbox
+from .receivers import Receiver
+from .router import Inhibitor, Route
+
+log = logging.getLogger("tocsin.notify")
+RESOLVED_RETENTION = 900.0       # how long a resolved alert stays in the active view
+NFLOG_RETENTION = 5 * 86400.0    # Alertmanager keeps its notification log 5 days
+RETRY_AFTER_BUG = 1.0            # the pause after a dispatch that raised
+
+
+@dataclass
+class _Tracked:
+    alert: Alert
+    seen: float
+    receivers: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Group:
+    id: str
+    key: str
+    route: Route
+    labels: dict[str, str]
+    next_flush: float
+    alerts: dict[str, tuple[Alert, int]] = field(default_factory=dict)
+    flushed: bool = False
+
+
+class Dispatcher:
+    """Alert tracking, grouping per route, flush and dedup, expiry; one thread (`run()`)."""
+
+    def __init__(self, config: AlertingConfig, root: Route, inhibitor: Inhibitor,
+                 receivers: dict[str, Receiver | None], outbox: Outbox, *, external_labels: dict[str, str],
+                 external_url: str, max_sleep: float, stopping: threading.Event,
+                 committed: Callable[[list[Notification]], None]) -> None:
+        self.config = config
+        self.root = root
+        self.inhibitor = inhibitor
+        self.receivers = receivers
+        self.outbox = outbox
+        self.external_labels = external_labels
+        self.external_url = external_url
+        self._max_sleep = max_sleep
+        self._stopping = stopping
+        self._committed = committed
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
+        self._alerts: dict[str, _Tracked] = {}
+        self._groups: dict[str, _Group] = {}
+        self._to_forward: list[Notification] = []  # batches for Alertmanager peers, not yet committed
+        self._submitted = False                     # set by submit(), cleared by the dispatcher
+        self._nflog: dict[tuple[str, str], LogEntry] = {}
+        self._version = 0
+
+    def load_log(self) -> None:
+        """Read what each receiver was last told (before the thread starts); forget old entries."""
+        self._nflog = self.outbox.load_log()
+        self.outbox.prune_log(time.time() - NFLOG_RETENTION)
+
+    def wake(self) -> None:
+        with self._cv:
+            self._cv.notify_all()
+
+    # ------------------------------------------------------------------ input
+
+    def submit(self, alerts: list[Alert]) -> None:
+        """Take the current firing alerts and the just-resolved ones; never blocks on delivery."""
+        now = time.time()
+        with self._cv:
+            batches: dict[str, dict[str, Alert]] = {}
+            for alert in alerts:
+                alert = alert.with_labels(self.external_labels)
+                if not alert.firing and alert.ends_at is None:
+                    alert = alert.resolved(datetime.now(timezone.utc))
+                for peer in self._ingest(alert, now):
+                    batches.setdefault(peer, {})[alert.fingerprint] = alert
+            for name, batch in batches.items():
+                self._forward(name, list(batch.values()), now)
+            self._submitted = True
+            self._cv.notify_all()
+
+    def _ingest(self, alert: Alert, now: float) -> list[str]:
+        """Track the alert and put it in the groups of its routes; return the routed receivers
+        that do not group (Alertmanager peers), which get the alert as submitted instead."""
+        fp = alert.fingerprint
+        self._version += 1
+        tracked = self._alerts.get(fp)
+        if tracked is None:
+            tracked = self._alerts[fp] = _Tracked(alert, now)
+        else:
+            if tracked.alert.firing and alert.firing and tracked.alert.starts_at < alert.starts_at:
+                alert = Alert(alert.labels, alert.annotations, tracked.alert.starts_at, None,
+                              alert.generator_url, "firing")
+            tracked.alert, tracked.seen = alert, now
+        peers = []
+        for route in self.root.match(alert.labels):
+            receiver = self.receivers.get(route.receiver)
+            tracked.receivers.add(route.receiver)
+            if receiver is None:
+                continue
+            if not receiver.grouped:
+                peers.append(route.receiver)
+                continue
+            labels = route.group_labels(alert.labels)
+            key = route.group_key(labels)
+            gid = f"{route.id}:{key}"
+            group = self._groups.get(gid)
+            if group is None:
+                group = self._groups[gid] = _Group(gid, key, route, labels, now + route.group_wait)
+            if not group.flushed and alert.starts_at.timestamp() + route.group_wait < now:
+                group.next_flush = min(group.next_flush, now)  # an old alert (restart): no need to wait
+            group.alerts[fp] = (alert, self._version)
+        return peers
+
+    def _forward(self, name: str, alerts: list[Alert], now: float) -> None:
+        """One batch per submit for each URL of an Alertmanager peer: what the rule engine sent."""
+        receiver = self.receivers[name]
+        assert receiver is not None
+        status = "firing" if any(a.firing for a in alerts) else "resolved"
+        for target in range(receiver.targets()):
+            self._to_forward.append(Notification(
+                key=str(uuid.uuid4()), receiver=name, group_key="{}", status=status, alerts=alerts,
+                external_url=self.external_url, reason="forward", target=target, created_at=now))
+
+    # ------------------------------------------------------------------ the thread
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                wait = self._dispatch_once()
+            except Exception:  # noqa: BLE001 - the dispatcher must outlive any single bug
+                log.exception("notification dispatch failed; retrying")
+                wait = RETRY_AFTER_BUG
+            with self._cv:
+                if not self._stopping.is_set() and not self._submitted:
+                    self._cv.wait(max(0.005, wait))
+
+    def _dispatch_once(self) -> float:
+        now = time.time()
+        log_updates: dict[tuple[str, str], LogEntry] = {}
+        cleanup: list[tuple[_Group, list[tuple[str, int]]]] = []
+        with self._lock:
+            self._submitted = False
+            notifications, self._to_forward = self._to_forward, []
+            self._expire_alerts(now)
+            due = [g for g in self._groups.values() if g.next_flush <= now]
+            if due:
+                muted = self.inhibitor.muter([t.alert.labels for t in self._alerts.values() if t.alert.firing])
+                for group in due:
+                    cleanup.append((group, self._flush(group, now, muted, notifications, log_updates)))
+            next_due = self._next_due()
+        if notifications or log_updates:
+            self.outbox.commit(notifications, log_updates)  # outside the lock: submit() never waits on disk
+        with self._lock:
+            self._nflog.update(log_updates)
+            for group, resolved in cleanup:
+                for fp, version in resolved:
+                    current = group.alerts.get(fp)
+                    if current is not None and current[1] == version:
+                        del group.alerts[fp]
+                if not group.alerts:
+                    self._groups.pop(group.id, None)
+        if notifications:
+            self._committed(notifications)
+        return min(self._max_sleep, max(0.0, next_due - time.time()))
+
+    def _next_due(self) -> float:
+        """When the dispatcher has work without being told: the next group flush, or alert to
+        expire or forget (Unix time; inf if none)."""
+        times = [g.next_flush for g in self._groups.values()]
+        for tracked in self._alerts.values():
+            times.append(tracked.seen + (self.config.resolve_timeout if tracked.alert.firing else RESOLVED_RETENTION))
+        return min(times, default=float("inf"))
+
+    def _expire_alerts(self, now: float) -> None:
+        """Resolve firing alerts nobody re-submitted for resolve_timeout; forget old resolved ones.
+
+        Alertmanager peers are not told: they get only what is submitted, and the valid-until
+        they were sent resolves the alert there by itself."""
+        for fp, tracked in list(self._alerts.items()):
+            if tracked.alert.firing and now - tracked.seen > self.config.resolve_timeout:
+                log.warning("alert not re-submitted within resolve_timeout; resolving it",
+                            extra={"fields": {"alertname": tracked.alert.labels.get("alertname", ""), "fingerprint": fp}})
+                self._ingest(tracked.alert.resolved(datetime.now(timezone.utc)), now)
+            elif not tracked.alert.firing and now - tracked.seen > RESOLVED_RETENTION:
+                del self._alerts[fp]
+
+    def _flush(self, group: _Group, now: float, muted: Callable[[dict[str, str]], bool], out: list[Notification],
+               log_updates: dict[tuple[str, str], LogEntry]) -> list[tuple[str, int]]:
+        """Alertmanager's flush + dedup stage for one group; returns resolved alerts to forget."""
+        route = group.route
+        receiver = self.receivers[route.receiver]
+        assert receiver is not None
+        group.next_flush = now + route.group_interval
+        group.flushed = True
+        alerts = sorted((a for a, _ in group.alerts.values() if not (a.firing and muted(a.labels))),
+                        key=lambda a: (a.starts_at, a.fingerprint))
+        firing = frozenset(a.fingerprint for a in alerts if a.firing)
+        resolved = frozenset(a.fingerprint for a in alerts if not a.firing)
+        log_key = (route.receiver, group.key)
+        entry = self._nflog.get(log_key)
+        reason = needs_update(entry, firing, resolved, receiver.send_resolved, route.repeat_interval, now)
+        if reason:
+            send = alerts if receiver.send_resolved else [a for a in alerts if a.firing]
+            if send:
+                out.append(Notification(key=str(uuid.uuid4()), receiver=route.receiver, group_key=group.key,
+                                        status="firing" if firing else "resolved", alerts=send,
+                                        group_labels=dict(group.labels), external_url=self.external_url,
+                                        reason=reason, created_at=now))
+            log_updates[log_key] = LogEntry(firing, resolved, now)
+        return [(fp, v) for fp, (a, v) in group.alerts.items() if not a.firing]
+
+    # ------------------------------------------------------------------ operator view
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        """What GET /api/v1/alerts serves: every alert known now, its state and since when."""
+        with self._lock:
+            tracked = list(self._alerts.values())
+        muted = self.inhibitor.muter([t.alert.labels for t in tracked if t.alert.firing])
+        out = []
+        for t in sorted(tracked, key=lambda t: (t.alert.labels.get("alertname", ""), t.alert.fingerprint)):
+            a = t.alert
+            state = "resolved" if not a.firing else "suppressed" if muted(a.labels) else "firing"
+            out.append({"fingerprint": a.fingerprint, "labels": dict(a.labels), "annotations": dict(a.annotations),
+                        "state": state, "activeAt": rfc3339(a.starts_at),
+                        "resolvedAt": rfc3339(a.ends_at) if not a.firing else None,
+                        "lastSubmittedAt": rfc3339(datetime.fromtimestamp(t.seen, timezone.utc)),
+                        "generatorURL": a.generator_url, "receivers": sorted(t.receivers)})
+        return out
+
+
+def needs_update(entry: LogEntry | None, firing: frozenset[str], resolved: frozenset[str],
+                 send_resolved: bool, repeat: float, now: float) -> str:
+    """Alertmanager's dedup decision; returns why a notification is due, or '' if none is."""
+    if entry is None:
+        return "new" if firing else ""          # a group that resolved before group_wait ended: nothing
+    if not firing <= entry.firing:
+        return "changed"
+    if not firing:
+        return "resolved" if entry.firing else ""   # all resolved (logged even if not sent)
+    if send_resolved and not resolved <= entry.resolved:
+        return "changed"
+    return "repeat" if entry.sent_at <= now - repeat else ""
