@@ -27,7 +27,7 @@ WAITS = ("EpollSelector.select (", "_PollLikeSelector.select (", "_worker (concu
 PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("metrics: ProbeMetrics.record/_render/_samples, set_interval", ("tocsin/metrics.py",)),
     ("sample store / rules (rules/store, rules)", ("tocsin/rules", "tocsin/promql")),
-    ("web thread: /metrics scrape, readiness", ("tocsin/web.py", "socketserver.py", "http/server.py")),
+    ("web thread: /metrics scrape, readiness", ("tocsin/web/", "socketserver.py", "http/server.py")),
     ("APScheduler: wakeup, _process_jobs, submit, triggers, job store", ("apscheduler/",)),
     ("connect: resolve, socket(), connect(), transport set-up", (
         "open_connection ", "create_connection ", "_sock_connect", "sock_connect ", "_ensure_resolved ",

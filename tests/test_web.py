@@ -1,4 +1,5 @@
-"""The listener's optional hardening (TLS, basic auth) and the demo target, over real sockets."""
+"""The listener's optional hardening (TLS, basic auth) and the demo target, over real sockets;
+the pages it shows, built from the few parts of the daemon they read."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import hashlib
 import socket
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 import pytest
 import requests
 import trustme
 
 from conftest import free_port, wait_for
+from tocsin.config import parse_config
+from tocsin.probes import ProbeResult
+from tocsin.scheduler import TargetState
+from tocsin.web.views import WebViews
 
 
 @pytest.fixture
@@ -79,3 +85,49 @@ global:
         for s in stalled:
             s.close()
     assert daemon.stop() == 0
+
+
+class _Table:
+    """A scheduler's target table, as far as the views read it."""
+
+    def __init__(self, states: dict[str, TargetState], next_run: datetime) -> None:
+        self.states = states
+        self._next_run = next_run
+
+    def next_run(self, name: str) -> datetime | None:
+        return self._next_run if name in self.states else None
+
+
+class _Alerts:
+    def active_alerts(self) -> list[dict]:
+        return [{"labels": {"alertname": "Down"}, "state": "firing"}]
+
+
+class _Counts:
+    up = 1
+
+
+def test_views_read_only_the_target_table_alerts_and_counts():
+    web, gone = parse_config({"targets": [{"name": "web", "url": "http://example.test/", "labels": {"team": "core"}},
+                                          {"name": "<gone>", "tcp": {"address": "127.0.0.1:9"}}]}, "test").targets
+    result = ProbeResult(target="web", kind="http", success=True, reason="", message="", duration=0.0123456789,
+                         attempts=1, first_attempt_success=True, correlation_id="c1", started_at=0.0, timeout=1.0,
+                         facts={"http_status_code": 200.0})
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    table = _Table({"web": TargetState(web, 15.0, last_result=result), "<gone>": TargetState(gone, 30.0)}, at)
+    views = WebViews(table, _Alerts(), _Counts(), (lambda: "a 1\n", lambda: "b 2\n"))
+
+    assert views.render_metrics() == b"a 1\nb 2\n"
+    assert views.api("alerts") == _Alerts().active_alerts()
+    assert views.api("nope") is None
+    targets = {t["name"]: t for t in views.api("targets")}
+    assert targets["web"]["endpoint"] == "http://example.test/" and targets["web"]["labels"] == {"team": "core"}
+    assert targets["web"]["health"] == "up" and targets["web"]["current_interval_seconds"] == 15.0
+    assert targets["web"]["last_run"] == "1970-01-01T00:00:00+00:00" and targets["web"]["next_run"] == at.isoformat()
+    assert targets["web"]["last_result"]["duration_seconds"] == 0.012346
+    assert targets["web"]["last_result"]["status_code"] == 200
+    assert targets["<gone>"]["labels"] == {} and targets["<gone>"]["endpoint"] == "127.0.0.1:9"
+    assert targets["<gone>"]["health"] == "unknown" and targets["<gone>"]["last_result"] is None
+    page = views.status_page()
+    assert "2 targets, 1 up." in page and "&lt;gone&gt;" in page and "<gone>" not in page
+    assert "<td>0.012s</td>" in page

@@ -6,7 +6,8 @@ measures about 40 % less CPU per HTTP probe than the default loop on the same wo
 
 from __future__ import annotations
 
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import uvloop
 

@@ -1,4 +1,4 @@
-"""The daemon's lifecycle: start, reload, drain, stop.
+"""The daemon's lifecycle: start, reload, drain, stop; it puts the other parts together.
 
 Everything runs on one asyncio loop in the main thread (scheduler, probes, signals); the
 HTTP listener has its own threads. A reload builds and validates the whole new
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import html
 import logging
 import os
 import resource
 import signal
 import threading
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from . import aio, logs
@@ -30,8 +28,10 @@ from .probes import ProbeResult
 from .probes.net import tls_context
 from .rules.manager import RuleManager
 from .scheduler import ProbeScheduler, TargetState
+from .service_status import ServiceStatus
 from .systemd_notify import ServiceNotifier
-from .web import WebServer
+from .web.server import WebServer
+from .web.views import WebViews
 
 log = logging.getLogger("tocsin")
 
@@ -51,23 +51,20 @@ class Daemon:
         # Alert notifications: routed, grouped and delivered through a durable outbox; None
         # without an `alerting` section (firing and resolved alerts are then only logged).
         self.notify_metrics = NotifyMetrics(self.self_metrics.registry)
-        self.outbound: Notifier | None = None
+        self.notifier: Notifier | None = None
         self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
                                  external_url=f"http://{loaded.global_.listen_address}")
         self.probe_metrics.subscribe(self.rules.ingest)
-        self.notifier = ServiceNotifier()
+        self.systemd = ServiceNotifier()  # sd_notify: READY, RELOADING, STOPPING, STATUS, WATCHDOG
+        self.status = ServiceStatus(self.systemd, self.self_metrics.targets_up)
         self.scheduler: ProbeScheduler | None = None
         self.web: WebServer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._ready = False
-        self._last_reload_ok = True
         self._reload_task: asyncio.Future[tuple[bool, str]] | None = None
         self._reload_pending = False
-        self._up = 0    # targets whose last probe succeeded / failed, kept by _on_result:
-        self._down = 0  # counting them per change would be O(targets) per change
-        self._status_due = False
         logs.set_error_hook(lambda name: self.self_metrics.log_errors.labels(name).inc())
 
     # ---------------------------------------------------------------- start / stop
@@ -81,21 +78,23 @@ class Daemon:
                              (signal.SIGINT, self._on_stop_signal)):
             self.loop.add_signal_handler(sig, handler, sig)
         _install_test_hooks(self.loop)
-        self.notifier.status("starting")
+        self.systemd.status("starting")
         g = self.loaded.global_
         self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes)
         self._apply(self.loaded)
-        self.web = WebServer(g.listen_address, self, g.web)  # binds here: a taken port fails start-up
+        views = WebViews(self.scheduler, self.rules, self.status,
+                         (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
+        self.web = WebServer(g.listen_address, views, self, g.web)  # binds here: a taken port fails start-up
         self.web.start()
-        await asyncio.to_thread(self._start_outbound, self.loaded)  # replays the outbox
+        await asyncio.to_thread(self._start_notifier, self.loaded)  # replays the outbox
         self._start_rules()
         self._start_watchdog()
         # Last: probes due from now on do not compete with the rest of start-up for the CPU.
         self.scheduler.start()
         self._ready = True
         _settle_heap()
-        self.notifier.ready()
-        self._update_status()
+        self.systemd.ready()
+        self.status.update()
         log.info("tocsin started", extra={"fields": {"listen": g.listen_address, "targets": len(self.loaded.targets),
                                                      "config": str(self.loaded.path)}})
         if self._reload_pending:
@@ -108,15 +107,15 @@ class Daemon:
         self.rules.start()
         if self.rules.errors:
             self.self_metrics.reload_success.set(0)
-            self._last_reload_ok = False
+            self.status.last_reload_ok = False
             for line in self.rules.errors:
                 log.error("%s", line)
 
     # ---------------------------------------------------------------- notifications
 
-    def _start_outbound(self, loaded: LoadedConfig) -> None:
+    def _start_notifier(self, loaded: LoadedConfig) -> None:
         """(Re)build the notifier for `loaded`; the outbox on disk carries over, so nothing is lost."""
-        self._stop_outbound()
+        self._stop_notifier()
         alerting = loaded.config.alerting
         if alerting is None:
             return
@@ -124,16 +123,16 @@ class Daemon:
                             external_labels=loaded.global_.external_labels, metrics=self.notify_metrics,
                             external_url=f"http://{loaded.global_.listen_address}")
         notifier.start()
-        self.outbound = notifier
+        self.notifier = notifier
 
-    def _stop_outbound(self) -> None:
-        if self.outbound is not None:
-            self.outbound.stop(timeout=5)
-            self.outbound = None
+    def _stop_notifier(self) -> None:
+        if self.notifier is not None:
+            self.notifier.stop(timeout=5)
+            self.notifier = None
 
     def _send_alerts(self, alerts: list[Alert]) -> None:
         """The rule engine's hook (on its worker thread): hand firing/resolved alerts to the outbox."""
-        notifier = self.outbound
+        notifier = self.notifier
         if notifier is not None:
             notifier.submit(alerts)
 
@@ -145,14 +144,14 @@ class Daemon:
     async def shutdown(self) -> None:
         """Stop scheduling, let in-flight probes end within their own deadline, then stop serving."""
         self._ready = False
-        self.notifier.stopping()
-        self.notifier.status("stopping: draining in-flight probes")
+        self.systemd.stopping()
+        self.systemd.status("stopping: draining in-flight probes")
         grace = max((t.timeout or 5.0) for t in self.loaded.targets) if self.loaded.targets else 0.0
         with logs.error_context("shutdown", grace=f"{grace + 0.5:.1f}s"):
             if self.scheduler is not None:
                 await self.scheduler.stop(grace=grace + 0.5)
             await self.rules.stop()
-            await asyncio.to_thread(self._stop_outbound)  # undelivered notifications stay in the outbox
+            await asyncio.to_thread(self._stop_notifier)  # undelivered notifications stay in the outbox
             if self.web is not None:
                 await asyncio.to_thread(self.web.stop)
         log.info("tocsin stopped")
@@ -165,10 +164,10 @@ class Daemon:
         stuck loop or a scheduler that stopped dispatching goes silent, and systemd restarts
         the service after WatchdogSec.
         """
-        period = self.notifier.watchdog_interval()
+        period = self.systemd.watchdog_interval()
         if period is None or self.scheduler is None:
             return
-        self.scheduler.add_heartbeat(self.notifier.watchdog, period)
+        self.scheduler.add_heartbeat(self.systemd.watchdog, period)
         log.debug("watchdog pings every %.2fs from the scheduler", period)
 
     # ---------------------------------------------------------------- reload
@@ -188,8 +187,8 @@ class Daemon:
         files are reopened even when the new file is broken, so `logrotate` + SIGHUP works.
         """
         async with self._reload_lock:
-            self.notifier.reloading()
-            self.notifier.status("reloading configuration")
+            self.systemd.reloading()
+            self.systemd.status("reloading configuration")
             try:
                 with logs.error_context("reload", config=str(self.loaded.path)) as facts:
                     loaded = await asyncio.to_thread(load_config, self.loaded.path)
@@ -200,7 +199,7 @@ class Daemon:
                     changes = self._apply(loaded)
                     rule_errors = await self.rules.areload(loaded)
                     if _alerting_of(loaded) != _alerting_of(self.loaded):
-                        await asyncio.to_thread(self._start_outbound, loaded)
+                        await asyncio.to_thread(self._start_notifier, loaded)
                     self.loaded = loaded
                     facts.update({k: ",".join(v) or "-" for k, v in changes.items() if k != "kept"})
                     facts["kept"] = len(changes["kept"])
@@ -208,31 +207,26 @@ class Daemon:
                 errors = exc.errors if isinstance(exc, ConfigError) else [f"{type(exc).__name__}: {exc}"]
                 logs.setup_logging(self.loaded.config.logging)  # reopen the files all the same
                 self.self_metrics.reload_success.set(0)
-                self._last_reload_ok = False
+                self.status.last_reload_ok = False
                 log.error("reload failed, keeping the running configuration (%d error%s)",
                           len(errors), "" if len(errors) == 1 else "s")
-                self.notifier.ready()
-                self._update_status()
+                self.systemd.ready()
+                self.status.update()
                 return False, "\n".join(errors)
             if rule_errors:  # the broken rule files keep their previous version; the rest applied
                 self.self_metrics.reload_success.set(0)
-                self._last_reload_ok = False
-                self.notifier.ready()
-                self._update_status()
+                self.status.last_reload_ok = False
+                self.systemd.ready()
+                self.status.update()
                 return False, "\n".join(rule_errors)
             self.self_metrics.reload_success.set(1)
             self.self_metrics.reload_timestamp.set(time.time())
             _settle_heap()
-            self._last_reload_ok = True
-            self.notifier.ready()
-            self._update_status()
+            self.status.last_reload_ok = True
+            self.systemd.ready()
+            self.status.update()
             summary = ", ".join(f"{k} {len(v)}" for k, v in changes.items())
             return True, f"configuration reloaded: {summary}"
-
-    def request_reload(self) -> tuple[bool, str]:
-        """Called from a web thread: run the reload on the loop and wait for its verdict."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(self.reload(), self.loop).result(timeout=60)
 
     def _apply(self, loaded: LoadedConfig) -> dict[str, list[str]]:
         assert self.scheduler is not None
@@ -243,95 +237,29 @@ class Daemon:
             self.probe_metrics.remove(name)
         for name in changes["changed"]:
             self.probe_metrics.set_interval(name, self.scheduler.states[name].interval)
-        self._up = sum(1 for s in self.scheduler.states.values() if s.up)
-        self._down = sum(1 for s in self.scheduler.states.values() if s.up is False)
+        self.status.recount(self.scheduler.states)
         kinds: dict[str, int] = {"http": 0, "tcp": 0, "dns": 0}
         for target in loaded.targets:
             kinds[target.kind] += 1
         for kind, count in kinds.items():
             self.self_metrics.targets.labels(kind).set(count)
-        self.self_metrics.targets_up.set(self._up)
         return changes
 
     # ---------------------------------------------------------------- results
 
     def _on_result(self, state: TargetState, result: ProbeResult, previous: ProbeResult | None) -> None:
         self.probe_metrics.record(result, state.interval)
-        was_up = previous.success if previous is not None else None
-        if result.success != was_up:
-            self._up += (1 if result.success else 0) - (1 if was_up else 0)
-            self._down += (0 if result.success else 1) - (1 if was_up is False else 0)
-            self.self_metrics.targets_up.set(self._up)
-            self._update_status_soon()
-            if result.success:
-                log.info("target is up", extra={"fields": {"duration": f"{result.duration:.3f}s"}})
-            else:
-                log.warning("target is down: %s: %s", result.reason, result.message,
-                            extra={"fields": {"reason": result.reason, "attempts": result.attempts}})
-        elif not result.success:
-            log.debug("probe failed: %s: %s", result.reason, result.message)
+        self.status.observe(result, previous)
 
-    def _update_status_soon(self) -> None:
-        """Coalesce STATUS updates: at most one a second, however many targets change."""
-        if not self._status_due and self.loop is not None:
-            self._status_due = True
-            self.loop.call_later(1.0, self._update_status)
-
-    def _update_status(self) -> None:
-        self._status_due = False
-        count = len(self.scheduler.states) if self.scheduler else 0
-        text = f"{count} targets: {self._up} up, {self._down} down"
-        if not self._last_reload_ok:
-            text += "; last reload failed, running the previous configuration"
-        self.notifier.status(text)
-
-    # ---------------------------------------------------------------- web views
-
-    def render_metrics(self) -> bytes:
-        return "".join((self.self_metrics.render(), self.probe_metrics.render(), self.rules.render_metrics())).encode()
+    # ---------------------------------------------------------------- the listener's control
 
     def is_ready(self) -> bool:
         return self._ready
 
-    def api(self, path: str) -> Any | None:
-        if path == "targets":
-            return self._targets_view()
-        if path == "alerts":
-            return self.rules.active_alerts()
-        return None
-
-    def _targets_view(self) -> list[dict[str, Any]]:
-        assert self.scheduler is not None
-        out = []
-        for name, state in list(self.scheduler.states.items()):
-            target, result = state.target, state.last_result
-            next_run = self.scheduler.next_run(name)
-            out.append({
-                "name": name, "kind": target.kind,
-                "endpoint": target.url or (target.tcp.address if target.tcp else target.dns.query if target.dns else ""),
-                "labels": target.labels, "interval_seconds": target.interval, "current_interval_seconds": state.interval,
-                "timeout_seconds": target.timeout, "health": "unknown" if result is None else "up" if result.success else "down",
-                "last_run": _iso(result.started_at) if result else None,
-                "next_run": next_run.isoformat() if next_run else None,
-                "last_result": None if result is None else {
-                    "success": result.success, "reason": result.reason or None, "message": result.message or None,
-                    "duration_seconds": round(result.duration, 6), "attempts": result.attempts,
-                    "first_attempt_success": result.first_attempt_success, "correlation_id": result.correlation_id,
-                    "status_code": int(result.facts["http_status_code"]) if "http_status_code" in result.facts else None,
-                },
-            })
-        return out
-
-    def status_page(self) -> str:
-        rows = []
-        for item in self._targets_view():
-            result = item["last_result"] or {}
-            rows.append("<tr class='{h}'><td>{n}</td><td>{k}</td><td>{e}</td><td>{h}</td><td>{r}</td>"
-                        "<td>{d}</td><td>{l}</td></tr>".format(
-                            h=item["health"], n=html.escape(item["name"]), k=item["kind"],
-                            e=html.escape(item["endpoint"]), r=html.escape(str(result.get("reason") or "")),
-                            d=f"{result['duration_seconds']:.3f}s" if result else "", l=item["last_run"] or ""))
-        return _STATUS_PAGE.format(rows="\n".join(rows), count=len(rows), up=self._up)
+    def request_reload(self) -> tuple[bool, str]:
+        """Called from a web thread: run the reload on the loop and wait for its verdict."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(self.reload(), self.loop).result(timeout=60)
 
 
 TEST_HOOKS_ENV = "TOCSIN_TEST_HOOKS"
@@ -372,22 +300,6 @@ def _alerting_of(loaded: LoadedConfig) -> tuple:
     """What the notifier is built from: a change in any of it rebuilds the notifier on reload."""
     g = loaded.global_
     return (loaded.config.alerting, g.state_dir, tuple(sorted(g.external_labels.items())), g.listen_address)
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
-
-
-_STATUS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>tocsin</title>
-<meta http-equiv="refresh" content="10">
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;
-border-bottom:1px solid #ddd;text-align:left}}.up td:nth-child(4){{color:#080}}.down td:nth-child(4){{color:#c00}}</style>
-</head><body><h1>tocsin</h1><p>{count} targets, {up} up. <a href="/metrics">metrics</a> ·
-<a href="/api/v1/targets">targets API</a></p><table><tr><th>target</th><th>kind</th><th>endpoint</th><th>health</th>
-<th>reason</th><th>duration</th><th>last run</th></tr>
-{rows}
-</table></body></html>
-"""
 
 
 def run_daemon(config_path: str | os.PathLike[str]) -> int:

@@ -51,7 +51,7 @@ class _DemoHandler(BaseHTTPRequestHandler):
             self._reply(404, {"status": "error", "error": "not found"})
 
 
-def serve_demo(host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve_demo(host: str, port: int) -> None:
     server = ThreadingHTTPServer((host, port), _DemoHandler)
     server.daemon_threads = True
     print(f"demo target listening on http://{host}:{server.server_address[1]}/", flush=True)

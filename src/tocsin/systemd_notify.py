@@ -14,8 +14,7 @@ import sdnotify
 
 class ServiceNotifier:
     def __init__(self) -> None:
-        self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))
-        self._notifier = sdnotify.SystemdNotifier() if self.enabled else None
+        self._notifier = sdnotify.SystemdNotifier() if os.environ.get("NOTIFY_SOCKET") else None
         if self._notifier is not None and self._notifier.socket is not None:
             # A reader that stops reading must never block the event loop: drop, don't wait.
             self._notifier.socket.setblocking(False)

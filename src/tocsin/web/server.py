@@ -1,8 +1,9 @@
-"""The daemon's HTTP listener: /metrics, health, reload and the JSON API.
+"""The daemon's HTTP listener: routing, TLS, basic auth, and a stop that needs no polling.
 
 A threaded stdlib server, apart from the probe event loop: rendering /metrics for ten
 thousand targets must not hold up probes, and a slow scraper must not hold up anything.
-The listener knows nothing of probes or rules; it asks a `WebApp` for each view.
+The listener knows nothing of probes or rules: it asks its `Pages` for what to show and
+its `Control` whether the daemon is ready and to reload.
 """
 
 from __future__ import annotations
@@ -20,19 +21,26 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from .config import WebConfig
+from ..config import WebConfig
 
 log = logging.getLogger("tocsin.web")
 
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class WebApp(Protocol):
+class Pages(Protocol):
+    """What the listener shows (read-only; `tocsin.web.views.WebViews`)."""
+
     def render_metrics(self) -> bytes: ...
-    def is_ready(self) -> bool: ...
-    def request_reload(self) -> tuple[bool, str]: ...
     def api(self, path: str) -> Any | None: ...
     def status_page(self) -> str: ...
+
+
+class Control(Protocol):
+    """What the listener asks of the daemon's lifecycle (the `Daemon`)."""
+
+    def is_ready(self) -> bool: ...
+    def request_reload(self) -> tuple[bool, str]: ...
 
 
 def check_password(stored: str, password: str) -> bool:
@@ -51,7 +59,7 @@ def check_password(stored: str, password: str) -> bool:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "WebServer"
+    server: WebServer
     protocol_version = "HTTP/1.1"
     server_version = "tocsin"
     timeout = 30  # per socket operation: a client that stops talking frees its thread
@@ -94,24 +102,24 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         if not self._authorized():
             return
-        app = self.server.app
+        pages = self.server.pages
         path = self.path.split("?", 1)[0]
         try:
             if path == "/metrics":
-                self._send(200, app.render_metrics(), CONTENT_TYPE_METRICS)
+                self._send(200, pages.render_metrics(), CONTENT_TYPE_METRICS)
             elif path == "/-/healthy":
                 self._send(200, b"tocsin is healthy.\n")
             elif path == "/-/ready":
-                ready = app.is_ready()
+                ready = self.server.control.is_ready()
                 self._send(200 if ready else 503, b"tocsin is ready.\n" if ready else b"not ready\n")
             elif path.startswith("/api/v1/"):
-                value = app.api(path.removeprefix("/api/v1/"))
+                value = pages.api(path.removeprefix("/api/v1/"))
                 if value is None:
                     self._json(404, {"status": "error", "error": f"no such endpoint {path}"})
                 else:
                     self._json(200, {"status": "success", "data": value})
             elif path in ("/", "/index.html"):
-                self._send(200, app.status_page().encode(), "text/html; charset=utf-8")
+                self._send(200, pages.status_page().encode(), "text/html; charset=utf-8")
             else:
                 self._send(404, b"not found\n")
         except Exception:  # noqa: BLE001 - one bad request must not take the listener down
@@ -125,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         if int(self.headers.get("Content-Length") or 0):
             self.rfile.read(min(int(self.headers["Content-Length"]), 1 << 16))
         if path == "/-/reload":
-            ok, message = self.server.app.request_reload()
+            ok, message = self.server.control.request_reload()
             self._send(200 if ok else 500, (message + "\n").encode())
         else:
             self._send(404 if path != "/metrics" else 405, b"not found\n")
@@ -136,10 +144,11 @@ class WebServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: str, app: WebApp, web_config: WebConfig | None = None) -> None:
+    def __init__(self, address: str, pages: Pages, control: Control, web_config: WebConfig) -> None:
         host, _, port = address.rpartition(":")
-        self.app = app
-        self.web_config = web_config or WebConfig()
+        self.pages = pages
+        self.control = control
+        self.web_config = web_config
         super().__init__((host.strip("[]") or "0.0.0.0", int(port)), _Handler)
         if self.web_config.tls_cert_file:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -148,10 +157,6 @@ class WebServer(ThreadingHTTPServer):
             # that stalls mid-handshake then holds only its thread, never the accept loop.
             self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
 
     def start(self) -> None:
         self._stopping = False
