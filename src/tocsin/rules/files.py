@@ -7,6 +7,7 @@ template compiled at load time: a rule file either loads completely or is report
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import re
@@ -325,6 +326,16 @@ def resolve_rule_files(config_path: str | os.PathLike[str], patterns: list[str])
             if m not in files:
                 files.append(m)
     return files, warnings
+
+
+def names_file(config_path: str | os.PathLike[str], patterns: list[str], path: str) -> bool:
+    """Whether `rule_files` (relative to the config file) names `path`, literally or by a glob."""
+    base = Path(config_path).resolve().parent
+    for pattern in patterns:
+        full = pattern if os.path.isabs(pattern) else str(base / pattern)
+        if full == path or (glob.has_magic(full) and fnmatch.fnmatchcase(path, full)):
+            return True
+    return False
 
 
 def selectors(expr: Any) -> list[tuple[Any, int]]:

@@ -21,7 +21,7 @@ import gc
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,14 @@ from ..config import LoadedConfig
 from ..notify.alert import Alert as NotifyAlert
 from . import exposition
 from .alerting import FIRING, INACTIVE, AlertingRule
-from .files import GroupSpec, RuleFileError, load_rule_file, resolve_rule_files
+from .alerting import Alert as AlertingAlert
+from .files import (
+    GroupSpec,
+    RuleFileError,
+    load_rule_file,
+    names_file,
+    resolve_rule_files,
+)
 from .group import Group
 from .persist import AlertStateDB
 from .sending import to_notify_alert
@@ -75,13 +82,23 @@ class RuleManager:
     def _read_files(self, loaded: LoadedConfig) -> tuple[list[GroupSpec], list[str]]:
         files, warnings = resolve_rule_files(loaded.path, loaded.config.rule_files)
         errors = [f"{loaded.path}: rule_files: {w}" for w in warnings]
+        # A file that still falls under `rule_files` but is gone from disk is treated like an
+        # unreadable one: a half-done deployment must not drop its rules (and resolve their
+        # alerts) until the next reload. Its rules go when rule_files stops naming it, or when
+        # its last good version had no groups.
+        for path, groups in self._file_groups.items():
+            if path not in files and groups and names_file(loaded.path, loaded.config.rule_files, path):
+                errors.append(f"{path}: rule file is missing; keeping its previous version "
+                              "(to remove its rules, take it out of rule_files or empty its groups)")
+                files.append(path)
         specs: list[GroupSpec] = []
         good: dict[str, list[GroupSpec]] = {}
         for path in files:
             try:
                 groups = load_rule_file(path, loaded.global_.evaluation_interval)
             except RuleFileError as exc:
-                errors += exc.errors
+                if Path(path).exists():
+                    errors += exc.errors
                 if path in self._file_groups:
                     log.error("rule file %s is invalid; keeping its previous version", path)
                     groups = self._file_groups[path]
@@ -105,6 +122,7 @@ class RuleManager:
             if key in new:
                 new[key].copy_state_from(old)
             old.stale_all(now_ms, self.store)  # a removed group, or rules the new version dropped
+        self._resolve_dropped(self.groups.values(), new.values(), now_ms)
         removed = {t.name for t in self._loaded.targets} - {t.name for t in loaded.targets}
         for name in removed:
             self.store.remove_target(name, time.time())
@@ -114,6 +132,32 @@ class RuleManager:
         self.groups = new
         self._loaded = loaded
         return errors
+
+    def _resolve_dropped(self, old: Iterable[Group], new: Iterable[Group], ts: int) -> None:
+        """Send the resolution of every alert of a rule the reload removed, now.
+
+        Waiting for the receivers' resolve_timeout (5 min) would leave a page open for an
+        alert nothing evaluates any more; Prometheus drops such alerts silently and leaves it
+        to Alertmanager's timeout, which an operator reads as a false page.
+        """
+        kept = {id(r.active) for g in new for r in g.rules if isinstance(r, AlertingRule)}
+        dropped: list[tuple[AlertingRule, AlertingAlert]] = []
+        for group in old:
+            for rule in group.rules:
+                if not isinstance(rule, AlertingRule) or id(rule.active) in kept:
+                    continue
+                for alert in rule.active.values():
+                    if alert.state == FIRING and alert.last_sent_at:
+                        alert.state, alert.resolved_at = INACTIVE, ts
+                        dropped.append((rule, alert))
+                        log.info("alert resolved: its rule was removed: %s %s", rule.name, _fmt(alert.labels),
+                                 extra={"fields": {"rule": rule.name, "group": group.name}})
+        if dropped and self.on_alert_change is not None:
+            external_labels = self._loaded.global_.external_labels
+            try:
+                self.on_alert_change([to_notify_alert(rule, a, external_labels) for rule, a in dropped])
+            except Exception:  # noqa: BLE001 - the pipeline's failure is not the rules'
+                log.exception("alert change hook failed")
 
     async def areload(self, loaded: LoadedConfig) -> list[str]:
         """`reload` for the event loop: the rebuild waits for a running evaluation in the worker."""
