@@ -439,7 +439,7 @@ def alert_to_dict(rule: AlertingRule, alert: Alert, external_labels: dict[str, s
 
 
 def _fmt_value(v: float) -> str:
-    from .templates import go_float
+    from .gofmt import format_float as go_float
 
     return go_float(v) if not math.isnan(v) else "NaN"
 
