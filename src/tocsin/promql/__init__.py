@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .engine import DEFAULT_LOOKBACK_MS, DEFAULT_SUBQUERY_STEP_MS, instant_query, range_query
 from .errors import PromQLError, PromQLEvalError, PromQLParseError
-from .labels import Labels, drop_name, format_labels, from_dict
+from .labels import Labels, drop_name, from_dict
 from .matchers import Matcher
 from .nodes import Expr
 from .parse import parse
@@ -39,7 +39,6 @@ __all__ = [
     "Value",
     "Vector",
     "drop_name",
-    "format_labels",
     "from_dict",
     "instant_query",
     "is_stale",
