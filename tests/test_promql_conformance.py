@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from tocsin.gofmt import format_metric
 from tocsin.promql import (
     MemoryStorage,
     PromQLError,
     Scalar,
     Vector,
-    format_labels,
     instant_query,
     range_query,
 )
@@ -102,12 +102,12 @@ def _compare(cmd: EvalCommand, result: object, ordered: bool) -> None:
     got_labels = [s.labels for s in result]
     assert len(set(got_labels)) == len(got_labels), "result has duplicate label sets"
     for pos, s in enumerate(result):
-        assert s.labels in expected, f"unexpected metric {format_labels(s.labels)} => {s.value} in result"
+        assert s.labels in expected, f"unexpected metric {format_metric(s.labels)} => {s.value} in result"
         want_pos, want = expected[s.labels]
         if ordered:
-            assert want_pos == pos, f"{format_labels(s.labels)} at position {pos}, expected {want_pos}"
-        assert almost_equal(want, s.value), f"expected {want} for {format_labels(s.labels)}, got {s.value}"
-    missing = [format_labels(k) for k in expected if k not in set(got_labels)]
+            assert want_pos == pos, f"{format_metric(s.labels)} at position {pos}, expected {want_pos}"
+        assert almost_equal(want, s.value), f"expected {want} for {format_metric(s.labels)}, got {s.value}"
+    missing = [format_metric(k) for k in expected if k not in set(got_labels)]
     assert not missing, f"expected metrics not found: {missing}"
 
 

@@ -103,3 +103,18 @@ def test_fast_paths_are_taken_and_agree_on_clean_counters() -> None:
     for q in ("rate(c[5m])", "increase(c[5m])", "changes(c[5m])", "delta(c[5m])"):
         for ts in range(1_000_000 + 40 * 15_000, 1_000_000 + 60 * 15_000, 11_000):
             assert _same(promql.instant_query(q, mem, ts), promql.instant_query(q, store, ts)), (q, ts)
+
+
+def test_the_sample_store_lends_its_series() -> None:
+    """The engine takes the in-place path only for a RefStorage: if the store stopped
+    matching that contract, rules would silently fall back to copying every window."""
+    store = SampleStore(build_interest([promql.parse("c")]))
+    store.add(promql.from_dict({"__name__": "c", "k": "a"}), 1_000, 1.0)
+    assert isinstance(store, promql.RefStorage)
+    assert not isinstance(MemoryStorage(), promql.RefStorage)
+    series, lock = store.select_refs([promql.Matcher.make("__name__", "=", "c")], 0, 1 << 62)
+    with lock:
+        (s,) = series
+        assert s.labels == promql.from_dict({"__name__": "c", "k": "a"}) and s.unnamed == (("k", "a"),)
+        assert list(s.ts) == [1_000] and list(s.vals) == [1.0]
+        assert s.nan_t < 0 and s.change_t < 0 and s.reset_t < 0

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from tocsin.templates import Template, TemplateError, alert_template_data, go_float, go_printf
+from tocsin.gofmt import format_float
+from tocsin.templates import Template, TemplateError, alert_template_data, go_printf
 
 
 def run(text: str, value: float = 1234567.0, labels: dict | None = None) -> str:
@@ -76,8 +77,21 @@ def test_no_code_execution() -> None:
 
 
 def test_go_float_and_printf_formats() -> None:
-    assert [go_float(v) for v in (0.1, 100000.0, 1e6, 1e-5, 0.0001, -2.5, float("inf"), float("nan"))] == [
+    assert [format_float(v) for v in (0.1, 100000.0, 1e6, 1e-5, 0.0001, -2.5, float("inf"), float("nan"))] == [
         "0.1", "100000", "1e+06", "1e-05", "0.0001", "-2.5", "+Inf", "NaN"]
     assert go_printf("%v %v %d%%", 1.5, "x", 7) == "1.5 x 7%"
     assert go_printf("%d", 1.5) == "%!d(float64=1.5)"
     assert go_printf("%s") == "%!s(MISSING)"
+
+
+def test_re_replace_all_expands_like_go() -> None:
+    # Only $-references are expanded: backslashes in the replacement and in the captured
+    # text are copied as they are (Go's Regexp.Expand).
+    assert run('{{ reReplaceAll "^(.*)$" "<$1>" "a\\\\\\\\b" }}') == "<a\\\\b>"
+    assert run('{{ reReplaceAll "(a)" "\\\\g<1>" "a" }}') == "\\g<1>"
+    assert run('{{ reReplaceAll "(?P<h>[a-z]+)" "${h}-$1-$2-$$-$" "abc" }}') == "abc-abc--$-$"
+
+
+def test_unterminated_string_in_action_is_a_template_error() -> None:
+    with pytest.raises(TemplateError, match="unclosed action"):
+        Template('{{ "abc\\')

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from ..gofmt import format_float_fixed
 from . import gomath as G
 from .errors import PromQLEvalError
 from .functions import quantile
 from .labels import METRIC_NAME, Labels, keep, memo_table, set_label, without
-from .values import Sample, format_value
+from .values import Sample
 
 NAN = math.nan
 
@@ -56,7 +57,7 @@ def aggregate(
         label = param
         if not is_without:
             grouping = tuple(grouping) + (label,)
-        vec = [Sample(set_label(s.labels, label, format_value(s.value)), s.value) for s in vec]
+        vec = [Sample(set_label(s.labels, label, format_float_fixed(s.value)), s.value) for s in vec]
         op = "count"
 
     if op in ("topk", "bottomk"):

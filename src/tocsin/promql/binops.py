@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..gofmt import format_metric
 from . import gomath as G
 from . import nodes as N
 from .errors import PromQLEvalError
-from .labels import METRIC_NAME, Labels, drop_name, format_labels, get, keep, memo_table, without
+from .labels import METRIC_NAME, Labels, drop_name, get, keep, memo_table, without
 from .values import Sample
 
 ARITH: dict[str, Callable[[float, float], float]] = {
@@ -114,8 +115,8 @@ def vector_vector(node: N.Binary, lhs: list[Sample], rhs: list[Sample]) -> list[
         if dup is not None:
             side = "left" if card == "one-to-many" else "right"
             raise PromQLEvalError(
-                f"found duplicate series for the match group {format_labels(k)} on the {side} hand-side "
-                f"of the operation: [{format_labels(s.labels)}, {format_labels(dup.labels)}];"
+                f"found duplicate series for the match group {format_metric(k)} on the {side} hand-side "
+                f"of the operation: [{format_metric(s.labels)}, {format_metric(dup.labels)}];"
                 "many-to-many matching not allowed: matching labels must be unique on one side"
             )
         right[k] = s

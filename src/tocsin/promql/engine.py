@@ -10,58 +10,25 @@ overlapping windows of consecutive range steps are not recomputed.
 
 from __future__ import annotations
 
-import contextlib
-import math
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from . import nodes as N
 from .aggregations import aggregate
 from .binops import scalar_binop, vector_scalar, vector_vector
 from .errors import PromQLError, PromQLEvalError
-from .functions import Window, absent_labels, extrapolate
+from .fastpath import FAST_RANGE_FUNCTIONS, RangeSeries, fast_range, latest_samples, select_series, windows
+from .functions import FunctionDef, Window, absent_labels
 from .labels import Labels, drop_name
 from .parse import parse
-from .storage import Storage
-from .values import Matrix, Sample, Scalar, Series, String, Value, Vector, is_stale
+from .storage import SeriesRef, Storage
+from .values import Matrix, Sample, Scalar, Series, String, Value, Vector
 
+# How far back an instant selector looks for a sample (Prometheus's default, 5 minutes).
 DEFAULT_LOOKBACK_MS = 300_000
 DEFAULT_SUBQUERY_STEP_MS = 60_000
 
-# Internal range-vector shape: (labels, timestamps, values) per series.
-_RangeSeries = tuple[Labels, Sequence[int], Sequence[float]]
-
-
-class _Selected:
-    """A selected series from a storage without `select_refs`: the same shape as the sample
-    store's own series (`labels`, `ts`, `vals`, `nan_t`, `change_t`, `reset_t`)."""
-
-    __slots__ = ("labels", "unnamed", "ts", "vals", "nan_t")
-    # Unknown: the range functions' fast paths never apply.
-    change_t = 1 << 62
-    reset_t = 1 << 62
-
-    def __init__(self, labels: Labels, ts: Sequence[int], vals: Sequence[float], has_nan: bool) -> None:
-        self.labels = labels
-        self.unnamed = drop_name(labels)
-        self.ts = ts
-        self.vals = vals
-        self.nan_t = 1 << 62 if has_nan else -(1 << 62)
-
-
-_NO_LOCK = contextlib.nullcontext()
-
-
-def _window_has_nan(ts: Sequence[int], vals: Sequence[float], mint: int, maxt: int) -> bool:
-    window = vals[bisect_left(ts, mint) : bisect_right(ts, maxt)]
-    try:
-        return math.isnan(math.fsum(window))  # C-speed NaN scan
-    except (ValueError, OverflowError):  # +Inf and -Inf together, or huge values
-        return any(v != v for v in window)
-
-
-_FAST_RANGE = frozenset({"rate", "increase", "delta", "changes"})
 _SET_OPS = frozenset({"and", "or", "unless"})
 _FILTERS = frozenset({"==", "!=", ">", "<", ">=", "<="})
 
@@ -93,7 +60,7 @@ class Evaluator:
         self.lookback = lookback_ms
         self.subquery_step = subquery_step_ms
         self._bounds: dict[int, tuple[int, int]] = {}
-        self._selected: dict[int, list[_Selected]] = {}
+        self._selected: dict[int, tuple[Sequence[SeriesRef], int, AbstractContextManager[Any]]] = {}
         self._memo: dict[int, dict[int, list[Sample]]] = {}  # subquery inner node -> step -> result
         self._dispatch: dict[type, Any] = {
             N.NumberLiteral: lambda n, ts: n.value,
@@ -145,7 +112,7 @@ class Evaluator:
             mint, maxt = min(mint, old[0]), max(maxt, old[1])
         self._bounds[id(vs)] = (mint, maxt)
 
-    def _select(self, vs: N.VectorSelector) -> tuple[Sequence[Any], int, Any]:
+    def _select(self, vs: N.VectorSelector) -> tuple[Sequence[SeriesRef], int, AbstractContextManager[Any]]:
         """The series a selector matches, sorted by labels; the earliest time the query
         reads of them (a series whose newest NaN, `nan_t`, is older cannot hold a stale
         marker the query sees, so the hot loops skip staleness checks for it); and the
@@ -153,21 +120,8 @@ class Evaluator:
         got = self._selected.get(id(vs))
         if got is None:
             mint, maxt = self._bounds.get(id(vs), (-(1 << 62), 1 << 62))
-            refs = getattr(self.storage, "select_refs", None)
-            if refs is not None:
-                series, lock = refs(vs.matchers, mint, maxt)  # sorted, unique, not copied
-                got = (series, mint, lock)
-            else:
-                seen: set[Labels] = set()
-                found: list[_Selected] = []
-                for s in self.storage.select(vs.matchers, mint, maxt):
-                    if s.labels in seen:
-                        continue
-                    seen.add(s.labels)
-                    ts, vals = s.timestamps, s.values
-                    found.append(_Selected(s.labels, ts, vals, _window_has_nan(ts, vals, mint, maxt)))
-                found.sort(key=lambda x: x.labels)
-                got = (found, mint, _NO_LOCK)
+            series, lock = select_series(self.storage, vs.matchers, mint, maxt)
+            got = (series, mint, lock)
             self._selected[id(vs)] = got
         return got
 
@@ -178,59 +132,17 @@ class Evaluator:
 
     def _vector_selector(self, vs: N.VectorSelector, ts: int, sample_times: bool = False) -> list[Sample]:
         ref = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
-        lo = ref - self.lookback
-        out: list[Sample] = []
-        append = out.append
-        selected, mint, lock = self._select(vs)
-        with lock:
-            for s in selected:
-                tss = s.ts
-                i = bisect_right(tss, ref) - 1
-                if i < 0:
-                    continue
-                t = tss[i]
-                if t < lo:
-                    continue
-                v = s.vals[i]
-                if v != v and s.nan_t >= mint and is_stale(v):
-                    continue
-                append(Sample(s.labels, t / 1000.0 if sample_times else v))
-        return out
+        selected, sel_mint, lock = self._select(vs)
+        return latest_samples(selected, sel_mint, lock, ref, self.lookback, sample_times)
 
-    @staticmethod
-    def _window(s: Any, sel_mint: int, mint: int, maxt: int) -> tuple[Sequence[int], Sequence[float]] | None:
-        """A series' samples in [mint, maxt] (copies), stale markers left out."""
-        tss = s.ts
-        lo = bisect_left(tss, mint)
-        hi = bisect_right(tss, maxt, lo)
-        if lo >= hi:
-            return None
-        win_t: Sequence[int] = tss[lo:hi]
-        win_v: Sequence[float] = s.vals[lo:hi]
-        if s.nan_t >= sel_mint:
-            keep = [i for i, x in enumerate(win_v) if not (x != x and is_stale(x))]
-            if len(keep) != len(win_v):
-                win_t = [win_t[i] for i in keep]
-                win_v = [win_v[i] for i in keep]
-                if not win_t:
-                    return None
-        return win_t, win_v
-
-    def _range(self, node: N.Expr, ts: int) -> tuple[Iterable[_RangeSeries], Window]:
+    def _range(self, node: N.Expr, ts: int) -> tuple[Iterable[RangeSeries], Window]:
         """Evaluate a matrix selector or subquery for the window ending at ts."""
         if isinstance(node, N.MatrixSelector):
             vs = node.selector
             maxt = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
             mint = maxt - node.range_ms
             selected, sel_mint, lock = self._select(vs)
-            out: list[_RangeSeries] = []
-            window = self._window
-            with lock:
-                for s in selected:
-                    got = window(s, sel_mint, mint, maxt)
-                    if got is not None:
-                        out.append((s.labels, got[0], got[1]))
-            return out, Window(mint, maxt, node.range_ms, ts)
+            return windows(selected, sel_mint, lock, mint, maxt), Window(mint, maxt, node.range_ms, ts)
         if isinstance(node, N.Subquery):
             maxt = (ts if node.at is None else self._at_time(node.at, ts)) - node.offset_ms
             mint = maxt - node.range_ms
@@ -265,7 +177,7 @@ class Evaluator:
         fd = node.impl
         kind = fd.kind
         if kind == "range":
-            if fd.name in _FAST_RANGE and isinstance(node.args[0], N.MatrixSelector):
+            if fd.name in FAST_RANGE_FUNCTIONS and isinstance(node.args[0], N.MatrixSelector):
                 out = self._fast_range(fd, node.args[0], ts)
                 # Series of one metric name stay unique without it.
                 return out if fd.keep_name or _one_name(node.args[0].selector) else _check_unique(out)
@@ -305,50 +217,11 @@ class Evaluator:
             return _check_unique([Sample(drop_name(lbl), ts / 1000.0) for lbl, _ in vec])
         raise PromQLEvalError(f"function {node.name} has no implementation")
 
-    def _fast_range(self, fd: Any, node: N.MatrixSelector, ts: int) -> list[Sample]:
-        """rate, increase, delta and changes straight from the stored arrays: without a
-        window copy when the series says no NaN, and (counters) no reset or (changes) no
-        change, can be inside the window; any other window takes the general path."""
+    def _fast_range(self, fd: FunctionDef, node: N.MatrixSelector, ts: int) -> list[Sample]:
         vs = node.selector
         maxt = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
-        mint = maxt - node.range_ms
-        window = Window(mint, maxt, node.range_ms, ts)
-        name = fd.name
-        is_changes = name == "changes"
-        is_counter = name != "delta"
-        is_rate = name == "rate"
-        fn = fd.fn
-        keep_name = fd.keep_name
         selected, sel_mint, lock = self._select(vs)
-        out: list[Sample] = []
-        append = out.append
-        with lock:
-            for s in selected:
-                tss = s.ts
-                lo = bisect_left(tss, mint)
-                hi = bisect_right(tss, maxt, lo)
-                if lo >= hi:
-                    continue
-                t0 = tss[lo]
-                if s.nan_t < sel_mint and (s.change_t <= t0 if is_changes else (not is_counter or s.reset_t <= t0)):
-                    if is_changes:
-                        v: float | None = 0.0
-                    elif hi - lo < 2:
-                        continue
-                    else:
-                        vals = s.vals
-                        first_v = vals[lo]
-                        v = extrapolate(vals[hi - 1] - first_v, first_v, t0, tss[hi - 1], hi - lo, window, is_counter,
-                                        is_rate)
-                else:
-                    got = self._window(s, sel_mint, mint, maxt)
-                    if got is None:
-                        continue
-                    v = fn(got[0], got[1], window)
-                    if v is None:
-                        continue
-                append(Sample(s.labels if keep_name else s.unnamed, v))
-        return out
+        return fast_range(fd, selected, sel_mint, lock, Window(maxt - node.range_ms, maxt, node.range_ms, ts))
 
     def _aggregate(self, node: N.Aggregate, ts: int) -> list[Sample]:
         vec = self.eval(node.expr, ts)

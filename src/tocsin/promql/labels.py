@@ -67,18 +67,6 @@ def set_label(labels: Labels, name: str, value: str) -> Labels:
     return tuple(rest)
 
 
-def format_labels(labels: Labels) -> str:
-    name = get(labels, METRIC_NAME)
-    inner = ", ".join(f'{n}="{_escape(v)}"' for n, v in labels if n != METRIC_NAME)
-    if name and not inner:
-        return name
-    return f"{name}{{{inner}}}"
-
-
-def _escape(v: str) -> str:
-    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def memo_table(tables: dict[Any, dict[Labels, Labels]], key: Any, max_entries: int = 200_000) -> dict[Labels, Labels]:
     """The memo of label sets derived under `key` (a grouping, a match signature), from `tables`.
 

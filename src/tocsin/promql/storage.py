@@ -3,6 +3,13 @@
 The engine asks once per selector and query for the matching series and then does its
 own windowing with `bisect`, so a store only has to hand over per-series sorted arrays;
 it may return more samples than asked for (e.g. whole arrays, without copying).
+
+Two contracts: every store implements `Storage.select` (copies, or anything shaped like
+`values.Series`). A store that rules read every few seconds also implements
+`RefStorage.select_refs`, which lends the engine its own series (`SeriesRef`): no copy
+per evaluation of thousands of series, and facts the store keeps on append (newest NaN,
+change, counter reset) that let fastpath.py skip scanning windows. tsdb.SampleStore is
+that store; `MemoryStorage` below only implements `select`.
 """
 
 from __future__ import annotations
@@ -10,11 +17,17 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections.abc import Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
 
 from .labels import METRIC_NAME, Labels, get
 from .matchers import Matcher
 from .values import Series
+
+# Timestamps (ms) a SeriesRef's facts take when there is nothing to report (before any
+# sample) or nothing known (after history was rewritten, or for a copied series).
+NEVER_MS = -(1 << 62)
+UNKNOWN_MS = 1 << 62
 
 
 @runtime_checkable
@@ -26,6 +39,55 @@ class Storage(Protocol):
         [mint_ms, maxt_ms] may be included. Stale markers are `values.STALE_NAN`.
         The engine never mutates what it gets.
         """
+        ...
+
+
+class SeriesRef(Protocol):
+    """One series as the store keeps it, lent for one pass and never mutated by the engine."""
+
+    @property
+    def labels(self) -> Labels: ...
+
+    @property
+    def unnamed(self) -> Labels:
+        """`labels` without the metric name, computed once: what most functions return."""
+        ...
+
+    @property
+    def ts(self) -> Sequence[int]:
+        """Timestamps (ms), sorted ascending; parallel to `vals`."""
+        ...
+
+    @property
+    def vals(self) -> Sequence[float]: ...
+
+    @property
+    def nan_t(self) -> int:
+        """Newest timestamp of a NaN sample, stale markers included (NEVER_MS if none,
+        UNKNOWN_MS if not known). A query reading from after it sees no stale marker."""
+        ...
+
+    @property
+    def change_t(self) -> int:
+        """Newest timestamp of a sample that differs from the one before it: a window
+        starting at or after it holds no change (UNKNOWN_MS: not known)."""
+        ...
+
+    @property
+    def reset_t(self) -> int:
+        """Newest timestamp of a sample lower than the one before it (a counter reset):
+        a window starting at or after it holds none (UNKNOWN_MS: not known)."""
+        ...
+
+
+@runtime_checkable
+class RefStorage(Storage, Protocol):
+    def select_refs(self, matchers: Sequence[Matcher], mint_ms: int,
+                    maxt_ms: int) -> tuple[Sequence[SeriesRef], AbstractContextManager[Any]]:
+        """The matching series themselves, sorted by labels and unique, not copied, and
+        the lock the engine holds while it reads their arrays (once per pass over them),
+        so it never sees a half-appended series. The sequence may be shared between
+        queries: read-only."""
         ...
 
 

@@ -6,13 +6,13 @@ every evaluation, and the engine never needs per-sample behaviour.
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Union
 
-from .labels import Labels, format_labels
+from ..gofmt import format_metric
+from .labels import Labels
 
 # Prometheus marks the end of a series with this exact NaN bit pattern; an ordinary NaN
 # sample value is data and must survive.
@@ -30,7 +30,7 @@ class Sample(NamedTuple):
     value: float
 
     def __str__(self) -> str:
-        return f"{format_labels(self.labels)} => {self.value}"
+        return f"{format_metric(self.labels)} => {self.value}"
 
 
 class Vector(list[Sample]):
@@ -64,21 +64,3 @@ class Matrix(list[Series]):
 
 
 Value = Union[Vector, Scalar, String, Matrix]
-
-
-def format_value(v: float) -> str:
-    """Prometheus-style float rendering, for messages and `count_values`."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    r = repr(v)
-    if "e" in r or "E" in r:
-        from decimal import Decimal
-
-        r = format(Decimal(r), "f")
-    if "." in r:
-        r = r.rstrip("0").rstrip(".")
-    if r == "-0":
-        return "-0"
-    return r

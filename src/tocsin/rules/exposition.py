@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..metrics import escape_label_value, format_labels, format_value
-from ..templates import go_float
+from ..gofmt import format_float as go_float
 from .alerting import INACTIVE, Alert, AlertingRule
 from .group import Group, GroupStats
 

@@ -1,0 +1,186 @@
+"""Range functions over a window's samples: the *_over_time family, deriv,
+predict_linear, changes and resets.
+
+Sums use Kahan compensation as Prometheus does, so long windows of large values give
+the same digits; when every value is finite, `math.fsum` (exact, C speed) answers first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .. import gomath as G
+from .definition import Window
+from .quantiles import quantile
+
+NAN = math.nan
+
+
+def _finite_sum(vals: Sequence[float]) -> float | None:
+    """Exact sum when every value is finite, else None (callers take the slow path)."""
+    try:
+        s = math.fsum(vals)
+    except (ValueError, OverflowError):
+        return None
+    return s if math.isfinite(s) else None
+
+
+def _kahan_inc(inc: float, s: float, c: float) -> tuple[float, float]:
+    t = s + inc
+    if abs(s) >= abs(inc):
+        c += (s - t) + inc
+    else:
+        c += (inc - t) + s
+    return t, c
+
+
+def _linear_regression(tss: Sequence[int], vals: Sequence[float], intercept_time: int) -> tuple[float, float]:
+    init_y = vals[0]
+    const_y = True
+    n = 0.0
+    sx = cx = sy = cy = sxy = cxy = sx2 = cx2 = 0.0
+    for t, v in zip(tss, vals):
+        if const_y and n > 0 and v != init_y:
+            const_y = False
+        n += 1.0
+        x = (t - intercept_time) / 1e3
+        sx, cx = _kahan_inc(x, sx, cx)
+        sy, cy = _kahan_inc(v, sy, cy)
+        sxy, cxy = _kahan_inc(x * v, sxy, cxy)
+        sx2, cx2 = _kahan_inc(x * x, sx2, cx2)
+    if const_y:
+        if math.isinf(init_y):
+            return NAN, NAN
+        return 0.0, init_y
+    sx += cx
+    sy += cy
+    sxy += cxy
+    sx2 += cx2
+    cov_xy = sxy - sx * sy / n
+    var_x = sx2 - sx * sx / n
+    slope = G.div(cov_xy, var_x)
+    intercept = sy / n - slope * sx / n
+    return slope, intercept
+
+
+def f_deriv(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    if len(vals) < 2:
+        return None
+    return _linear_regression(tss, vals, tss[0])[0]
+
+
+def f_predict_linear(tss: Sequence[int], vals: Sequence[float], w: Window, duration: float) -> float | None:
+    if len(vals) < 2:
+        return None
+    slope, intercept = _linear_regression(tss, vals, w.ts)
+    return slope * duration + intercept
+
+
+def f_avg_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    fast = _finite_sum(vals)
+    if fast is not None:
+        return fast / len(vals)
+    mean = 0.0
+    c = 0.0
+    count = 0.0
+    for v in vals:
+        count += 1
+        if math.isinf(mean):
+            if math.isinf(v) and (mean > 0) == (v > 0):
+                continue
+            if not math.isinf(v) and v == v:
+                continue
+        mean, c = _kahan_inc(v / count - mean / count, mean, c)
+    if math.isinf(mean):
+        return mean
+    return mean + c
+
+
+def f_sum_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    fast = _finite_sum(vals)
+    if fast is not None:
+        return fast
+    s = 0.0
+    c = 0.0
+    for v in vals:
+        s, c = _kahan_inc(v, s, c)
+    if math.isinf(s):
+        return s
+    return s + c
+
+
+def f_count_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    return float(len(vals))
+
+
+def f_min_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    if _finite_sum(vals) is not None:
+        return min(vals)
+    m = vals[0]
+    for v in vals:
+        if v < m or m != m:
+            m = v
+    return m
+
+
+def f_max_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    if _finite_sum(vals) is not None:
+        return max(vals)
+    m = vals[0]
+    for v in vals:
+        if v > m or m != m:
+            m = v
+    return m
+
+
+def f_last_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    return vals[-1]
+
+
+def f_present_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    return 1.0
+
+
+def _variance(vals: Sequence[float]) -> float:
+    count = 0.0
+    mean = c_mean = 0.0
+    aux = c_aux = 0.0
+    for v in vals:
+        count += 1
+        delta = v - (mean + c_mean)
+        mean, c_mean = _kahan_inc(delta / count, mean, c_mean)
+        aux, c_aux = _kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux)
+    return (aux + c_aux) / count
+
+
+def f_stdvar_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    return _variance(vals)
+
+
+def f_stddev_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    return G.sqrt(_variance(vals))
+
+
+def f_quantile_over_time(tss: Sequence[int], vals: Sequence[float], w: Window, q: float) -> float | None:
+    return quantile(q, vals)
+
+
+def f_changes(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    changes = 0
+    prev = vals[0]
+    for v in vals[1:]:
+        if v != prev and not (v != v and prev != prev):
+            changes += 1
+        prev = v
+    return float(changes)
+
+
+def f_resets(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+    resets = 0
+    prev = vals[0]
+    for v in vals[1:]:
+        if v < prev:
+            resets += 1
+        prev = v
+    return float(resets)

@@ -1,0 +1,79 @@
+"""label_replace and label_join, with the checks Prometheus makes when it parses them
+(string literals, a valid regex, valid label names), so a bad rule fails at load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...gofmt import expand
+from .. import nodes as N
+from ..errors import PromQLEvalError, PromQLParseError
+from ..labels import Labels, get, is_valid_label_name, set_label
+from ..matchers import compile_anchored
+from ..values import Sample
+
+
+def _literal(node: N.Expr) -> str:
+    if not isinstance(node, N.StringLiteral):
+        raise PromQLParseError("expected a string literal")
+    return node.value
+
+
+def _check_string_literals(node: N.Call) -> None:
+    for a in node.args:
+        if a.type == N.STRING and not isinstance(a, N.StringLiteral):
+            raise PromQLParseError(f"{node.name}(): string arguments must be literals")
+
+
+def check_label_replace(node: N.Call) -> None:
+    _check_string_literals(node)
+    dst, _repl, _src, regex = (_literal(a) for a in node.args[1:5])
+    try:
+        compile_anchored(regex)
+    except PromQLParseError:
+        raise PromQLParseError(f"invalid regular expression in label_replace(): {regex}") from None
+    if not is_valid_label_name(dst):
+        raise PromQLParseError(f"invalid destination label name in label_replace(): {dst}")
+
+
+def s_label_replace(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+    vec, dst, repl, src, regex_s = args
+    regex = compile_anchored(regex_s)
+    out: list[Sample] = []
+    seen: set[Labels] = set()
+    memo: dict[Labels, Labels] = {}
+    for s in vec:
+        new = memo.get(s.labels)
+        if new is None:
+            m = regex.search(get(s.labels, src))
+            if m is None:
+                new = s.labels
+            else:
+                new = set_label(s.labels, dst, expand(repl, m))
+            memo[s.labels] = new
+        if new in seen:
+            raise PromQLEvalError(f"duplicated label set in output of label_replace(): {new}")
+        seen.add(new)
+        out.append(Sample(new, s.value))
+    return out
+
+
+def check_label_join(node: N.Call) -> None:
+    _check_string_literals(node)
+    dst = _literal(node.args[1])
+    for a in node.args[3:]:
+        src = _literal(a)
+        if not is_valid_label_name(src):
+            raise PromQLParseError(f"invalid source label name in label_join(): {src}")
+    if not is_valid_label_name(dst):
+        raise PromQLParseError(f"invalid destination label name in label_join(): {dst}")
+
+
+def s_label_join(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+    vec, dst, sep = args[0], args[1], args[2]
+    srcs = args[3:]
+    out: list[Sample] = []
+    for s in vec:
+        joined = sep.join(get(s.labels, name) for name in srcs)
+        out.append(Sample(set_label(s.labels, dst, joined), s.value))
+    return out

@@ -1,0 +1,58 @@
+"""Functions on a whole vector: vector(), scalar(), absent(), sort(), sort_desc()."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import nodes as N
+from ..labels import METRIC_NAME, Labels
+from ..values import Sample
+
+NAN = math.nan
+
+
+def s_vector(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+    return [Sample((), args[0])]
+
+
+def s_scalar(args: list[Any], node: N.Call, ts: int) -> float:
+    vec = args[0]
+    if len(vec) != 1:
+        return NAN
+    return vec[0].value
+
+
+def absent_labels(arg: N.Expr) -> Labels:
+    """Labels absent() invents: the selector's equality matchers, minus any label
+    that is also constrained some other way (it cannot know a single value for it)."""
+    if isinstance(arg, N.MatrixSelector):
+        arg = arg.selector
+    if not isinstance(arg, N.VectorSelector):
+        return ()
+    out: dict[str, str] = {}
+    dropped: list[str] = []
+    for m in arg.matchers:
+        if m.name == METRIC_NAME:
+            continue
+        if m.op == "=" and m.name not in out:
+            out[m.name] = m.value
+        else:
+            dropped.append(m.name)
+    for d in dropped:
+        out.pop(d, None)
+    return tuple(sorted((k, v) for k, v in out.items() if v != ""))
+
+
+def s_absent(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+    if args[0]:
+        return []
+    return [Sample(absent_labels(node.args[0]), 1.0)]
+
+
+def s_sort(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+    return sorted(args[0], key=lambda s: (s.value != s.value, s.value))
+
+
+def s_sort_desc(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+    return sorted(args[0], key=lambda s: (s.value != s.value, -s.value))
