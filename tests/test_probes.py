@@ -28,7 +28,7 @@ def make_target(timeout: str = "1s", **fields):
 
 def probe(target) -> tuple[ProbeResult, float]:
     async def once():
-        return await run_probe(target, asyncio.get_running_loop().time() + target.timeout)
+        return await run_probe(target.probe, asyncio.get_running_loop().time() + target.timeout)
 
     started = time.monotonic()
     result = aio.run(once())
@@ -123,7 +123,7 @@ def test_probe_sends_traceparent_and_correlation_id():
         target = make_target(url=server.url(), http={"fail_if_body_not_matches_regexp": expected})
 
         async def once():
-            return await run_probe(target, asyncio.get_running_loop().time() + 1, correlation_id)
+            return await run_probe(target.probe, asyncio.get_running_loop().time() + 1, correlation_id)
 
         result = aio.run(once())
     assert result.success, result.message

@@ -26,7 +26,7 @@ from .metrics import ProbeMetrics, SelfMetrics
 from .notify.alert import Alert
 from .notify.metrics import NotifyMetrics
 from .notify.notifier import Notifier
-from .probes import ProbeResult
+from .probes import KINDS, ProbeResult
 from .probes.net import tls_context
 from .rulemanager import RuleManager
 from .scheduler import ProbeScheduler, TargetState
@@ -54,7 +54,7 @@ class Daemon:
         self.outbound: Notifier | None = None
         self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
                                  external_url=f"http://{loaded.global_.listen_address}")
-        self.probe_metrics.subscribe(self.rules.ingest)
+        self.probe_metrics.subscribe(self.rules.ingest, self.rules.store.may_want)
         self.notifier = ServiceNotifier()
         self.scheduler: ProbeScheduler | None = None
         self.web: WebServer | None = None
@@ -147,7 +147,7 @@ class Daemon:
         self._ready = False
         self.notifier.stopping()
         self.notifier.status("stopping: draining in-flight probes")
-        grace = max((t.timeout or 5.0) for t in self.loaded.targets) if self.loaded.targets else 0.0
+        grace = max(t.timeout for t in self.loaded.targets) if self.loaded.targets else 0.0
         with logs.error_context("shutdown", grace=f"{grace + 0.5:.1f}s"):
             if self.scheduler is not None:
                 await self.scheduler.stop(grace=grace + 0.5)
@@ -245,7 +245,7 @@ class Daemon:
             self.probe_metrics.set_interval(name, self.scheduler.states[name].interval)
         self._up = sum(1 for s in self.scheduler.states.values() if s.up)
         self._down = sum(1 for s in self.scheduler.states.values() if s.up is False)
-        kinds: dict[str, int] = {"http": 0, "tcp": 0, "dns": 0}
+        kinds = dict.fromkeys(KINDS, 0)
         for target in loaded.targets:
             kinds[target.kind] += 1
         for kind, count in kinds.items():
@@ -308,7 +308,7 @@ class Daemon:
             next_run = self.scheduler.next_run(name)
             out.append({
                 "name": name, "kind": target.kind,
-                "endpoint": target.url or (target.tcp.address if target.tcp else target.dns.query if target.dns else ""),
+                "endpoint": target.endpoint,
                 "labels": target.labels, "interval_seconds": target.interval, "current_interval_seconds": state.interval,
                 "timeout_seconds": target.timeout, "health": "unknown" if result is None else "up" if result.success else "down",
                 "last_run": _iso(result.started_at) if result else None,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import LoadedConfig
-from .metrics import format_labels, format_value
+from .metrics.exposition import format_labels, format_value
 from .rulefiles import GroupSpec, RuleFileError, load_rule_file, resolve_rule_files
 from .rules import FIRING, INACTIVE, AlertingRule, Group, alert_to_dict
 from .state import AlertState
@@ -76,7 +76,7 @@ class RuleManager:
         # alerts must be judged on fresh samples, not on an empty store.
         self._unreported = {t.name for t in loaded.targets}
         self._warm: asyncio.Event | None = None
-        self._warm_timeout = min(120.0, max([(t.interval or 30.0) + (t.timeout or 5.0) for t in loaded.targets]
+        self._warm_timeout = min(120.0, max([t.interval + t.timeout for t in loaded.targets]
                                             + [0.0]))
         self.errors: list[str] = self._build(loaded)
 

@@ -1,0 +1,19 @@
+"""Metrics tocsin serves on /metrics: per-target probe series and the daemon's own health.
+
+`exposition` writes the text format; `probe_series` keeps each target's series (rendered
+once per result, served by joining strings); `self_metrics` holds the daemon's few own
+metrics in a private prometheus-client registry.
+"""
+
+from .exposition import (
+           LabelPairs,
+           Sample,
+           escape_label_value,
+           format_labels,
+           format_value,
+)
+from .probe_series import DURATION_BUCKETS, PROBE_FAMILIES, ProbeMetrics
+from .self_metrics import SelfMetrics
+
+__all__ = ["DURATION_BUCKETS", "PROBE_FAMILIES", "LabelPairs", "ProbeMetrics", "Sample", "SelfMetrics",
+           "escape_label_value", "format_labels", "format_value"]
