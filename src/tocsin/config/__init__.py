@@ -5,16 +5,14 @@
 `Config` and validates it. Secrets are read from `*_file` at load time and never shown.
 """
 
-from .load import expand_env, format_loc, load_yaml
 from .schema import (
-           Config,
-           GlobalConfig,
-           LoadedConfig,
-           Target,
-           WebConfig,
-           load_config,
-           parse_config,
+    Config,
+    GlobalConfig,
+    LoadedConfig,
+    Target,
+    WebConfig,
+    load_config,
+    parse_config,
 )
 
-__all__ = ["Config", "GlobalConfig", "LoadedConfig", "Target", "WebConfig", "expand_env", "format_loc",
-           "load_config", "load_yaml", "parse_config"]
+__all__ = ["Config", "GlobalConfig", "LoadedConfig", "Target", "WebConfig", "load_config", "parse_config"]

@@ -5,15 +5,8 @@ once per result, served by joining strings); `self_metrics` holds the daemon's f
 metrics in a private prometheus-client registry.
 """
 
-from .exposition import (
-           LabelPairs,
-           Sample,
-           escape_label_value,
-           format_labels,
-           format_value,
-)
-from .probe_series import DURATION_BUCKETS, PROBE_FAMILIES, ProbeMetrics
+from .exposition import Sample
+from .probe_series import ProbeMetrics
 from .self_metrics import SelfMetrics
 
-__all__ = ["DURATION_BUCKETS", "PROBE_FAMILIES", "LabelPairs", "ProbeMetrics", "Sample", "SelfMetrics",
-           "escape_label_value", "format_labels", "format_value"]
+__all__ = ["ProbeMetrics", "Sample", "SelfMetrics"]
