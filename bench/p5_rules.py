@@ -19,8 +19,8 @@ evaluation timestamps:
               per evaluation.
   tocsin      in this process: a RuleManager built from a configuration with the same N
               targets and the same rule file; every probe's samples go through
-              `RuleManager.ingest` (the daemon's path into the sample store, which derives
-              the counters itself), in time order. Then `RuleManager._evaluate` (what the
+              the metrics registry into `RuleManager.ingest` (the daemon's path into the
+              sample store: gauges and the counters the registry keeps), in time order. Then `RuleManager._evaluate` (what the
               daemon's worker thread runs each tick) at each timestamp Prometheus evaluated
               at. Figure: `tocsin_rule_group_last_duration_seconds` from `render_metrics()`.
 
@@ -126,28 +126,16 @@ def make_targets(n: int, t_end: int, history_s: int, seed: int = 5) -> list[Targ
     return out
 
 
-def probe_samples(t: Target, ts: int, ok: bool, duration: float) -> list:
-    """What ProbeMetrics hands its listeners for one HTTP result (gauges only; the store
-    derives the counters)."""
-    lbl = t.labels
-    out = [
-        ("probe_success", lbl, 1.0 if ok else 0.0),
-        ("probe_duration_seconds", lbl, duration),
-        ("probe_timeout_seconds", lbl, 5.0),
-        ("probe_http_status_code", lbl, 200.0 if ok else 0.0),
-        ("probe_http_content_length", lbl, 17.0 if ok else 0.0),
-    ]
+def probe_result(t: Target, ts: int, ok: bool, duration: float):
+    """One HTTP result of `t` ending at `ts`, as a probe hands it to the metrics registry."""
+    from tocsin.probes import ProbeResult
+
+    facts = {"http_status_code": 200.0 if ok else 0.0, "http_content_length": 17.0 if ok else 0.0}
     if t.expiry is not None:
-        out.append(("probe_ssl_earliest_cert_expiry", lbl, t.expiry))
-    out += [
-        ("tocsin_probe_attempts", lbl, 1.0 if ok else 3.0),
-        ("tocsin_probe_first_attempt_success", lbl, 1.0 if ok else 0.0),
-        ("tocsin_probe_last_run_timestamp_seconds", lbl, float(ts) - duration),
-        ("tocsin_probe_interval_seconds", lbl, float(STEP_S)),
-    ]
-    if not ok:
-        out.append(("tocsin_probe_failure_reason", lbl + (("reason", "connect"),), 1.0))
-    return out
+        facts["ssl_earliest_cert_expiry"] = t.expiry
+    return ProbeResult(target=t.name, kind="http", success=ok, reason="" if ok else "connect", message="",
+                       duration=duration, attempts=1 if ok else 3, first_attempt_success=ok, correlation_id="c",
+                       started_at=float(ts) - duration, timeout=5.0, facts=facts)
 
 
 def _fmt_labels(name: str, pairs) -> str:
@@ -199,6 +187,7 @@ def write_openmetrics(targets: list[Target], path: Path) -> int:
 class TocsinSide:
     def __init__(self, targets: list[Target], rules: Path, workdir: Path, interval_s: float) -> None:
         from tocsin.config import LoadedConfig, parse_config
+        from tocsin.metrics import ProbeMetrics
         from tocsin.rules.manager import RuleManager
 
         logging.getLogger("tocsin").setLevel(logging.ERROR)  # no "alert firing" line per alert
@@ -212,16 +201,25 @@ class TocsinSide:
             raise RuntimeError(f"rule manager: {self.manager.errors}")
         (self.key,) = self.manager.groups
         self.targets = targets
+        # The daemon's path: results into the registry, its samples into the store, stamped
+        # with the synthetic probe time exactly (the same timestamps Prometheus holds).
+        self.registry = ProbeMetrics()
+        self.now = 0.0
+        store = self.manager.store
+        self.registry.subscribe(lambda target, samples, _t: self.manager.ingest(target, samples, self.now),
+                                store.may_want)
+        for target in loaded.targets:
+            self.registry.ensure(target)
 
     def ingest(self) -> float:
-        """Every probe's samples through RuleManager.ingest, in time order; returns seconds."""
+        """Every probe result through the registry into RuleManager.ingest, in time order; returns seconds."""
         events = sorted(((ts, i, ok, d) for i, t in enumerate(self.targets) for ts, ok, d in t.probes))
         started = time.perf_counter()
-        ingest = self.manager.ingest
+        record = self.registry.record
         targets = self.targets
         for ts, i, ok, d in events:
-            t = targets[i]
-            ingest(t.name, probe_samples(t, ts, ok, d), float(ts))
+            self.now = float(ts)
+            record(probe_result(targets[i], ts, ok, d), float(STEP_S))
         return time.perf_counter() - started
 
     def evaluate(self, ts_ms: int) -> float:
@@ -244,7 +242,7 @@ class TocsinSide:
         return dict(sorted(out.items()))
 
     def store_check(self, targets: list[Target]) -> bool:
-        """The store's derived counters equal the ones written for Prometheus (a few targets)."""
+        """The store's counters equal the ones written for Prometheus (a few targets)."""
         from tocsin.promql import Matcher
 
         store = self.manager.store

@@ -68,6 +68,29 @@ def test_cross_field_rules():
     assert any("reserved" in e for e in errors_of({"targets": [{"name": "a", "url": "http://x/", "labels": {"target": "x"}}]}))
 
 
+def test_cross_checks_apply_to_inherited_values():
+    """A timeout longer than the inherited interval is refused exactly as one longer than a written one."""
+    inherited = errors_of({"global": {"interval": "30s"}, "targets": [{"name": "a", "url": "http://x/", "timeout": "60s"}]})
+    written = errors_of({"targets": [{"name": "a", "url": "http://x/", "timeout": "60s", "interval": "30s"}]})
+    assert inherited == written == ["tocsin.yml: targets[0].timeout: must not exceed the interval (60s > 30s)"]
+    assert errors_of({"global": {"interval": "1m"}, "targets": [
+        {"name": "a", "tcp": {"address": "x:1"}, "backoff_when_down": {"max_interval": "30s"}}]}) == [
+        "tocsin.yml: targets[0].backoff_when_down.max_interval: must be at least the interval"]
+    # an inherited timeout is cut to the target's own interval, not refused
+    (target,) = parse_config({"global": {"timeout": "10s"}, "targets": [
+        {"name": "a", "url": "http://x/", "interval": "2s"}]}, "x").targets
+    assert (target.interval, target.timeout) == (2, 2)
+
+
+def test_kind_and_endpoint_come_from_the_probe_registry():
+    config = parse_config({"targets": [{"name": "a", "url": "http://x/"}, {"name": "b", "tcp": {"address": "x:1"}},
+                                       {"name": "c", "dns": {"query": "db.internal"}}]}, "x")
+    assert [(t.kind, t.endpoint) for t in config.targets] == [
+        ("http", "http://x/"), ("tcp", "x:1"), ("dns", "db.internal")]
+    assert errors_of({"targets": [{"name": "a", "http": {}, "tcp": {"address": "x:1"}}]}) == [
+        "tocsin.yml: targets[0]: http options need a url"]
+
+
 def test_defaults_come_from_global():
     config = parse_config({"global": {"interval": "20s", "timeout": "3s", "retry": {"attempts": 3}},
                            "targets": [{"name": "a", "url": "http://x/"},

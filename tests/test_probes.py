@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import re
 import socket
 import ssl
 import time
@@ -28,7 +27,7 @@ def make_target(timeout: str = "1s", **fields):
 
 def probe(target) -> tuple[ProbeResult, float]:
     async def once():
-        return await run_probe(target, asyncio.get_running_loop().time() + target.timeout)
+        return await run_probe(target.probe, asyncio.get_running_loop().time() + target.timeout)
 
     started = time.monotonic()
     result = aio.run(once())
@@ -123,7 +122,7 @@ def test_probe_sends_traceparent_and_correlation_id():
         target = make_target(url=server.url(), http={"fail_if_body_not_matches_regexp": expected})
 
         async def once():
-            return await run_probe(target, asyncio.get_running_loop().time() + 1, correlation_id)
+            return await run_probe(target.probe, asyncio.get_running_loop().time() + 1, correlation_id)
 
         result = aio.run(once())
     assert result.success, result.message

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 
 from tocsin import promql
+from tocsin.config import Target
+from tocsin.metrics import ProbeMetrics
+from tocsin.probes import ProbeResult
 from tocsin.promql import is_stale
 from tocsin.rules.files import parse_rule_text
 from tocsin.rules.store import SampleStore, build_interest
@@ -58,15 +61,37 @@ def test_bytes_per_sample() -> None:
     assert 16 <= per_sample < 20
 
 
-def test_counters_derived_like_metrics_and_stale_markers() -> None:
+def probe_result(target: str, success: bool, duration: float, end: float, reason: str = "", attempts: int = 1):
+    return ProbeResult(target=target, kind="http", success=success, reason=reason, message="", duration=duration,
+                       attempts=attempts, first_attempt_success=success and attempts == 1, correlation_id="c",
+                       started_at=end - duration, timeout=10.0)
+
+
+def registry_feeding(store: SampleStore, *targets: str) -> ProbeMetrics:
+    metrics = ProbeMetrics()
+    metrics.subscribe(store.ingest, store.may_want)
+    for name in targets:
+        metrics.ensure(Target.model_validate({"name": name, "url": "http://127.0.0.1:1/", "labels": {"team": "core"}}))
+    return metrics
+
+
+def test_counters_from_the_registry_and_stale_markers() -> None:
     store = store_for("tocsin_probes_total", "tocsin_probe_failure_reason", "tocsin_probe_duration_seconds_sum")
-    store.ingest("a", probe("a", 0.0, 0.5, reason="connect"), 100.0)
-    store.ingest("a", probe("a", 1.0, 0.25), 115.0)
+    metrics = registry_feeding(store, "a")
+    delivered: list[str] = []
+    metrics.subscribe(lambda target, samples, t: delivered.extend(name for name, _, _ in samples), store.may_want)
+    metrics.record(probe_result("a", False, 0.5, 100.0, reason="connect"))
+    metrics.record(probe_result("a", True, 0.25, 115.0))
+    # counter samples are built only for the families some rule selects
+    assert "tocsin_probes_total" in delivered and "tocsin_probe_duration_seconds_sum" in delivered
+    assert not {"tocsin_probe_retries_total", "tocsin_probe_failures_total", "tocsin_probe_duration_seconds_bucket",
+                "tocsin_probe_duration_seconds_count"} & set(delivered)
     got = {s.labels: list(s.values) for s in store.select([], 0, 2**62)}
     base = (("target", "a"), ("team", "core"))
     assert got[(("__name__", "tocsin_probes_total"),) + (("result", "failure"),) + base] == [1.0, 1.0]
     assert got[(("__name__", "tocsin_probes_total"),) + (("result", "success"),) + base] == [0.0, 1.0]
     assert got[(("__name__", "tocsin_probe_duration_seconds_sum"),) + base] == [0.5, 0.75]
+    assert all(list(s.timestamps) == [100_000, 115_000] for s in store.select([], 0, 2**62))
     # the failure reason disappeared from the second result: it went stale, as on a scrape
     reason = got[(("__name__", "tocsin_probe_failure_reason"), ("reason", "connect")) + base]
     assert reason[0] == 1.0 and is_stale(reason[1])
@@ -96,16 +121,10 @@ def test_derived_counters_equal_what_metrics_serves() -> None:
     """Every counter family a rule can select holds, after each result, the value /metrics shows."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from tocsin.config import Target
-    from tocsin.metrics import ProbeMetrics
-    from tocsin.probes.result import ProbeResult
-
     store = store_for("tocsin_probes_total", "tocsin_probe_retries_total", "tocsin_probe_failures_total",
                       "tocsin_probe_duration_seconds_bucket", "tocsin_probe_duration_seconds_sum",
                       "tocsin_probe_duration_seconds_count")
-    metrics = ProbeMetrics()
-    metrics.subscribe(store.ingest)
-    metrics.ensure(Target.model_validate({"name": "web", "url": "http://127.0.0.1:1/", "labels": {"team": "core"}}))
+    metrics = registry_feeding(store, "web")
     outcomes = [(True, 0.004, 1, ""), (False, 0.3, 3, "connect"), (True, 2.0, 2, ""), (False, 7.0, 1, "timeout"),
                 (False, 0.02, 2, "connect")]
     for i, (success, duration, attempts, reason) in enumerate(outcomes):

@@ -9,6 +9,7 @@ import sys
 from . import __version__, aio
 from .config import LoadedConfig, load_config, parse_config
 from .errors import ConfigError
+from .probes import KINDS, run_probe
 
 DEFAULT_CONFIG = "etc/tocsin.yml"
 
@@ -64,22 +65,14 @@ def _cmd_test_rules(args: argparse.Namespace) -> int:
 
 
 def _probe_target(endpoint: str, kind: str | None, timeout: float) -> dict:
+    """The configuration of a target probing `endpoint` (a URL is HTTP, anything else TCP by default)."""
     if kind is None:
         kind = "http" if endpoint.startswith(("http://", "https://")) else "tcp"
-    target: dict = {"name": endpoint, "timeout": f"{int(timeout * 1000)}ms", "interval": f"{int(timeout * 1000)}ms"}
-    if kind == "http":
-        target["url"] = endpoint
-    elif kind == "tcp":
-        target["tcp"] = {"address": endpoint}
-    else:
-        query, _, server = endpoint.partition("@")
-        target["dns"] = {"query": query, **({"server": server} if server else {})}
-    return target
+    deadline = f"{int(timeout * 1000)}ms"
+    return {"name": endpoint, "timeout": deadline, "interval": deadline, **KINDS[kind].target_keys(endpoint)}
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from .probes import run_probe
-
     try:
         config = parse_config({"targets": [_probe_target(args.endpoint, args.kind, args.timeout)]}, "command line")
     except ConfigError as exc:
@@ -89,7 +82,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     target = config.targets[0]
 
     async def once():
-        return await run_probe(target, asyncio.get_running_loop().time() + args.timeout)
+        return await run_probe(target.probe, asyncio.get_running_loop().time() + args.timeout)
 
     result = aio.run(once())
     verdict = "success" if result.success else f"failure ({result.reason}: {result.message})"
@@ -170,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe = sub.add_parser("probe", help="probe one endpoint now and print the result")
     probe.add_argument("endpoint", help="URL, host:port, or name[@server:port] with --kind dns")
-    probe.add_argument("--kind", choices=("http", "tcp", "dns"))
+    probe.add_argument("--kind", choices=list(KINDS))
     probe.add_argument("--timeout", type=float, default=5.0, help="total deadline in seconds (default 5)")
     probe.set_defaults(func=_cmd_probe)
 

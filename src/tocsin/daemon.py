@@ -15,7 +15,6 @@ import resource
 import signal
 import threading
 import time
-from typing import Any
 
 from . import aio, logs
 from .config import LoadedConfig, load_config
@@ -24,7 +23,7 @@ from .metrics import ProbeMetrics, SelfMetrics
 from .notify.alert import Alert
 from .notify.metrics import NotifyMetrics
 from .notify.notifier import Notifier
-from .probes import ProbeResult
+from .probes import KINDS, ProbeResult
 from .probes.net import tls_context
 from .rules.manager import RuleManager
 from .scheduler import ProbeScheduler, TargetState
@@ -54,7 +53,7 @@ class Daemon:
         self.notifier: Notifier | None = None
         self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
                                  external_url=f"http://{loaded.global_.listen_address}")
-        self.probe_metrics.subscribe(self.rules.ingest)
+        self.probe_metrics.subscribe(self.rules.ingest, self.rules.store.may_want)
         self.systemd = ServiceNotifier()  # sd_notify: READY, RELOADING, STOPPING, STATUS, WATCHDOG
         self.status = ServiceStatus(self.systemd, self.self_metrics.targets_up)
         self.scheduler: ProbeScheduler | None = None
@@ -146,7 +145,7 @@ class Daemon:
         self._ready = False
         self.systemd.stopping()
         self.systemd.status("stopping: draining in-flight probes")
-        grace = max((t.timeout or 5.0) for t in self.loaded.targets) if self.loaded.targets else 0.0
+        grace = max(t.timeout for t in self.loaded.targets) if self.loaded.targets else 0.0
         with logs.error_context("shutdown", grace=f"{grace + 0.5:.1f}s"):
             if self.scheduler is not None:
                 await self.scheduler.stop(grace=grace + 0.5)
@@ -238,7 +237,7 @@ class Daemon:
         for name in changes["changed"]:
             self.probe_metrics.set_interval(name, self.scheduler.states[name].interval)
         self.status.recount(self.scheduler.states)
-        kinds: dict[str, int] = {"http": 0, "tcp": 0, "dns": 0}
+        kinds = dict.fromkeys(KINDS, 0)
         for target in loaded.targets:
             kinds[target.kind] += 1
         for kind, count in kinds.items():

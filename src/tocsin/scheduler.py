@@ -38,7 +38,7 @@ from .probes import ProbeResult, new_correlation_id, run_probe
 log = logging.getLogger("tocsin.scheduler")
 
 
-# Target names cannot start with "__" (config.py), so this id never clashes with one.
+# Target names cannot start with "__" (config/schema.py), so this id never clashes with one.
 HEARTBEAT_JOB = "__heartbeat__"
 
 
@@ -203,7 +203,7 @@ class ProbeScheduler:
                 changes["changed"].append(name)
             else:
                 changes["added"].append(name)
-            interval = target.interval or 30.0
+            interval = target.interval
             self.states[name] = TargetState(target, interval)
             if self._scheduler.running:
                 self._add_job(name, interval, first_run(name, interval, now))
@@ -261,7 +261,7 @@ class ProbeScheduler:
                     due = self._due.pop(name, None)
                     if due is not None:
                         self._metrics.lateness.observe((datetime.now(timezone.utc) - due).total_seconds())
-                    result = await run_probe(target, asyncio.get_running_loop().time() + (target.timeout or 5.0),
+                    result = await run_probe(target.probe, asyncio.get_running_loop().time() + target.timeout,
                                              correlation_id)
                 if self.states.get(name) is not state:  # removed or replaced while probing
                     return
@@ -273,7 +273,7 @@ class ProbeScheduler:
 
     def _adjust_interval(self, state: TargetState, result: ProbeResult) -> None:
         """Stretch the interval of a failing target (backoff_when_down); snap back on success."""
-        base = state.target.interval or 30.0
+        base = state.target.interval
         state.consecutive_failures = 0 if result.success else state.consecutive_failures + 1
         policy = state.target.backoff_when_down
         if policy is None:

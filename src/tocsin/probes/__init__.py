@@ -1,20 +1,22 @@
-"""Probes: one module per kind, all behind one signature.
+"""Probes: one module per kind, all behind one signature, listed in one registry.
 
-`run_probe(target, deadline)` is the only entry point the scheduler uses; each kind
-module supplies `attempt(target, deadline, correlation_id) -> Attempt`, and the retry
-loop around it lives in one place.
+Each kind module describes itself with a `ProbeKind` (its target keys and options, its
+`attempt(settings, deadline, correlation_id) -> Attempt`, the gauges it reports); `KINDS`
+below lists them, and the configuration schema, metrics and views are built from it: a
+new kind is one module plus one line here. `run_probe(probe, deadline)` is the only entry
+point the scheduler uses; the retry loop around the attempts lives in one place.
 """
 
 from __future__ import annotations
 
 import random
 
-from ..config import Target
 from . import dns, http, tcp
+from .kind import Probe, ProbeKind
 from .result import REASONS, Attempt, ProbeResult
-from .retry import AttemptFn, run_attempts
+from .retry import run_attempts
 
-ATTEMPTS: dict[str, AttemptFn] = {"http": http.attempt, "tcp": tcp.attempt, "dns": dns.attempt}
+KINDS: dict[str, ProbeKind] = {kind.name: kind for kind in (http.KIND, tcp.KIND, dns.KIND)}
 
 
 def new_correlation_id() -> str:
@@ -25,9 +27,10 @@ def new_correlation_id() -> str:
     return f"{random.getrandbits(128) or 1:032x}"
 
 
-async def run_probe(target: Target, deadline: float, correlation_id: str | None = None) -> ProbeResult:
-    """Probe `target` until `deadline` (event-loop time). Never raises for the target's fault."""
-    return await run_attempts(ATTEMPTS[target.kind], target, deadline, correlation_id or new_correlation_id())
+async def run_probe(probe: Probe, deadline: float, correlation_id: str | None = None) -> ProbeResult:
+    """Probe until `deadline` (event-loop time). Never raises for the target's fault."""
+    return await run_attempts(probe.kind.attempt, probe.settings, probe.retry, deadline,
+                              correlation_id or new_correlation_id(), probe.name, probe.kind.name)
 
 
-__all__ = ["REASONS", "Attempt", "ProbeResult", "run_probe", "new_correlation_id"]
+__all__ = ["KINDS", "REASONS", "Attempt", "Probe", "ProbeKind", "ProbeResult", "new_correlation_id", "run_probe"]

@@ -6,15 +6,27 @@ dnspython builds and parses the messages; the probe's deadline bounds the exchan
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import dns.asyncquery
 import dns.exception
 import dns.message
 import dns.rcode
 import dns.resolver
+from pydantic import Field
 
-from ..config import Target
+from ..fields import HostPort, Model
+from .kind import ProbeKind
 from .result import Attempt
+
+
+class DNSConfig(Model):
+    query: str
+    type: Literal["A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"] = "A"
+    server: HostPort | None = None
+    transport: Literal["udp", "tcp"] = "udp"
+    valid_rcodes: list[str] = Field(default_factory=lambda: ["NOERROR"])
+    fail_if_no_answer: bool = True
 
 
 def _default_server() -> str:
@@ -24,9 +36,7 @@ def _default_server() -> str:
         return "127.0.0.1"
 
 
-async def attempt(target: Target, deadline: float, correlation_id: str) -> Attempt:
-    options = target.dns
-    assert options is not None
+async def attempt(options: DNSConfig, deadline: float, correlation_id: str) -> Attempt:
     result = Attempt(False)
     if options.server:
         host, _, port_text = options.server.rpartition(":")
@@ -58,3 +68,25 @@ async def attempt(target: Target, deadline: float, correlation_id: str) -> Attem
         result.success = True
     result.facts["dns_query_succeeded"] = 1.0 if result.success else 0.0
     return result
+
+
+def _target_keys(endpoint: str) -> dict:
+    """`name` or `name@server:port`."""
+    query, _, server = endpoint.partition("@")
+    return {"dns": {"query": query, **({"server": server} if server else {})}}
+
+
+KIND = ProbeKind(
+    name="dns", key="dns", key_text="dns", target_fields={"dns": (DNSConfig | None, None)},
+    settings=lambda get: get("dns"), attempt=attempt, endpoint=lambda options: options.query,
+    target_keys=_target_keys,
+    families={
+        "probe_dns_duration_seconds": ("gauge", "Duration of the DNS request."),
+        "probe_dns_answer_rrs": ("gauge", "Resource records in the answer section."),
+        "probe_dns_authority_rrs": ("gauge", "Resource records in the authority section."),
+        "probe_dns_additional_rrs": ("gauge", "Resource records in the additional section."),
+        "probe_dns_query_succeeded": ("gauge", "Whether the DNS query got a valid answer."),
+    },
+    facts=("dns_answer_rrs", "dns_authority_rrs", "dns_additional_rrs", "dns_query_succeeded"),
+    phase_family="probe_dns_duration_seconds", phases=("request",),
+)

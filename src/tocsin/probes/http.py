@@ -15,14 +15,86 @@ import functools
 import random
 import time
 from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import re2
+from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from .. import __version__
-from ..config import HTTPConfig, Target
-from .net import ProbeFailure, classify_read_error, connect, resolve, start_tls
-from .result import Attempt
+from ..fields import Model, Regexp, SecretFromFile, Size
+from .kind import ProbeKind
+from .net import (
+    CONNECTION_FACTS,
+    CONNECTION_FAMILIES,
+    TLS_FACTS,
+    TLS_FAMILIES,
+    TLS_INFO_GAUGES,
+    ProbeFailure,
+    TLSConfig,
+    classify_read_error,
+    connect,
+    resolve,
+    start_tls,
+)
+from .result import PATTERN_FAMILIES, Attempt
+
+
+def _http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL with a host")
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError("invalid port in URL") from None
+    return url
+
+
+HTTPURL = Annotated[str, AfterValidator(_http_url)]
+
+
+class BasicAuth(Model):
+    username: str
+    password: SecretStr | None = None
+    password_file: SecretFromFile | None = None
+
+
+class HTTPConfig(Model):
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    valid_status_codes: list[Annotated[int, Field(ge=100, le=599)]] | None = None
+    follow_redirects: bool = True
+    max_redirects: int = Field(default=5, ge=0, le=50)
+    max_body_bytes: Size = 2**20
+    fail_if_body_matches_regexp: list[Regexp] = Field(default_factory=list)
+    fail_if_body_not_matches_regexp: list[Regexp] = Field(default_factory=list)
+    tls: TLSConfig = TLSConfig()
+    basic_auth: BasicAuth | None = None
+    bearer_token: SecretStr | None = None
+    bearer_token_file: SecretFromFile | None = None
+    keep_alive: bool = False  # a health check should exercise connect and TLS every time
+
+    @field_validator("headers")
+    @classmethod
+    def _no_hop_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            if name.lower() in ("host", "content-length", "transfer-encoding"):
+                raise ValueError(f"header {name!r} is set by tocsin itself")
+        return headers
+
+
+_DEFAULT_HTTP = HTTPConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRequest:
+    """What an HTTP probe takes: the target's URL and its `http:` options (or the defaults)."""
+
+    url: str
+    options: HTTPConfig
+
 
 USER_AGENT = f"tocsin/{__version__}"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -215,11 +287,11 @@ async def _exchange(url: str, method: str, body: bytes | None, options: HTTPConf
         conn.close()
 
 
-async def attempt(target: Target, deadline: float, correlation_id: str) -> Attempt:
+async def attempt(request: HTTPRequest, deadline: float, correlation_id: str) -> Attempt:
     """One try at the target's URL, following redirects up to `max_redirects`."""
-    options = target.http_options
+    options = request.options
     result = Attempt(False)
-    url, method = target.url or "", options.method
+    url, method = request.url, options.method
     body = options.body.encode() if options.body is not None else None
     redirects = 0
     try:
@@ -247,3 +319,32 @@ async def attempt(target: Target, deadline: float, correlation_id: str) -> Attem
         result.reason, result.message = failure.reason, failure.message
         result.facts["failed_due_to_regex"] = 1.0 if failure.reason == "body" else 0.0
         return result
+
+
+def _settings(get: Any) -> HTTPRequest:
+    return HTTPRequest(get("url"), get("http") or _DEFAULT_HTTP)
+
+
+KIND = ProbeKind(
+    name="http", key="url", key_text="url (HTTP)",
+    target_fields={"url": (HTTPURL | None, None), "http": (HTTPConfig | None, None)},
+    settings=_settings, attempt=attempt, endpoint=lambda request: request.url,
+    target_keys=lambda endpoint: {"url": endpoint},
+    families={
+        **CONNECTION_FAMILIES,
+        "probe_http_duration_seconds": ("gauge", "Duration of each HTTP phase, summed over redirects."),
+        "probe_http_status_code": ("gauge", "HTTP status code of the final response (0 if none)."),
+        "probe_http_content_length": ("gauge", "Content-Length of the final response (-1 if absent)."),
+        "probe_http_uncompressed_body_length": ("gauge", "Bytes of body read from the final response."),
+        "probe_http_redirects": ("gauge", "Number of redirects followed."),
+        "probe_http_ssl": ("gauge", "Whether the final response came over TLS."),
+        "probe_http_version": ("gauge", "HTTP version of the final response."),
+        **PATTERN_FAMILIES,
+        **TLS_FAMILIES,
+    },
+    facts=(*CONNECTION_FACTS, "http_status_code", "http_content_length", "http_uncompressed_body_length",
+           "http_redirects", "http_ssl", "http_version", "failed_due_to_regex"),
+    optional_facts=TLS_FACTS,
+    phase_family="probe_http_duration_seconds", phases=("resolve", "connect", "tls", "processing", "transfer"),
+    info_gauges=TLS_INFO_GAUGES,
+)

@@ -1,7 +1,8 @@
 """Connection set-up shared by the HTTP and TCP probes: resolve, connect, TLS.
 
 Each step records its phase duration and turns the OS's many exceptions into one of the
-bounded failure reasons, so both probes report the same thing for the same fault.
+bounded failure reasons, so both probes report the same thing for the same fault. The
+gauges these steps record, and the TLS options, are declared here for both kinds.
 """
 
 from __future__ import annotations
@@ -15,8 +16,32 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from ..config import TLSConfig
+from ..fields import Model, ReadableFile
 from .result import Attempt
+
+# The facts `resolve` records, and those `start_tls` records (the expiries only when the
+# server presented a chain, the version as the label of an info gauge).
+CONNECTION_FAMILIES = {
+    "probe_dns_lookup_time_seconds": ("gauge", "Time spent resolving the target's name."),
+    "probe_ip_protocol": ("gauge", "IP protocol (4 or 6) of the address probed."),
+    "probe_ip_addr_hash": ("gauge", "Hash of the address probed; changes when the address does."),
+}
+CONNECTION_FACTS = ("dns_lookup_time_seconds", "ip_protocol", "ip_addr_hash")
+TLS_FAMILIES = {
+    "probe_ssl_earliest_cert_expiry": ("gauge", "Earliest expiry (unix time) in the certificate chain the server presented."),
+    "probe_ssl_leaf_cert_expiry": ("gauge", "Expiry (unix time) of the server's own (leaf) certificate."),
+    "probe_tls_version_info": ("gauge", "TLS version negotiated, as a label."),
+}
+TLS_FACTS = ("ssl_earliest_cert_expiry", "ssl_leaf_cert_expiry")
+TLS_INFO_GAUGES = (("tls_version", "probe_tls_version_info", "version"),)
+
+
+class TLSConfig(Model):
+    insecure_skip_verify: bool = False
+    ca_file: ReadableFile | None = None
+    cert_file: ReadableFile | None = None
+    key_file: ReadableFile | None = None
+    server_name: str | None = None
 
 
 class ProbeFailure(Exception):
@@ -71,7 +96,7 @@ async def resolve(host: str, port: int, attempt: Attempt) -> tuple[str, int]:
         if not infos:
             raise ProbeFailure("dns", f"no address for {host!r}")
         infos.sort(key=lambda info: info[0] != socket.AF_INET)
-        family, address = infos[0][0], infos[0][4][0]
+        family, address = infos[0][0], str(infos[0][4][0])
     elapsed = time.monotonic() - started
     attempt.phases["resolve"] = attempt.phases.get("resolve", 0.0) + elapsed
     attempt.facts["dns_lookup_time_seconds"] = attempt.facts.get("dns_lookup_time_seconds", 0.0) + elapsed

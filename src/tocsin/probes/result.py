@@ -22,6 +22,11 @@ REASONS = (
     "error",          # anything else; logged with its message
 )
 
+# The fact of the kinds that check content against a pattern (HTTP body, TCP expect).
+PATTERN_FAMILIES = {
+    "probe_failed_due_to_regex": ("gauge", "Whether the probe failed on a body or expect pattern."),
+}
+
 
 @dataclass(slots=True)
 class Attempt:

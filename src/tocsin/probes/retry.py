@@ -1,7 +1,8 @@
 """Run a probe's attempts with exponential backoff and jitter, all inside one deadline.
 
 The deadline is the probe's whole budget: a retry is only started if it could still
-finish, and no attempt outlives the deadline whatever the target does.
+finish, and no attempt outlives the deadline whatever the target does. The options of
+retrying, and of polling a target that is down less often, live here with the loop.
 """
 
 from __future__ import annotations
@@ -9,12 +10,32 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from ..config import RetryConfig, Target
+from pydantic import Field
+
+from ..fields import Duration, Model, PositiveDuration
 from .result import Attempt, ProbeResult
 
-AttemptFn = Callable[[Target, float, str], Awaitable[Attempt]]
+AttemptFn = Callable[[Any, float, str], Awaitable[Attempt]]
+
+
+class RetryConfig(Model):
+    """Retries happen inside the probe's total deadline, never beyond it."""
+
+    attempts: int = Field(default=1, ge=1, le=20)
+    initial_backoff: Duration = 0.2
+    max_backoff: Duration = 2.0
+    multiplier: float = Field(default=2.0, ge=1.0)
+    jitter: bool = True
+
+
+class BackoffWhenDown(Model):
+    """Poll a failing target less often (interval × multiplier per failure, up to max_interval)."""
+
+    max_interval: PositiveDuration
+    multiplier: float = Field(default=2.0, gt=1.0)
 
 
 def backoff_delay(retry: RetryConfig, failures: int, rng: random.Random = random._inst) -> float:  # type: ignore[attr-defined]
@@ -25,30 +46,31 @@ def backoff_delay(retry: RetryConfig, failures: int, rng: random.Random = random
     return delay
 
 
-async def _bounded(attempt_fn: AttemptFn, target: Target, deadline: float, correlation_id: str) -> Attempt:
+async def _bounded(attempt_fn: AttemptFn, settings: Any, deadline: float, correlation_id: str) -> Attempt:
     try:
         async with asyncio.timeout_at(deadline):
-            return await attempt_fn(target, deadline, correlation_id)
+            return await attempt_fn(settings, deadline, correlation_id)
     except TimeoutError:
         return Attempt(False, "timeout", "deadline exceeded")
 
 
-async def run_attempts(attempt_fn: AttemptFn, target: Target, deadline: float, correlation_id: str) -> ProbeResult:
-    """Call `attempt_fn` until it succeeds, attempts run out, or the next try would miss the deadline."""
+async def run_attempts(attempt_fn: AttemptFn, settings: Any, retry: RetryConfig, deadline: float,
+                       correlation_id: str, target: str, kind: str) -> ProbeResult:
+    """Call `attempt_fn(settings, …)` until it succeeds, attempts run out, or the next try would
+    miss the deadline; the result is reported for `target`, a probe of `kind`."""
     loop = asyncio.get_running_loop()
     started_wall, started = time.time(), loop.time()
-    retry = target.retry or RetryConfig()
-    first = last = await _bounded(attempt_fn, target, deadline, correlation_id)
+    first = last = await _bounded(attempt_fn, settings, deadline, correlation_id)
     used = 1
     while not last.success and used < retry.attempts:
         delay = backoff_delay(retry, used)
         if loop.time() + delay >= deadline:
             break
         await asyncio.sleep(delay)
-        last = await _bounded(attempt_fn, target, deadline, correlation_id)
+        last = await _bounded(attempt_fn, settings, deadline, correlation_id)
         used += 1
     return ProbeResult(
-        target=target.name, kind=target.kind, success=last.success, reason=last.reason,
+        target=target, kind=kind, success=last.success, reason=last.reason,
         message=last.message, duration=loop.time() - started, attempts=used,
         first_attempt_success=first.success, correlation_id=correlation_id,
         started_at=started_wall, timeout=deadline - started, facts=last.facts,

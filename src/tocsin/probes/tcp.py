@@ -11,11 +11,32 @@ import functools
 
 import re2
 
-from ..config import Target
-from .net import ProbeFailure, classify_read_error, connect, resolve, start_tls
-from .result import Attempt
+from ..fields import HostPort, Model, Regexp
+from .kind import ProbeKind
+from .net import (
+    CONNECTION_FACTS,
+    CONNECTION_FAMILIES,
+    TLS_FACTS,
+    TLS_FAMILIES,
+    TLS_INFO_GAUGES,
+    ProbeFailure,
+    TLSConfig,
+    classify_read_error,
+    connect,
+    resolve,
+    start_tls,
+)
+from .result import PATTERN_FAMILIES, Attempt
 
 _MAX_READ = 64 * 1024
+
+
+class TCPConfig(Model):
+    address: HostPort
+    tls: bool = False
+    tls_config: TLSConfig = TLSConfig()
+    send: str | None = None
+    expect: Regexp | None = None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -29,9 +50,7 @@ def _unescape(text: str) -> bytes:
     return text.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
 
 
-async def attempt(target: Target, deadline: float, correlation_id: str) -> Attempt:
-    options = target.tcp
-    assert options is not None
+async def attempt(options: TCPConfig, deadline: float, correlation_id: str) -> Attempt:
     result = Attempt(False)
     host, _, port_text = options.address.rpartition(":")
     host, port = host.strip("[]"), int(port_text)
@@ -71,3 +90,12 @@ async def _expect(reader, pattern: str) -> None:
         if regexp.search(received):
             return
     raise ProbeFailure("expect", f"did not receive a match for {pattern!r} ({len(received)} bytes read)")
+
+
+KIND = ProbeKind(
+    name="tcp", key="tcp", key_text="tcp", target_fields={"tcp": (TCPConfig | None, None)},
+    settings=lambda get: get("tcp"), attempt=attempt, endpoint=lambda options: options.address,
+    target_keys=lambda endpoint: {"tcp": {"address": endpoint}},
+    families={**CONNECTION_FAMILIES, **PATTERN_FAMILIES, **TLS_FAMILIES},
+    facts=CONNECTION_FACTS, optional_facts=(*TLS_FACTS, "failed_due_to_regex"), info_gauges=TLS_INFO_GAUGES,
+)

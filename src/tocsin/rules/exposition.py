@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from ..metrics import escape_label_value, format_labels, format_value
+from ..metrics.exposition import escape_label_value, format_labels, format_value
 from ..gofmt import format_float as go_float
 from .alerting import INACTIVE, Alert, AlertingRule
 from .group import Group, GroupStats

@@ -74,7 +74,7 @@ class RuleManager:
         # alerts must be judged on fresh samples, not on an empty store.
         self._unreported = {t.name for t in loaded.targets}
         self._warm: asyncio.Event | None = None
-        self._warm_timeout = min(120.0, max([(t.interval or 30.0) + (t.timeout or 5.0) for t in loaded.targets]
+        self._warm_timeout = min(120.0, max([t.interval + t.timeout for t in loaded.targets]
                                             + [0.0]))
         self.errors: list[str] = self._build(loaded)
 

@@ -21,7 +21,6 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..metrics import DURATION_BUCKETS, format_value
 from ..promql import STALE_NAN, Series
 from ..promql import nodes as N
 from ..promql.labels import METRIC_NAME, Labels, drop_name, get
@@ -30,9 +29,6 @@ from .files import selectors
 
 LOOKBACK_MS = 300_000
 
-# The duration histogram's bounds with their counter keys, and their `le` label values.
-_BUCKET_KEYS = tuple((bound, f"le:{bound}") for bound in DURATION_BUCKETS)
-_BUCKET_LES = tuple(format_value(bound) for bound in DURATION_BUCKETS)
 BYTES_PER_SAMPLE = 16  # 8-byte timestamp + 8-byte float, amortised array growth aside
 
 Sample = tuple[str, tuple[tuple[str, str], ...], float]
@@ -129,7 +125,6 @@ class SampleStore:
         self._rejected: set[Labels] = set()
         self._label_cache: dict[tuple[str, tuple[tuple[str, str], ...]], Labels] = {}
         self._target_series: dict[str, set[Labels]] = {}
-        self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, float]] = {}
         # Matcher results, valid while the set of series is unchanged (`_generation`).
         self._generation = 0
         self._matched: dict[tuple[Matcher, ...], tuple[int, list[_Series]]] = {}
@@ -193,19 +188,24 @@ class SampleStore:
             self._label_cache[key] = labels
         return labels
 
+    def may_want(self, name: str) -> bool:
+        """Whether some rule may select series named `name`: the metrics registry asks before
+        it builds a family's samples for the store (its counters, for instance)."""
+        return self.interest.may_want(name)
+
     def ingest(self, target: str, samples: list[Sample], unix_time: float) -> None:
-        """ProbeMetrics listener: one probe result's gauges, plus the counters /metrics derives
-        from them (tocsin_probes_total, _retries_total, _failures_total, the duration
-        histogram's _sum/_count/_bucket), then stale markers for series the target stopped
-        reporting. Only series some rule selects are stored; the counters are kept for all."""
+        """ProbeMetrics listener: one probe result's samples (its gauges and the target's
+        counters, as /metrics serves them), then stale markers for series the target stopped
+        reporting. Only series some rule selects are stored."""
         t_ms = int(unix_time * 1000)
         wanted = self.interest.may_want
         with self._lock:
             kept: set[Labels] = set()
-            for name, pairs, value in [s for s in samples if wanted(s[0])] + self._count(target, samples):
-                labels = self._labels(name, pairs)
-                if self._add(labels, t_ms, value):
-                    kept.add(labels)
+            for name, pairs, value in samples:
+                if wanted(name):
+                    labels = self._labels(name, pairs)
+                    if self._add(labels, t_ms, value):
+                        kept.add(labels)
             previous = self._target_series.get(target)
             if previous:
                 for labels in previous - kept:
@@ -213,59 +213,6 @@ class SampleStore:
                     if s is not None:
                         s.append(t_ms, STALE_NAN)
             self._target_series[target] = kept
-
-    def _count(self, target: str, samples: list[Sample]) -> list[Sample]:
-        """Advance the target's counters by one result; return the counter samples some rule selects."""
-        base: tuple[tuple[str, str], ...] | None = None
-        success = duration = attempts = None
-        reason = None
-        for name, pairs, value in samples:
-            if name == "probe_success":
-                base, success = pairs, value
-            elif name == "probe_duration_seconds":
-                duration = value
-            elif name == "tocsin_probe_attempts":
-                attempts = value
-            elif name == "tocsin_probe_failure_reason":
-                reason = get(tuple(sorted(pairs)), "reason")
-        if base is None or success is None:
-            return []
-        c = self._counters.get((target, base))
-        if c is None:
-            c = {"success": 0.0, "failure": 0.0, "retries": 0.0, "count": 0.0, "sum": 0.0}
-            c.update({key: 0.0 for _, key in _BUCKET_KEYS})
-            c = self._counters.setdefault((target, base), c)
-            for key in [k for k in self._counters if k[0] == target and k[1] != base]:
-                del self._counters[key]  # labels changed: counters restart, as on /metrics
-        c["success" if success == 1.0 else "failure"] += 1
-        c["retries"] += max(0.0, (attempts or 1.0) - 1)
-        if duration is not None:
-            c["count"] += 1
-            c["sum"] += duration
-            for bound, key in _BUCKET_KEYS:
-                if duration <= bound:
-                    c[key] += 1
-        if reason:
-            c["reason:" + reason] = c.get("reason:" + reason, 0.0) + 1
-        wanted = self.interest.may_want
-        out: list[Sample] = []
-        if wanted("tocsin_probes_total"):
-            out.append(("tocsin_probes_total", base + (("result", "success"),), c["success"]))
-            out.append(("tocsin_probes_total", base + (("result", "failure"),), c["failure"]))
-        if wanted("tocsin_probe_retries_total"):
-            out.append(("tocsin_probe_retries_total", base, c["retries"]))
-        if wanted("tocsin_probe_failures_total"):
-            out += [("tocsin_probe_failures_total", base + (("reason", key[7:]),), value)
-                    for key, value in c.items() if key.startswith("reason:")]
-        if wanted("tocsin_probe_duration_seconds_count"):
-            out.append(("tocsin_probe_duration_seconds_count", base, c["count"]))
-        if wanted("tocsin_probe_duration_seconds_sum"):
-            out.append(("tocsin_probe_duration_seconds_sum", base, c["sum"]))
-        if wanted("tocsin_probe_duration_seconds_bucket"):
-            out += [("tocsin_probe_duration_seconds_bucket", base + (("le", le),), c[key])
-                    for (_, key), le in zip(_BUCKET_KEYS, _BUCKET_LES)]
-            out.append(("tocsin_probe_duration_seconds_bucket", base + (("le", "+Inf"),), c["count"]))
-        return out
 
     def remove_target(self, target: str, unix_time: float) -> None:
         """The target was removed by a reload: end its series so alerts on it resolve."""
@@ -275,8 +222,6 @@ class SampleStore:
                 s = self._series.get(labels)
                 if s is not None:
                     s.append(t_ms, STALE_NAN)
-            for key in [k for k in self._counters if k[0] == target]:
-                del self._counters[key]
 
     # ---------------------------------------------------------------- reading
     def _matching(self, matchers: Sequence[Matcher]) -> list[_Series]:

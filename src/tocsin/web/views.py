@@ -78,7 +78,7 @@ def targets_view(table: TargetTable) -> list[dict[str, Any]]:
         next_run = table.next_run(name)
         out.append({
             "name": name, "kind": target.kind,
-            "endpoint": target.url or (target.tcp.address if target.tcp else target.dns.query if target.dns else ""),
+            "endpoint": target.endpoint,
             "labels": target.labels, "interval_seconds": target.interval, "current_interval_seconds": state.interval,
             "timeout_seconds": target.timeout, "health": "unknown" if result is None else "up" if result.success else "down",
             "last_run": _iso(result.started_at) if result else None,

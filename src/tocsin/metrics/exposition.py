@@ -1,0 +1,43 @@
+"""The Prometheus text format, written by hand: label escaping, label sets, values.
+
+Every `/metrics` line tocsin renders itself (probe series, rule series, ALERTS) goes
+through these functions, so values and labels read exactly as Prometheus prints them.
+"""
+
+from __future__ import annotations
+
+import math
+
+LabelPairs = tuple[tuple[str, str], ...]
+# (metric name, label pairs, value): a sample as the sample store and /metrics receive it
+Sample = tuple[str, LabelPairs, float]
+
+
+def escape_label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def format_labels(labels: LabelPairs) -> str:
+    """`{a="x",b="y"}`, or nothing for no labels."""
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{name}="{escape_label_value(value)}"' for name, value in labels) + "}"
+
+
+def format_value(value: float) -> str:
+    """Integers without a decimal point, `NaN`, `+Inf`, `-Inf`, other floats as repr()."""
+    if value == 0.0:
+        return "0"
+    if value == 1.0:
+        return "1"
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def family_header(name: str, kind: str, help_text: str) -> str:
+    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
