@@ -261,4 +261,6 @@ def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
     """Read, expand and validate a configuration file. Raises ConfigError; never half-loads."""
     path = Path(path)
     raw = load_yaml(path)
+    if raw is None:  # empty, or only comments: a truncated write must not drop every target and rule
+        raise ConfigError(f"{path}: the file is empty; expected a configuration (at least `targets:`)")
     return LoadedConfig(path=path.resolve(), config=parse_config(raw, str(path)))
