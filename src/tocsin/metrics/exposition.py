@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import math
 
+from ..gofmt import format_label_set
+
 LabelPairs = tuple[tuple[str, str], ...]
 # (metric name, label pairs, value): a sample as the sample store and /metrics receive it
 Sample = tuple[str, LabelPairs, float]
 
 
-def escape_label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 def format_labels(labels: LabelPairs) -> str:
     """`{a="x",b="y"}`, or nothing for no labels."""
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{name}="{escape_label_value(value)}"' for name, value in labels) + "}"
+    return format_label_set(labels, separator=",") if labels else ""
 
 
 def format_value(value: float) -> str:

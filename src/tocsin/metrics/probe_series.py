@@ -13,15 +13,9 @@ import threading
 from collections.abc import Callable
 
 from ..config import Target
+from ..gofmt import escape_label_value
 from ..probes import KINDS, ProbeResult
-from .exposition import (
-    LabelPairs,
-    Sample,
-    escape_label_value,
-    family_header,
-    format_labels,
-    format_value,
-)
+from .exposition import LabelPairs, Sample, family_header, format_labels, format_value
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BUCKET_LES = (*(format_value(bound) for bound in DURATION_BUCKETS), "+Inf")

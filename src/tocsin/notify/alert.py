@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from ..gofmt import rfc3339_millis
+
 Status = Literal["firing", "resolved"]
 
 
@@ -23,15 +25,6 @@ def fingerprint(labels: dict[str, str]) -> str:
         h.update(str(labels[name]).encode())
         h.update(b"\xff")
     return h.hexdigest()[:16]
-
-
-def rfc3339(when: datetime | None) -> str:
-    """Alertmanager's time format; the zero time for `None` (Go's `time.Time{}`)."""
-    if when is None:
-        return "0001-01-01T00:00:00Z"
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_rfc3339(text: str | None) -> datetime | None:
@@ -69,7 +62,7 @@ class Alert:
     def to_dict(self) -> dict[str, Any]:
         """The alert as Alertmanager's webhook payload shows it."""
         return {"status": self.status, "labels": dict(self.labels), "annotations": dict(self.annotations),
-                "startsAt": rfc3339(self.starts_at), "endsAt": rfc3339(self.ends_at if not self.firing else None),
+                "startsAt": rfc3339_millis(self.starts_at), "endsAt": rfc3339_millis(self.ends_at if not self.firing else None),
                 "generatorURL": self.generator_url, "fingerprint": self.fingerprint}
 
     def to_record(self) -> dict[str, Any]:
@@ -78,7 +71,7 @@ class Alert:
         A firing alert's endsAt is the valid-until the rule engine gave it: the webhook
         payload hides it (as Alertmanager's does), an Alertmanager peer is sent it, so it
         must survive a restart. `from_dict()` reads both forms."""
-        return {**self.to_dict(), "endsAt": rfc3339(self.ends_at)}
+        return {**self.to_dict(), "endsAt": rfc3339_millis(self.ends_at)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Alert":

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .alert import Alert, rfc3339
+from ..gofmt import rfc3339_millis
+from .alert import Alert
 from .config import AlertingConfig
 from .notification import Notification
 from .outbox import LogEntry, Outbox
@@ -249,9 +250,9 @@ class Dispatcher:
             a = t.alert
             state = "resolved" if not a.firing else "suppressed" if muted(a.labels) else "firing"
             out.append({"fingerprint": a.fingerprint, "labels": dict(a.labels), "annotations": dict(a.annotations),
-                        "state": state, "activeAt": rfc3339(a.starts_at),
-                        "resolvedAt": rfc3339(a.ends_at) if not a.firing else None,
-                        "lastSubmittedAt": rfc3339(datetime.fromtimestamp(t.seen, timezone.utc)),
+                        "state": state, "activeAt": rfc3339_millis(a.starts_at),
+                        "resolvedAt": rfc3339_millis(a.ends_at) if not a.firing else None,
+                        "lastSubmittedAt": rfc3339_millis(datetime.fromtimestamp(t.seen, timezone.utc)),
                         "generatorURL": a.generator_url, "receivers": sorted(t.receivers)})
         return out
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import re2
 
+from ..gofmt import quote
+
 _NAME = re.compile(r'\s*([a-zA-Z_:][a-zA-Z0-9_:]*|"(?:[^"\\]|\\.)*")\s*(=~|!~|!=|=)\s*')
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # raised to the caller, not printed by the C++ library
@@ -44,12 +46,7 @@ class Matcher:
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:
-        return f'{self.name}{self.op}"{escape(self.value)}"'
-
-
-def escape(value: str) -> str:
-    """A label value as it appears between double quotes in a matcher or a group key."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f"{self.name}{self.op}{quote(self.value)}"
 
 
 def _unquote(text: str) -> str:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..gofmt import format_label_set
 from .alert import fingerprint
 from .config import AlertingConfig, InhibitRule, RouteConfig
-from .matchers import Matcher, escape, matches_all, parse_matcher_list
+from .matchers import Matcher, matches_all, parse_matcher_list
 
 ROOT_DEFAULTS = {"group_wait": 30.0, "group_interval": 300.0, "repeat_interval": 4 * 3600.0}
 
@@ -53,8 +54,7 @@ class Route:
 
     def group_key(self, group_labels: dict[str, str]) -> str:
         """`{}/{severity="critical"}:{alertname="X"}` - the form Alertmanager sends as groupKey."""
-        inner = ",".join(f'{k}="{escape(v)}"' for k, v in sorted(group_labels.items()))
-        return f"{self.key}:{{{inner}}}"
+        return f"{self.key}:{format_label_set(sorted(group_labels.items()), separator=',')}"
 
 
 def build_route(cfg: RouteConfig, parent: Route | None = None, index: int = 0) -> Route:

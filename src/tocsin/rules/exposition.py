@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from ..metrics.exposition import escape_label_value, format_labels, format_value
+from ..gofmt import escape_label_value, rfc3339_nano
 from ..gofmt import format_float as go_float
+from ..metrics.exposition import family_header, format_labels, format_value
 from .alerting import INACTIVE, Alert, AlertingRule
 from .group import Group, GroupStats
 
@@ -44,16 +45,14 @@ def render_metrics(groups: list[Group], store_stats: dict[str, int]) -> str:
     """Per-group counters, the sample store's size, and the ALERTS series of the last evaluations."""
     out: list[str] = []
     for name, kind, help_text in _GROUP_METRICS:
-        out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        out.append(family_header(name, kind, help_text))
         for g in groups:
             value = _group_value(name, g, g.stats)
             out.append(f'{name}{{rule_group="{escape_label_value(g.key)}"}} {format_value(value)}\n')
-    out.append("# HELP tocsin_rule_store_series Series held by the rule sample store.\n"
-               "# TYPE tocsin_rule_store_series gauge\n"
-               f"tocsin_rule_store_series {store_stats['series']}\n"
-               "# HELP tocsin_rule_store_samples Samples held by the rule sample store.\n"
-               "# TYPE tocsin_rule_store_samples gauge\n"
-               f"tocsin_rule_store_samples {store_stats['samples']}\n")
+    out.append(family_header("tocsin_rule_store_series", "gauge", "Series held by the rule sample store.")
+               + f"tocsin_rule_store_series {store_stats['series']}\n")
+    out.append(family_header("tocsin_rule_store_samples", "gauge", "Samples held by the rule sample store.")
+               + f"tocsin_rule_store_samples {store_stats['samples']}\n")
     alerts: dict[str, list[str]] = {"ALERTS": [], "ALERTS_FOR_STATE": []}
     for g in groups:
         for rule in g.rules:
@@ -64,7 +63,7 @@ def render_metrics(groups: list[Group], store_stats: dict[str, int]) -> str:
                     alerts[name].append(f"{name}{format_labels(rest)} {format_value(value)}\n")
     for name, help_text in _ALERT_SERIES:
         if alerts[name]:
-            out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
+            out.append(family_header(name, "gauge", help_text))
             out += alerts[name]
     return "".join(out)
 
@@ -101,6 +100,5 @@ def _alert_view(group_key: str, rule: AlertingRule, alert: Alert) -> dict[str, A
 
 
 def _rfc3339(ms: int) -> str:
-    if not ms:
-        return "0001-01-01T00:00:00Z"
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
+    """A rule's time (ms since the epoch, 0 for never) as Prometheus's API prints it."""
+    return rfc3339_nano(datetime.fromtimestamp(ms / 1000, timezone.utc) if ms else None)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import LoadedConfig
+from ..gofmt import format_label_set
 from ..notify.alert import Alert as NotifyAlert
 from . import exposition
 from .alerting import FIRING, INACTIVE, AlertingRule
@@ -328,4 +329,4 @@ class RuleManager:
 
 
 def _fmt(labels: tuple) -> str:
-    return "{" + ", ".join(f'{k}="{v}"' for k, v in labels) + "}"
+    return format_label_set(labels)

@@ -8,12 +8,11 @@ from .. import promql
 from ..promql.labels import Labels
 from .files import RuleSpec
 
-LOOKBACK_MS = 300_000  # how far back an instant selector looks for a sample (Prometheus's default)
 
 
 def query_vector(expr: Any, storage: Any, ts: int, subquery_step_ms: int) -> list[promql.Sample]:
     """What a rule sees: a vector (a scalar becomes one sample without labels)."""
-    result = promql.instant_query(expr, storage, ts, LOOKBACK_MS, subquery_step_ms)
+    result = promql.instant_query(expr, storage, ts, promql.DEFAULT_LOOKBACK_MS, subquery_step_ms)
     if isinstance(result, promql.Vector):
         return result
     if isinstance(result, promql.Scalar):

@@ -21,13 +21,13 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..promql import STALE_NAN, Series
+from ..promql import DEFAULT_LOOKBACK_MS, STALE_NAN, Series
+from ..promql.storage import NEVER_MS, UNKNOWN_MS
 from ..promql import nodes as N
 from ..promql.labels import METRIC_NAME, Labels, drop_name, get
 from ..promql.matchers import Matcher
 from .files import selectors
 
-LOOKBACK_MS = 300_000
 
 BYTES_PER_SAMPLE = 16  # 8-byte timestamp + 8-byte float, amortised array growth aside
 
@@ -52,9 +52,9 @@ class _Series:
         # differs from the one before it, and of one lower than the one before it. A
         # window starting at or after them holds no NaN, no change or no counter reset,
         # which lets range functions skip scanning it.
-        self.nan_t = -(1 << 62)
-        self.change_t = -(1 << 62)
-        self.reset_t = -(1 << 62)
+        self.nan_t = NEVER_MS
+        self.change_t = NEVER_MS
+        self.reset_t = NEVER_MS
 
     def append(self, t: int, v: float) -> None:
         if v != v and t > self.nan_t:
@@ -67,7 +67,7 @@ class _Series:
             else:
                 ts.insert(i, t)
                 vals.insert(i, v)
-            self.change_t = self.reset_t = 1 << 62  # history rewritten: no longer known
+            self.change_t = self.reset_t = UNKNOWN_MS  # history rewritten: no longer known
             return
         if vals:
             last = vals[-1]
@@ -282,7 +282,7 @@ class SampleStore:
         return len(self._series)
 
 
-def build_interest(exprs: Iterable[Any], lookback_ms: int = LOOKBACK_MS) -> Interest:
+def build_interest(exprs: Iterable[Any], lookback_ms: int = DEFAULT_LOOKBACK_MS) -> Interest:
     """The selectors of every rule expression, each with the history it needs."""
     interest = Interest()
     for expr in exprs:

@@ -16,12 +16,12 @@ import math
 import os
 import sys
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, TextIO
 
 import yaml
 
 from .. import promql
+from ..gofmt import format_float_exponent, format_label_set, quote
 from ..promql.labels import Labels
 from ..promql.testfile import TestFileError, parse_metric, parse_series_line
 from ..units import parse_duration
@@ -77,22 +77,7 @@ def _check_keys(node: Any, allowed: set[str], type_name: str) -> None:
 
 
 def _labels_str(labels: Labels | dict[str, str]) -> str:
-    items = sorted(labels.items()) if isinstance(labels, dict) else list(labels)
-    return "{" + ", ".join(f"{k}={_go_quote(v)}" for k, v in items) + "}"
-
-
-def _go_float_E(v: float) -> str:
-    """strconv.FormatFloat(v, 'E', -1, 64)."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    # the shortest representation: repr's digits
-    sign, digits, exponent = Decimal(repr(v)).normalize().as_tuple() if v != 0 else (0, (0,), 0)
-    ds = "".join(map(str, digits))
-    exp = len(ds) + int(exponent) - 1
-    mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
-    return f"{'-' if sign else ''}{mant}E{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    return format_label_set(sorted(labels.items()) if isinstance(labels, dict) else labels)
 
 
 def _indent(text: str, indent: str) -> str:
@@ -234,7 +219,7 @@ def _run_group(tg: dict[str, Any], ctx: _TestContext) -> list[str]:
     for case in expr_tests:
         expr_text = str(case.get("expr", ""))
         t = _ms(case.get("eval_time"))
-        where = f"    expr: {_go_quote(expr_text)}, time: {go_duration(t)}"
+        where = f"    expr: {quote(expr_text)}, time: {go_duration(t)}"
         try:
             got_vec = query_vector(promql.parse(expr_text), store, t, step)
         except promql.PromQLError as exc:
@@ -251,7 +236,7 @@ def _run_group(tg: dict[str, Any], ctx: _TestContext) -> list[str]:
                 if rest.strip():
                     raise TestFileError(f"unexpected {rest.strip()!r}")
             except TestFileError as exc:
-                errs.append(f"{where}, err: labels {_go_quote(text)}: {exc}")
+                errs.append(f"{where}, err: labels {quote(text)}: {exc}")
                 bad = True
                 break
             value = s.get("value")
@@ -288,11 +273,7 @@ def _yaml_float(value: Any) -> float:
 def _samples_str(samples: list[tuple[Labels, float]]) -> str:
     if not samples:
         return "nil"
-    return ", ".join(f"{_labels_str(l)} {_go_float_E(v)}" for l, v in samples)
-
-
-def _go_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return ", ".join(f"{_labels_str(l)} {format_float_exponent(v)}" for l, v in samples)
 
 
 def _alert_key(item: tuple[dict[str, str], dict[str, str]]) -> tuple:

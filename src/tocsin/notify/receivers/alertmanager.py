@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from ..alert import rfc3339
+from ...gofmt import rfc3339_millis
 from ..notification import Notification
 from .base import Receiver, ReceiverOptions
 
@@ -51,7 +51,7 @@ class AlertmanagerReceiver(Receiver):
         out = []
         for alert in n.alerts:
             d = alert.to_dict()
-            ends = d["endsAt"] if not alert.firing else rfc3339(alert.ends_at or sent_at + DEFAULT_VALIDITY)
+            ends = d["endsAt"] if not alert.firing else rfc3339_millis(alert.ends_at or sent_at + DEFAULT_VALIDITY)
             item = {"labels": d["labels"], "annotations": d["annotations"], "startsAt": d["startsAt"],
                     "endsAt": ends}
             if alert.generator_url:

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 
 from ...errors import NotificationError
 from ...fields import HostPort, Model, ReadableFile, SecretFromFile
-from ..alert import rfc3339
+from ...gofmt import rfc3339_millis
 from ..notification import Notification
 from .base import Receiver, ReceiverOptions
 
@@ -69,8 +69,8 @@ class EmailReceiver(Receiver):
                     if alert.annotations.get(key):
                         out.append(f"    {alert.annotations[key]}")
                 out.append("    labels: " + ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())))
-                out.append(f"    since: {rfc3339(alert.starts_at)}"
-                           + (f", until: {rfc3339(alert.ends_at)}" if not alert.firing else ""))
+                out.append(f"    since: {rfc3339_millis(alert.starts_at)}"
+                           + (f", until: {rfc3339_millis(alert.ends_at)}" if not alert.firing else ""))
                 if alert.generator_url:
                     out.append(f"    source: {alert.generator_url}")
             out.append("")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar, Literal
 
+from ...gofmt import rfc3339_millis
 from ...logs import log_context
-from ..alert import rfc3339
 from ..notification import Notification
 from .base import Receiver, ReceiverOptions
 
@@ -27,7 +27,7 @@ class LogReceiver(Receiver):
         return {"notification": n.key, "status": n.status, "group_key": n.group_key,
                 "group_labels": n.group_labels, "firing": len(n.firing), "resolved": len(n.resolved),
                 "alerts": [{"status": a.status, "labels": a.labels, "annotations": a.annotations,
-                            "startsAt": rfc3339(a.starts_at)} for a in n.alerts]}
+                            "startsAt": rfc3339_millis(a.starts_at)} for a in n.alerts]}
 
     def deliver(self, n: Notification) -> None:
         level = logging.INFO if n.status == "resolved" else getattr(logging, self.config.level.upper())

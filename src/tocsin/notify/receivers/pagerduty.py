@@ -13,7 +13,7 @@ from pydantic import SecretStr, model_validator
 
 from ... import __version__
 from ...fields import SecretFromFile
-from ..alert import rfc3339
+from ...gofmt import rfc3339_millis
 from ..notification import Notification
 from .base import Receiver, ReceiverOptions
 
@@ -80,7 +80,7 @@ class PagerDutyReceiver(Receiver):
                        "alerts": [{"labels": a.labels, "annotations": a.annotations, "status": a.status}
                                   for a in n.alerts[:20]]}
             payload = {"summary": summary[:1024], "source": self.config.source, "severity": self._severity(n),
-                       "timestamp": rfc3339(n.alerts[0].starts_at) if n.alerts else None,
+                       "timestamp": rfc3339_millis(n.alerts[0].starts_at) if n.alerts else None,
                        "custom_details": details}
             for key, name in (("component", "component"), ("group", "group"), ("class", "class_")):
                 value = getattr(self.config, name)
