@@ -155,7 +155,7 @@ class DaemonProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"daemon did not stop within {timeout:.1f}s:\n{self.output()}")
+            raise AssertionError(f"daemon did not stop within {timeout:.1f}s:\n{self.output()}") from None
 
 
 @pytest.fixture
