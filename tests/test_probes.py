@@ -110,7 +110,7 @@ def test_body_regexps_fail_with_reason_body():
 
 
 def test_valid_status_codes_and_redirect_following():
-    def redirect_then_ok(conn, stop):
+    def redirect_then_ok(conn, _stop):
         request = hostile._read_request(conn)
         if b"GET /final" in request:
             conn.sendall(b"HTTP/1.1 418 Teapot\r\nContent-Length: 2\r\n\r\nok")
@@ -143,7 +143,7 @@ def test_probe_sends_traceparent_and_correlation_id():
 def test_retries_use_backoff_inside_the_deadline():
     attempts = {"n": 0}
 
-    def fail_twice(conn, stop):
+    def fail_twice(conn, _stop):
         hostile._read_request(conn)
         attempts["n"] += 1
         code = b"500 Error" if attempts["n"] < 3 else b"200 OK"
@@ -215,7 +215,7 @@ def test_tls_handshake_against_plain_server_is_tls_failure():
 
 
 def test_tcp_probe_connect_send_expect():
-    def banner(conn, stop):
+    def banner(conn, _stop):
         conn.sendall(b"220 smtp ready\r\n")
         data = conn.recv(100)
         conn.sendall(b"250 " + data)
@@ -223,7 +223,7 @@ def test_tcp_probe_connect_send_expect():
     with HostileServer(banner) as server:
         ok, _ = probe(make_target(tcp={"address": f"127.0.0.1:{server.port}", "send": "HELO x\\r\\n", "expect": "^250 HELO"}))
         silent, _ = probe(make_target("500ms", tcp={"address": f"127.0.0.1:{server.port}", "expect": "^SSH-2.0"}))
-    with HostileServer(lambda conn, stop: conn.sendall(b"220 smtp ready\r\n")) as server:
+    with HostileServer(lambda conn, _stop: conn.sendall(b"220 smtp ready\r\n")) as server:
         wrong, _ = probe(make_target("500ms", tcp={"address": f"127.0.0.1:{server.port}", "expect": "^SSH-2.0"}))
     assert ok.success, ok.message
     assert (silent.success, silent.reason) == (False, "timeout")  # still waiting for a match at the deadline
@@ -243,7 +243,7 @@ def test_tcp_probe_closed_port_and_hang():
 
 def test_tcp_probe_with_tls(tls_material):
     _, _, ca_file, server_context = tls_material
-    with HostileServer(lambda conn, stop: conn.sendall(b"hello\n"), tls=server_context) as server:
+    with HostileServer(lambda conn, _stop: conn.sendall(b"hello\n"), tls=server_context) as server:
         result, _ = probe(make_target(tcp={"address": f"127.0.0.1:{server.port}", "tls": True, "expect": "^hello",
                                            "tls_config": {"ca_file": ca_file, "server_name": "localhost"}}))
     assert result.success, result.message

@@ -150,7 +150,8 @@ def container(tmp_path_factory):
         subprocess.run([str(BOOT), "down", NAME], capture_output=True, env=env, timeout=120)
 
 
-def test_service_start_reload_journal_watchdog_stop(container):
+@pytest.mark.usefixtures("container")
+def test_service_start_reload_journal_watchdog_stop():
     # Install exactly as an operator would, from the wheels alone.
     install = _sh("WHEELS=/mnt/wheels sh /mnt/tocsin/systemd/install.sh install", timeout=300)
     assert "installing /etc/tocsin/tocsin.yml" in install.stdout, install.stdout
