@@ -1,11 +1,11 @@
-# tocsin — the two everyday commands are `make run` and `make test`.
+# tocsin — the two everyday commands are `make run` and `make test`; `make lint` before a commit.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_PORT ?= 8000
 
-.PHONY: run test bench venv clean
+.PHONY: run test lint bench venv clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Both linters run even if the first finds something, so one pass shows everything to fix.
+# Their rules are in pyproject.toml ([tool.ruff], [tool.mypy]); their versions are pinned there.
+lint: $(STAMP)
+	@status=0; \
+	$(BIN)/ruff check src tests bench || status=1; \
+	$(BIN)/mypy src || status=1; \
+	exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

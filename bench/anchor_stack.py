@@ -153,7 +153,7 @@ class AnchorStack:
         for name, port, path, proc in (("blackbox_exporter", self.bb_port, "/-/healthy", self.blackbox),
                                        ("alertmanager", self.am_port, "/-/ready", self.alertmanager),
                                        ("prometheus", self.prom_port, "/-/ready", self.prometheus)):
-            wait_until(lambda: http_get(f"http://127.0.0.1:{port}{path}", 1)[0] == 200, timeout, name, proc)
+            wait_until(lambda port=port, path=path: http_get(f"http://127.0.0.1:{port}{path}", 1)[0] == 200, timeout, name, proc)
 
     def query(self, expr: str) -> list[dict]:
         url = f"http://127.0.0.1:{self.prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})

@@ -625,7 +625,7 @@ def histogram_quantile(q: float, before: dict[float, float], after: dict[float, 
         return math.nan
     rank = q * total
     prev_bound, prev_count = 0.0, 0.0
-    for bound, count in zip(bounds, deltas):
+    for bound, count in zip(bounds, deltas, strict=True):
         if count >= rank:
             if math.isinf(bound):
                 return math.inf

@@ -348,7 +348,7 @@ def summarise(rounds: list[Round], args) -> dict:
         out["ratio"] = round(ratio, 3)
         out["ratio_rounds"] = [round(t.cpu_per_1000 / b.cpu_per_1000, 3) for t, b in
                                zip([r for r in rounds if r.side == "tocsin"],
-                                   [r for r in rounds if r.side == "blackbox"])]
+                                   [r for r in rounds if r.side == "blackbox"], strict=False)]
         out["meets_goal"] = ratio <= GOAL
     return out
 

@@ -214,7 +214,7 @@ def run_scenario(procs: Processes, workdir: Path, scenario: str, ok_url: str, ha
     late = start_lateness({n: sorted(s) for n, s in runs.items()}, schedule, args.interval)  # same order as sorted(starts)
     ok_late, hang_late = [], []
     for name, starts in runs.items():
-        for ts, d in zip(sorted(starts), late.get(name, [])):
+        for ts, d in zip(sorted(starts), late.get(name, []), strict=False):
             if ts in in_window[name]:
                 (hang_late if name.startswith("hang-") else ok_late).append(d)
 

@@ -87,10 +87,10 @@ def reference_cost(text: str, runs: int) -> dict:
         if not rows:
             continue
         if kind == "histogram":
-            buckets = sorted({float(l["le"]) for l, _, n in rows if n.endswith("_bucket")} - {float("inf")})
+            buckets = sorted({float(labels["le"]) for labels, _, n in rows if n.endswith("_bucket")} - {float("inf")})
             metric = Histogram(fam, fam, ["target"], buckets=buckets, registry=registry)
-            sums = {l["target"]: v for l, v, n in rows if n.endswith("_sum")}
-            counts = {l["target"]: v for l, v, n in rows if n.endswith("_count")}
+            sums = {labels["target"]: v for labels, v, n in rows if n.endswith("_sum")}
+            counts = {labels["target"]: v for labels, v, n in rows if n.endswith("_count")}
             for target, count in counts.items():
                 child = metric.labels(target)
                 for _ in range(int(count)):

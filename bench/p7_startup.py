@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 pid = proc.pid
                 starts.append({"round": index, "spawn_to_ready_s": round(t_ready - t_spawn, 3)})
             try:
-                wait_until(lambda: len(probe_counts(scrape(base, 60)[0])) >= args.targets,
+                wait_until(lambda base=base: len(probe_counts(scrape(base, 60)[0])) >= args.targets,
                            args.interval + 60, "every target probed once", proc, step=2.0)
                 for r in range(1, args.reloads + 1):
                     before_runs = next_runs(base)

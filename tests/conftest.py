@@ -35,8 +35,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# How much slower than an idle machine this one may be taken to run. A bound scaled past this is
+# no longer a bound: at 8, a 1 s allowance becomes 8 s, still short of a hang or a forgotten timer.
+MAX_SLOWDOWN = 8.0
+_slowdown_cache: list[float] = [float("-inf"), 1.0]  # when last measured, value
+
+
+def _cpu_share_slowdown(cpu_seconds: float = 0.02) -> float:
+    """Wall time over CPU time of a short busy loop: 1 when this process has a core to itself,
+    ~N/cores when N runnable processes share the cores (other test runs, builds, busy loops)."""
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    while time.thread_time() - cpu0 < cpu_seconds:
+        pass
+    return (time.perf_counter() - wall0) / max(time.thread_time() - cpu0, 1e-9)
+
+
+def slowdown() -> float:
+    """How many times longer than on an idle machine things take here now, in [1, MAX_SLOWDOWN].
+
+    Timing bounds in the tests are written for an idle machine and multiplied by this, so they
+    stay tight where the machine is free and hold where it is shared. Two measures, the larger
+    wins: this process's share of a CPU right now (instantaneous), and the load average per
+    core (the last minute, which catches load that comes and goes in bursts). Measured at most
+    once a second (it costs 20 ms of CPU)."""
+    now = time.monotonic()
+    if now - _slowdown_cache[0] >= 1.0:
+        cores = len(os.sched_getaffinity(0)) or 1
+        measured = max(_cpu_share_slowdown(), os.getloadavg()[0] / cores)
+        _slowdown_cache[:] = [now, min(MAX_SLOWDOWN, max(1.0, measured))]
+    return _slowdown_cache[1]
+
+
+def scaled(seconds: float) -> float:
+    """A duration written for an idle machine, stretched to what this machine can do now."""
+    return seconds * slowdown()
+
+
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    """Poll until `condition()` is truthy; return its value or fail after `timeout` seconds."""
+    """Poll until `condition()` is truthy; return its value or fail after `timeout` seconds.
+
+    `timeout` is for an idle machine; it is scaled by `slowdown()`, so a loaded machine waits
+    longer before declaring failure (a passing wait returns as soon as the condition holds)."""
+    factor = slowdown()
+    timeout *= factor
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
     while time.monotonic() < deadline:
@@ -49,7 +90,8 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: f
         except Exception as exc:  # noqa: BLE001 - keep polling, report the last error
             last_exc = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else ""))
+    raise AssertionError(f"timed out after {timeout:.1f}s (slowdown {factor:.1f}) waiting for {what}"
+                         + (f" (last error: {last_exc!r})" if last_exc else ""))
 
 
 class DaemonProcess:
@@ -82,13 +124,13 @@ class DaemonProcess:
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.output()}")
-        return requests.get(self.url + "/-/ready", timeout=2).status_code == 200
+        return requests.get(self.url + "/-/ready", timeout=scaled(2)).status_code == 200
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def metrics(self) -> str:
-        return requests.get(self.url + "/metrics", timeout=5).text
+        return requests.get(self.url + "/metrics", timeout=scaled(5)).text
 
     def sample(self, name: str, **labels: str) -> float | None:
         """The value of the first sample of `name` whose labels include `labels`."""
@@ -101,18 +143,19 @@ class DaemonProcess:
         return None
 
     def targets(self) -> list[dict]:
-        return requests.get(self.url + "/api/v1/targets", timeout=5).json()["data"]
+        return requests.get(self.url + "/api/v1/targets", timeout=scaled(5)).json()["data"]
 
     def stop(self, sig: int = 15, timeout: float = 20) -> int:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
+        timeout = scaled(timeout)
         self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"daemon did not stop within {timeout}s:\n{self.output()}")
+            raise AssertionError(f"daemon did not stop within {timeout:.1f}s:\n{self.output()}") from None
 
 
 @pytest.fixture

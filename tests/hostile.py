@@ -33,7 +33,7 @@ def _sleep_until_stopped(stop: threading.Event, seconds: float = 60.0) -> None:
 
 
 def ok(body: bytes = b'{"status": "ok"}', status: str = "200 OK", extra: str = "") -> Behaviour:
-    def handle(conn: socket.socket, stop: threading.Event) -> None:
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
         _read_request(conn)
         conn.sendall(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n".encode() + body)
     return handle
@@ -41,7 +41,7 @@ def ok(body: bytes = b'{"status": "ok"}', status: str = "200 OK", extra: str = "
 
 def echo_headers() -> Behaviour:
     """Reply with the request head as the body, so a test can read what the probe sent."""
-    def handle(conn: socket.socket, stop: threading.Event) -> None:
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
         request = _read_request(conn)
         conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(request)}\r\n\r\n".encode() + request)
     return handle
@@ -63,7 +63,7 @@ def slow_drip(interval: float = 0.2) -> Behaviour:
 
 
 def accept_and_hang() -> Behaviour:
-    def handle(conn: socket.socket, stop: threading.Event) -> None:
+    def handle(_conn: socket.socket, stop: threading.Event) -> None:
         _sleep_until_stopped(stop)
     return handle
 
@@ -93,7 +93,7 @@ def huge_content_length(size: int = 50 * 2**20) -> Behaviour:
 
 
 def redirect_loop() -> Behaviour:
-    def handle(conn: socket.socket, stop: threading.Event) -> None:
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
         _read_request(conn)
         conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
     return handle
@@ -101,7 +101,7 @@ def redirect_loop() -> Behaviour:
 
 def reset() -> Behaviour:
     """Read the request, then close with SO_LINGER 0: the client sees a TCP RST."""
-    def handle(conn: socket.socket, stop: threading.Event) -> None:
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
         _read_request(conn)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
@@ -109,7 +109,7 @@ def reset() -> Behaviour:
 
 
 def garbage() -> Behaviour:
-    def handle(conn: socket.socket, stop: threading.Event) -> None:
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
         _read_request(conn)
         conn.sendall(b"\x00\xff\xfeSSH-2.0-not-http\r\n\x01\x02garbage\r\n\r\n")
     return handle

@@ -102,8 +102,10 @@ def test_defaults_come_from_global():
 
 
 def test_config_objects_are_immutable():
+    from pydantic import ValidationError
+
     config = parse_config({"targets": [{"name": "a", "url": "http://x/"}]}, "x")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         config.targets[0].name = "b"  # type: ignore[misc]
 
 

@@ -110,7 +110,7 @@ def test_missing_syslog_socket_is_reported_once_counted_and_picked_up_later(daem
     assert daemon.stop() == 0
 
 
-def test_journal_lines_carry_priority_prefixes_and_no_timestamp(daemon_factory, tmp_path):
+def test_journal_lines_carry_priority_prefixes_and_no_timestamp(daemon_factory):
     daemon = daemon_factory(_config("  level: info", _down_target("300ms")), start=False)
     daemon.log.touch()  # the daemon's stderr: journald's stream, as far as JOURNAL_STREAM says
     st = os.stat(daemon.log)
@@ -147,7 +147,7 @@ def test_unwritable_log_dir_does_not_stop_the_daemon(daemon_factory, tmp_path):
     assert daemon.stop() == 0
 
 
-def test_full_disk_is_counted_per_record_and_reported_once(daemon_factory, tmp_path):
+def test_full_disk_is_counted_per_record_and_reported_once(daemon_factory):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full")
     daemon = daemon_factory(_config("""  level: debug
@@ -162,7 +162,7 @@ def test_full_disk_is_counted_per_record_and_reported_once(daemon_factory, tmp_p
     assert daemon.stop() == 0
 
 
-def test_journal_json_console_lines_carry_priority_prefixes(daemon_factory, tmp_path):
+def test_journal_json_console_lines_carry_priority_prefixes(daemon_factory):
     daemon = daemon_factory(_config("  console: {format: json}", _down_target("300ms")), start=False)
     daemon.log.touch()
     st = os.stat(daemon.log)

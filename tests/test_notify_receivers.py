@@ -173,11 +173,11 @@ def test_email_over_starttls_with_auth(tmp_path):
     received = []
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
+        async def handle_DATA(self, _server, session, envelope):  # noqa: N802 - aiosmtpd's API
             received.append((envelope.mail_from, envelope.rcpt_tos, envelope.content.decode(), session.authenticated))
             return "250 OK"
 
-    def authenticate(server, session, envelope, mechanism, auth_data):
+    def authenticate(_server, _session, _envelope, _mechanism, auth_data):
         return AuthResult(success=auth_data.login == b"tocsin" and auth_data.password == b"s3cret-pw")
 
     port = free_port()

@@ -134,7 +134,7 @@ def test_prometheus_case(file: str | None, line: int) -> None:
         return  # like Prometheus: range results have no defined order
     at_t = Vector()
     for series in matrix:
-        for ts, v in zip(series.timestamps, series.values):
+        for ts, v in zip(series.timestamps, series.values, strict=True):
             if ts == t:
                 at_t.append((series.labels, v))  # type: ignore[arg-type]
                 break

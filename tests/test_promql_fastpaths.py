@@ -72,7 +72,7 @@ def _check_random(rng: random.Random, n_series: int, steps: int) -> int:
             entry[3] = ts + rng.choice((10_000, 15_000, 15_000, 30_000))
         if step % 3 == 0:
             now = min(e[3] for e in series) - 1
-            for q, expr in zip(QUERIES, exprs):
+            for q, expr in zip(QUERIES, exprs, strict=True):
                 for ts in (now, now - 20_000):
                     want = promql.instant_query(expr, mem, ts)
                     got = promql.instant_query(expr, store, ts)

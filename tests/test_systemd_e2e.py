@@ -150,7 +150,8 @@ def container(tmp_path_factory):
         subprocess.run([str(BOOT), "down", NAME], capture_output=True, env=env, timeout=120)
 
 
-def test_service_start_reload_journal_watchdog_stop(container):
+@pytest.mark.usefixtures("container")
+def test_service_start_reload_journal_watchdog_stop():
     # Install exactly as an operator would, from the wheels alone.
     install = _sh("WHEELS=/mnt/wheels sh /mnt/tocsin/systemd/install.sh install", timeout=300)
     assert "installing /etc/tocsin/tocsin.yml" in install.stdout, install.stdout
@@ -209,9 +210,11 @@ def test_service_start_reload_journal_watchdog_stop(container):
     wait_for(lambda: "demo-again" in _get("/api/v1/targets"), what="the restarted daemon serving")
 
     # stop: SIGTERM, a clean exit 0, well inside TimeoutStopSec.
+    from conftest import scaled
+
     started = time.monotonic()
     _sh("systemctl stop tocsin.service", timeout=60)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < scaled(10)
     state = _show("ActiveState", "Result", "ExecMainStatus", "ExecMainCode")
     assert state["ActiveState"] == "inactive" and state["Result"] == "success", state
     assert state["ExecMainStatus"] == "0", state

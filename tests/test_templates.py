@@ -13,7 +13,7 @@ from tocsin.templates import Template, TemplateError, alert_template_data, go_pr
 def run(text: str, value: float = 1234567.0, labels: dict | None = None) -> str:
     data = alert_template_data(labels or {"target": "web", "hp": "db-1.example.org:5432"}, {"env": "prod"},
                                "http://tocsin:9469", value)
-    return Template(text).execute(data, query=lambda q: [])
+    return Template(text).execute(data, query=lambda _query: [])
 
 
 @pytest.mark.parametrize("text,expected", [
