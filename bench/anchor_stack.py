@@ -21,8 +21,21 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ALERTMANAGER, BLACKBOX, NGINX, PROMETHEUS, SHIPPED_RULES, Processes, dur,  # noqa: E402
-                    first_line, free_port, http_get, machine_base, tocsin_version, wait_until)
+from common import (  # noqa: E402
+    ALERTMANAGER,
+    BLACKBOX,
+    NGINX,
+    PROMETHEUS,
+    SHIPPED_RULES,
+    Processes,
+    dur,
+    first_line,
+    free_port,
+    http_get,
+    machine_base,
+    tocsin_version,
+    wait_until,
+)
 
 ANCHOR_BINARIES = (BLACKBOX, PROMETHEUS, ALERTMANAGER)
 

@@ -43,9 +43,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (BLACKBOX, NGINX, Processes, cpu_seconds, cpu_times, first_line, free_port,  # noqa: E402
-                    http_get, machine_base, new_run, profile_with_py_spy, remove_workdir, rss_mib, scrape,
-                    start_nginx, tocsin_argv, tocsin_config, tocsin_version, wait_until, write_json)
+from common import (  # noqa: E402
+    BLACKBOX,
+    NGINX,
+    Processes,
+    cpu_seconds,
+    cpu_times,
+    first_line,
+    free_port,
+    http_get,
+    machine_base,
+    new_run,
+    profile_with_py_spy,
+    remove_workdir,
+    rss_mib,
+    scrape,
+    start_nginx,
+    tocsin_argv,
+    tocsin_config,
+    tocsin_version,
+    wait_until,
+    write_json,
+)
 
 GOAL = 0.7  # tocsin's CPU per probe must be at most this fraction of blackbox's
 

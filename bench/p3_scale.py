@@ -45,10 +45,30 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (Processes, bucket_shares, cpu_seconds, free_port, hang_stats, histogram_quantile,  # noqa: E402
-                    http_get, loadavg, machine, new_run, profile_with_py_spy, remove_workdir, rss_mib, scrape,
-                    self_metrics, start_hang_server, start_nginx, tocsin_argv, tocsin_config, tree_cpu_seconds,
-                    wait_until, write_json)
+from common import (  # noqa: E402
+    Processes,
+    bucket_shares,
+    cpu_seconds,
+    free_port,
+    hang_stats,
+    histogram_quantile,
+    http_get,
+    loadavg,
+    machine,
+    new_run,
+    profile_with_py_spy,
+    remove_workdir,
+    rss_mib,
+    scrape,
+    self_metrics,
+    start_hang_server,
+    start_nginx,
+    tocsin_argv,
+    tocsin_config,
+    tree_cpu_seconds,
+    wait_until,
+    write_json,
+)
 
 GOALS = {"lateness_p99_s": 0.25, "missed_runs": 0, "rss_mib": 400.0}
 

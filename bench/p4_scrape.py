@@ -30,9 +30,24 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (cpu_seconds, free_port, http_get, loadavg, machine, new_run, parse_metrics,  # noqa: E402
-                    profile_with_py_spy, remove_workdir, rss_mib, scrape, start_nginx, tocsin_argv, tocsin_config,
-                    wait_until, write_json)
+from common import (  # noqa: E402
+    cpu_seconds,
+    free_port,
+    http_get,
+    loadavg,
+    machine,
+    new_run,
+    parse_metrics,
+    profile_with_py_spy,
+    remove_workdir,
+    rss_mib,
+    scrape,
+    start_nginx,
+    tocsin_argv,
+    tocsin_config,
+    wait_until,
+    write_json,
+)
 
 GOAL_S = 0.150  # server CPU per scrape
 INTERVAL = 3600.0

@@ -60,8 +60,21 @@ import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (PROMETHEUS, PROMTOOL, ROOT, SHIPPED_RULES as RULES, Processes, first_line,  # noqa: E402
-                    free_port, http_get, machine_base, new_run, remove_workdir, wait_until, write_json)
+from common import (  # noqa: E402
+    PROMETHEUS,
+    PROMTOOL,
+    ROOT,
+    Processes,
+    first_line,
+    free_port,
+    http_get,
+    machine_base,
+    new_run,
+    remove_workdir,
+    wait_until,
+    write_json,
+)
+from common import SHIPPED_RULES as RULES
 
 GOAL = 1.0  # tocsin's evaluation time must be at most this multiple of Prometheus's
 STEP_S = 15  # probe interval of every synthetic target

@@ -30,9 +30,26 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (NotifySocket, children, free_port, http_get, loadavg, machine, new_run, probe_counts,  # noqa: E402
-                    profile_with_py_spy, py_spy, remove_workdir, rss_mib, scrape, start_nginx, tocsin_argv,
-                    tocsin_config, wait_until, write_json)
+from common import (  # noqa: E402
+    NotifySocket,
+    children,
+    free_port,
+    http_get,
+    loadavg,
+    machine,
+    new_run,
+    probe_counts,
+    profile_with_py_spy,
+    py_spy,
+    remove_workdir,
+    rss_mib,
+    scrape,
+    start_nginx,
+    tocsin_argv,
+    tocsin_config,
+    wait_until,
+    write_json,
+)
 
 GOAL_START_S = 2.0
 GOAL_RELOAD_S = 1.0

@@ -12,6 +12,7 @@ import signal
 import time
 
 import pytest
+
 from conftest import free_port, wait_for
 from notify_sinks import HTTPSink, validate_webhook_v4
 

@@ -79,7 +79,7 @@ def test_counters_from_the_registry_and_stale_markers() -> None:
     store = store_for("tocsin_probes_total", "tocsin_probe_failure_reason", "tocsin_probe_duration_seconds_sum")
     metrics = registry_feeding(store, "a")
     delivered: list[str] = []
-    metrics.subscribe(lambda target, samples, t: delivered.extend(name for name, _, _ in samples), store.may_want)
+    metrics.subscribe(lambda _target, samples, _t: delivered.extend(name for name, _, _ in samples), store.may_want)
     metrics.record(probe_result("a", False, 0.5, 100.0, reason="connect"))
     metrics.record(probe_result("a", True, 0.25, 115.0))
     # counter samples are built only for the families some rule selects

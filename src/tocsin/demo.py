@@ -19,7 +19,7 @@ class _DemoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "tocsin-demo"
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002
+    def log_message(self, format: str, *args) -> None:
         log.debug(format, *args)
 
     def _reply(self, status: int, payload: dict) -> None:
@@ -33,7 +33,7 @@ class _DemoHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the prober gave up (its deadline passed)
             pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         trace = self.headers.get("traceparent", "")
         if path in ("/", "/health"):

@@ -56,7 +56,7 @@ def _regexp(value: str) -> str:
 
     try:
         re2.compile(value)
-    except re2.error as exc:  # type: ignore[attr-defined]
+    except re2.error as exc:
         raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
     return value
 

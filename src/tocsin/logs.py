@@ -19,6 +19,8 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Callable, Iterator, Literal
 
 from pydantic import Field
@@ -53,7 +55,9 @@ class LoggingConfig(Model):
 
 
 FIELDS = ("target", "rule", "receiver", "correlation_id")
-_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("tocsin_log_context", default={})
+# Never mutated: log_context() sets a new mapping, so the shared empty default is safe.
+_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "tocsin_log_context", default=MappingProxyType({}))
 _SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 # Failures seen before anyone listens (logging is set up before the daemon and its metrics
@@ -158,7 +162,7 @@ class _ReportOnce:
     handler_name = "handler"
     _reported = False
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's API
+    def handleError(self, _record: logging.LogRecord) -> None:  # noqa: N802 - logging's API
         on_handler_error(self.handler_name)
         if not self._reported:
             self._reported = True

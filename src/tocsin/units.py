@@ -26,7 +26,7 @@ def parse_duration(text: str) -> float:
             return 0.0
         raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {text!r}")
     units = ("y", "w", "d", "h", "m", "s", "ms")
-    return sum(int(value) * _DURATION_UNITS[unit] for value, unit in zip(match.groups(), units) if value)
+    return sum(int(value) * _DURATION_UNITS[unit] for value, unit in zip(match.groups(), units, strict=True) if value)
 
 
 def format_duration(seconds: float) -> str:

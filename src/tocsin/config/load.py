@@ -24,7 +24,7 @@ _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]  # C or Python loader, chosen at import
     """Safe loading that refuses duplicate keys: a silently shadowed key is a lost setting."""
 
 

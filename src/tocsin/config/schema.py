@@ -104,7 +104,7 @@ class _TargetCommon(Model):
 
 
 # The keys of every probe kind (`url` and `http`, `tcp`, `dns`), from the registry.
-_TargetKeys = create_model(  # type: ignore[call-overload]
+_TargetKeys = create_model(  # type: ignore[call-overload]  # fields known only at run time
     "_TargetKeys", __base__=_TargetCommon, __module__=__name__,
     **{key: spec for kind in KINDS.values() for key, spec in kind.target_fields.items()})
 
@@ -113,7 +113,7 @@ _ONE_KIND = "give exactly one of {}".format(
                               list(KINDS.values())[-1].key_text))))
 
 
-class Target(_TargetKeys):  # type: ignore[misc, valid-type]
+class Target(_TargetKeys):  # type: ignore[misc, valid-type]  # a base built at run time
     """One monitored service: one kind of probe (one of the kinds' keys given) and when to run it.
 
     `interval`, `timeout` and `retry` are always set: those not given are `global`'s (the

@@ -203,7 +203,7 @@ class ProbeMetrics:
             out.append(("tocsin_probe_duration_seconds_sum", labels, series.total))
         if wants("tocsin_probe_duration_seconds_bucket"):
             out += [("tocsin_probe_duration_seconds_bucket", labels + (("le", le),), float(count))
-                    for le, count in zip(_BUCKET_LES, (*series.buckets, series.count))]
+                    for le, count in zip(_BUCKET_LES, (*series.buckets, series.count), strict=True)]
         return out
 
     @staticmethod
@@ -220,7 +220,7 @@ class ProbeMetrics:
             f"{head('tocsin_probe_failures_total', labels + (('reason', reason),))}{count}\n"
             for reason, count in sorted(series.failures.items())]
         histogram = [f"{bucket_head}{count}\n"
-                     for bucket_head, count in zip(series.histogram_heads, (*series.buckets, series.count))]
+                     for bucket_head, count in zip(series.histogram_heads, (*series.buckets, series.count), strict=True)]
         histogram.append(f"{head('tocsin_probe_duration_seconds_sum', labels)}{format_value(series.total)}\n")
         histogram.append(f"{head('tocsin_probe_duration_seconds_count', labels)}{series.count}\n")
         parts["tocsin_probe_duration_seconds"] = histogram
@@ -231,7 +231,7 @@ class ProbeMetrics:
             rows = [series.fragments for series in self._series.values()]
         out: list[str] = []
         # Columns of the per-target rows are the families: one join per family, no lookups.
-        for (name, (kind, help_text)), column in zip(PROBE_FAMILIES.items(), zip(*rows)):
+        for (name, (kind, help_text)), column in zip(PROBE_FAMILIES.items(), zip(*rows, strict=True), strict=False):
             body = "".join(column)
             if body:
                 out.append(family_header(name, kind, help_text))

@@ -32,7 +32,7 @@ class Matcher:
         if self.op in ("=~", "!~"):
             try:
                 object.__setattr__(self, "_re", re2.compile(f"^(?:{self.value})$", options=_OPTIONS))
-            except re2.error as exc:  # type: ignore[attr-defined]
+            except re2.error as exc:
                 detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
                 raise ValueError(f"invalid regular expression {self.value!r}: {detail}") from None
 
@@ -42,7 +42,7 @@ class Matcher:
             return value == self.value
         if self.op == "!=":
             return value != self.value
-        hit = self._re.match(value) is not None  # type: ignore[attr-defined]
+        hit = self._re.match(value) is not None  # type: ignore[attr-defined]  # set in __post_init__ (frozen)
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:

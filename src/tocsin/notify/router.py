@@ -90,7 +90,7 @@ class Inhibitor:
     def muter(self, firing: list[dict[str, str]]):
         """A function `labels -> bool` (muted?) for the current set of firing alerts' labels."""
         if not self.rules:
-            return lambda labels: False
+            return lambda _labels: False
         index = []
         for source, target, equal in self.rules:
             by_equal: dict[tuple[str, ...], set[str]] = {}

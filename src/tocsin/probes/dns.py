@@ -31,12 +31,12 @@ class DNSConfig(Model):
 
 def _default_server() -> str:
     try:
-        return dns.resolver.get_default_resolver().nameservers[0]
+        return str(dns.resolver.get_default_resolver().nameservers[0])
     except (dns.resolver.NoResolverConfiguration, IndexError):
         return "127.0.0.1"
 
 
-async def attempt(options: DNSConfig, deadline: float, correlation_id: str) -> Attempt:
+async def attempt(options: DNSConfig, _deadline: float, _correlation_id: str) -> Attempt:
     result = Attempt(False)
     if options.server:
         host, _, port_text = options.server.rpartition(":")

@@ -45,7 +45,7 @@ def _http_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected an http:// or https:// URL with a host")
     try:
-        parts.port
+        _ = parts.port  # a property that raises for a port out of range or not a number
     except ValueError:
         raise ValueError("invalid port in URL") from None
     return url
@@ -278,7 +278,7 @@ async def _exchange(url: str, method: str, body: bytes | None, options: HTTPConf
         started = time.monotonic()
         try:
             payload = await _read_body(conn.reader, headers, options.max_body_bytes)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - classify_read_error names whatever the read raised
             raise classify_read_error(exc) from None
         attempt.phases["transfer"] = attempt.phases.get("transfer", 0.0) + time.monotonic() - started
         attempt.facts["http_uncompressed_body_length"] = float(len(payload))
@@ -287,7 +287,7 @@ async def _exchange(url: str, method: str, body: bytes | None, options: HTTPConf
         conn.close()
 
 
-async def attempt(request: HTTPRequest, deadline: float, correlation_id: str) -> Attempt:
+async def attempt(request: HTTPRequest, _deadline: float, correlation_id: str) -> Attempt:
     """One try at the target's URL, following redirects up to `max_redirects`."""
     options = request.options
     result = Attempt(False)

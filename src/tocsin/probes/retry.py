@@ -38,7 +38,7 @@ class BackoffWhenDown(Model):
     multiplier: float = Field(default=2.0, gt=1.0)
 
 
-def backoff_delay(retry: RetryConfig, failures: int, rng: random.Random = random._inst) -> float:  # type: ignore[attr-defined]
+def backoff_delay(retry: RetryConfig, failures: int, rng: random.Random = random._inst) -> float:
     """Delay before the next attempt after `failures` failed ones (>= 1)."""
     delay = min(retry.max_backoff, retry.initial_backoff * retry.multiplier ** (failures - 1))
     if retry.jitter:

@@ -50,7 +50,7 @@ def _unescape(text: str) -> bytes:
     return text.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
 
 
-async def attempt(options: TCPConfig, deadline: float, correlation_id: str) -> Attempt:
+async def attempt(options: TCPConfig, _deadline: float, _correlation_id: str) -> Attempt:
     result = Attempt(False)
     host, _, port_text = options.address.rpartition(":")
     host, port = host.strip("[]"), int(port_text)
@@ -82,7 +82,7 @@ async def _expect(reader, pattern: str) -> None:
     while len(received) < _MAX_READ:
         try:
             chunk = await reader.read(4096)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - classify_read_error names whatever the read raised
             raise classify_read_error(exc) from None
         if not chunk:
             break

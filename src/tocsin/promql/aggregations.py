@@ -26,10 +26,10 @@ _KEYS: dict[tuple[frozenset[str], bool], dict[Labels, Labels]] = {}
 def _key_cache(grouping: Sequence[str], is_without: bool) -> tuple[dict[Labels, Labels], Callable[[Labels], Labels]]:
     if is_without:
         names = frozenset(grouping) | {METRIC_NAME}
-        make: Callable[[Labels], Labels] = lambda lbl: without(lbl, names)  # noqa: E731
+        make: Callable[[Labels], Labels] = lambda lbl: without(lbl, names)  # noqa: E731 - chosen once, called per series
     else:
         names = frozenset(grouping)
-        make = lambda lbl: keep(lbl, names)  # noqa: E731
+        make = lambda lbl: keep(lbl, names)  # noqa: E731 - chosen once, called per series
     return memo_table(_KEYS, (names, is_without)), make
 
 
@@ -149,7 +149,7 @@ def _reduce(op: str, vals: list[float], param: float | str | None) -> float:
     raise PromQLEvalError(f"unknown aggregation {op!r}")
 
 
-def _topk(top: bool, vec: list[Sample], key_of, kf: float) -> list[Sample]:  # type: ignore[no-untyped-def]
+def _topk(top: bool, vec: list[Sample], key_of, kf: float) -> list[Sample]:
     k = G.to_int64(kf)
     if k < 1:
         return []

@@ -73,10 +73,10 @@ _SIGS: dict[tuple[bool, frozenset[str]], dict[Labels, Labels]] = {}
 def _signature(on: bool, names: tuple[str, ...]) -> Callable[[Labels], Labels]:
     if on:
         key_names = frozenset(names)
-        make: Callable[[Labels], Labels] = lambda lbl: keep(lbl, key_names)  # noqa: E731
+        make: Callable[[Labels], Labels] = lambda lbl: keep(lbl, key_names)  # noqa: E731 - chosen once, called per series
     else:
         key_names = frozenset(names) | {METRIC_NAME}
-        make = lambda lbl: without(lbl, key_names)  # noqa: E731
+        make = lambda lbl: without(lbl, key_names)  # noqa: E731 - chosen once, called per series
     cache = memo_table(_SIGS, (on, key_names))
     get = cache.get
 

@@ -63,8 +63,8 @@ class Evaluator:
         self._selected: dict[int, tuple[Sequence[SeriesRef], int, AbstractContextManager[Any]]] = {}
         self._memo: dict[int, dict[int, list[Sample]]] = {}  # subquery inner node -> step -> result
         self._dispatch: dict[type, Any] = {
-            N.NumberLiteral: lambda n, ts: n.value,
-            N.StringLiteral: lambda n, ts: n.value,
+            N.NumberLiteral: lambda n, _ts: n.value,
+            N.StringLiteral: lambda n, _ts: n.value,
             N.VectorSelector: self._vector_selector,
             N.MatrixSelector: lambda n, ts: list(self._range(n, ts)[0]),
             N.Subquery: lambda n, ts: list(self._range(n, ts)[0]),
@@ -86,7 +86,7 @@ class Evaluator:
         t = self._at_time(at, start)
         return t, t
 
-    def _at_time(self, at: N.At, ts: int) -> int:
+    def _at_time(self, at: N.At, _ts: int) -> int:
         if at.kind == "ms":
             return at.ms
         return self.start if at.kind == "start" else self.end
@@ -178,9 +178,9 @@ class Evaluator:
         kind = fd.kind
         if kind == "range":
             if fd.name in FAST_RANGE_FUNCTIONS and isinstance(node.args[0], N.MatrixSelector):
-                out = self._fast_range(fd, node.args[0], ts)
+                fast = self._fast_range(fd, node.args[0], ts)
                 # Series of one metric name stay unique without it.
-                return out if fd.keep_name or _one_name(node.args[0].selector) else _check_unique(out)
+                return fast if fd.keep_name or _one_name(node.args[0].selector) else _check_unique(fast)
             mi = fd.matrix_arg
             series, window = self._range(node.args[mi], ts)
             extra = [self.eval(a, ts) for i, a in enumerate(node.args) if i != mi]

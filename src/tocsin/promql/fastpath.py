@@ -170,7 +170,7 @@ def fast_range(fd: FunctionDef, selected: Sequence[SeriesRef], sel_mint: int, lo
                 if got is None:
                     continue
                 v = fn(got[0], got[1], w)
-                if v is None:
-                    continue
+            if v is None:
+                continue
             append(Sample(s.labels if keep_name else s.unnamed, v))
     return out

@@ -91,7 +91,7 @@ def exp(x: float) -> float:
         return INF
 
 
-def _log_with(f):  # type: ignore[no-untyped-def]
+def _log_with(f):
     def g(x: float) -> float:
         if x != x or x < 0:
             return NAN
@@ -109,7 +109,7 @@ log2 = _log_with(math.log2)
 log10 = _log_with(math.log10)
 
 
-def _guard(f):  # type: ignore[no-untyped-def]
+def _guard(f):
     def g(x: float) -> float:
         try:
             return f(x)

@@ -30,7 +30,7 @@ def compile_anchored(pattern: str) -> Any:
     """Compile `pattern` anchored at both ends; cached because rules re-run every interval."""
     try:
         return re2.compile("^(?:" + pattern + ")$", _OPTIONS)
-    except Exception as exc:  # re2.error, but keep the message whatever the binding raises
+    except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")

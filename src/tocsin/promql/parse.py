@@ -74,13 +74,13 @@ def _ms(td: _dt.timedelta | None) -> int:
 def _at(at: object) -> N.At | None:
     if at is None:
         return None
-    kind = _ename(at.type)  # type: ignore[attr-defined]
+    kind = _ename(at.type)  # type: ignore[attr-defined]  # the binding's AtModifier, untyped here
     if kind == "Start":
         return N.At("start")
     if kind == "End":
         return N.At("end")
     try:
-        when = at.at  # type: ignore[attr-defined]
+        when = at.at  # type: ignore[attr-defined]  # as above
     except BaseException as exc:  # the binding panics on times before 1970
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise

@@ -136,6 +136,7 @@ class MemoryStorage:
         self._series.clear()
         self._by_name.clear()
 
+    # maxt_ms: the protocol's; a test store never holds samples after the evaluation time.
     def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Series]:  # noqa: ARG002
         # Matchers on the metric name are decided once per name, not once per series.
         name_ms = [m for m in matchers if m.name == METRIC_NAME]

@@ -56,7 +56,7 @@ class Series:
     values: Sequence[float]
 
     def points(self) -> list[tuple[int, float]]:
-        return list(zip(self.timestamps, self.values))
+        return list(zip(self.timestamps, self.values, strict=True))
 
 
 class Matrix(list[Series]):

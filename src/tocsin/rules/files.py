@@ -98,7 +98,7 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> _PosDict:
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _PosDict:
     out = _PosDict()
     out.pos = _Pos(node.start_mark.line + 1, node.start_mark.column + 1)
     out.key_pos = {}

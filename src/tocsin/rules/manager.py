@@ -66,6 +66,7 @@ class RuleManager:
         self._file_groups: dict[str, list[GroupSpec]] = {}  # last good version of each file
         self._loaded = loaded
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._task_intervals: dict[str, int] = {}  # the interval each group's task runs at (ms)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rules")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state_db: AlertStateDB | None = None
@@ -215,14 +216,13 @@ class RuleManager:
         for key in list(self._tasks):
             task = self._tasks[key]
             group = self.groups.get(key)
-            if group is None or getattr(task, "tocsin_interval", None) != group.interval_ms:
+            if group is None or self._task_intervals.get(key) != group.interval_ms:
                 task.cancel()
                 del self._tasks[key]
         for key, group in self.groups.items():
             if key not in self._tasks:
-                task = asyncio.ensure_future(self._run(key, group.interval_ms))
-                task.tocsin_interval = group.interval_ms  # type: ignore[attr-defined]
-                self._tasks[key] = task
+                self._tasks[key] = asyncio.ensure_future(self._run(key, group.interval_ms))
+                self._task_intervals[key] = group.interval_ms
         if self._state_db is not None:
             self._executor.submit(self._state_db.forget_groups, set(self.groups))
 

@@ -9,7 +9,6 @@ from ..promql.labels import Labels
 from .files import RuleSpec
 
 
-
 def query_vector(expr: Any, storage: Any, ts: int, subquery_step_ms: int) -> list[promql.Sample]:
     """What a rule sees: a vector (a scalar becomes one sample without labels)."""
     result = promql.instant_query(expr, storage, ts, promql.DEFAULT_LOOKBACK_MS, subquery_step_ms)

@@ -22,12 +22,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..promql import DEFAULT_LOOKBACK_MS, STALE_NAN, Series
-from ..promql.storage import NEVER_MS, UNKNOWN_MS
 from ..promql import nodes as N
 from ..promql.labels import METRIC_NAME, Labels, drop_name, get
 from ..promql.matchers import Matcher
+from ..promql.storage import NEVER_MS, UNKNOWN_MS
 from .files import selectors
-
 
 BYTES_PER_SAMPLE = 16  # 8-byte timestamp + 8-byte float, amortised array growth aside
 
@@ -250,7 +249,9 @@ class SampleStore:
         self._matched[key] = (self._generation, found)
         return found
 
-    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Series]:  # noqa: ARG002
+    # maxt_ms is part of the Storage protocol; nothing newer than the evaluation time is ever
+    # stored here, so the store needs no upper bound.
+    def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> list[Series]:  # noqa: ARG002 - above
         out: list[Series] = []
         with self._lock:
             for s in self._matching(matchers):
@@ -261,11 +262,10 @@ class SampleStore:
                 out.append(Series(s.labels, ts[i:], s.vals[i:]))
         return out
 
-    def select_refs(self, matchers: Sequence[Matcher], mint_ms: int,  # noqa: ARG002
-                    maxt_ms: int) -> tuple[Sequence[Any], Any]:
+    # The engine bounds the window itself (with bisect on the shared arrays): no bounds needed here.
+    def select_refs(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> tuple[Sequence[Any], Any]:  # noqa: ARG002
         """The engine's fast path: the matching series themselves (sorted by labels, unique;
-        each with `labels`, `unnamed` (labels without the name), `ts`, `vals`, `nan_t`, `change_t`, `reset_t`) and the lock the
-        engine must hold while it reads them. Read-only: the list is shared by every query
+        each a `promql.storage.SeriesRef`) and the lock the engine must hold while it reads them. Read-only: the list is shared by every query
         until the series set changes."""
         with self._lock:
             return self._matching(matchers), self._lock

@@ -98,7 +98,7 @@ def _alerts_str(alerts: list[tuple[dict[str, str], dict[str, str]]]) -> str:
 def _float_list_equal(a: list[tuple[Any, float]], b: list[tuple[Any, float]]) -> bool:
     if len(a) != len(b):
         return False
-    return all(x[0] == y[0] and x[1] == y[1] for x, y in zip(a, b))  # NaN never equals: like reflect.DeepEqual
+    return all(x[0] == y[0] and x[1] == y[1] for x, y in zip(a, b, strict=True))  # NaN never equals: like reflect.DeepEqual
 
 
 class _Store(promql.MemoryStorage):
@@ -273,7 +273,7 @@ def _yaml_float(value: Any) -> float:
 def _samples_str(samples: list[tuple[Labels, float]]) -> str:
     if not samples:
         return "nil"
-    return ", ".join(f"{_labels_str(l)} {format_float_exponent(v)}" for l, v in samples)
+    return ", ".join(f"{_labels_str(labels)} {format_float_exponent(v)}" for labels, v in samples)
 
 
 def _alert_key(item: tuple[dict[str, str], dict[str, str]]) -> tuple:

@@ -214,7 +214,7 @@ class Template:
         return "".join(ex.out)
 
 
-def _call_unsupported(*args: Any) -> Any:
+def _call_unsupported(*_args: Any) -> Any:
     raise TemplateError("call is not supported")
 
 

@@ -147,7 +147,7 @@ def _re_replace_all(pattern: str, repl: str, text: str) -> str:
 def _match(pattern: str, text: str) -> bool:
     try:
         return re2.search(pattern, text) is not None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the regex binding's error types vary; all are template errors
         raise TemplateError(f"error parsing regexp: {exc}") from None
 
 

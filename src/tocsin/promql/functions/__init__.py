@@ -28,7 +28,7 @@ from .relabel import check_label_join, check_label_replace, s_label_join, s_labe
 from .vectors import absent_labels
 
 
-def _driven_by_engine(*args: Any) -> None:
+def _driven_by_engine(*_args: Any) -> None:
     raise AssertionError("evaluated by the engine itself")
 
 

@@ -49,5 +49,5 @@ DATES: dict[str, Callable[[float], float]] = {
 }
 
 
-def s_time(args: list[Any], node: N.Call, ts: int) -> float:
+def s_time(_args: list[Any], _node: N.Call, ts: int) -> float:
     return ts / 1000.0

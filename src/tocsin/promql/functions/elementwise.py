@@ -42,7 +42,7 @@ def _rad(v: float) -> float:
     return v * math.pi / 180
 
 
-def s_clamp(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+def s_clamp(args: list[Any], _node: N.Call, _ts: int) -> list[Sample]:
     vec, lo, hi = args
     if hi < lo:
         return []

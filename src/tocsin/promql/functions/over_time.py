@@ -40,7 +40,7 @@ def _linear_regression(tss: Sequence[int], vals: Sequence[float], intercept_time
     const_y = True
     n = 0.0
     sx = cx = sy = cy = sxy = cxy = sx2 = cx2 = 0.0
-    for t, v in zip(tss, vals):
+    for t, v in zip(tss, vals, strict=True):
         if const_y and n > 0 and v != init_y:
             const_y = False
         n += 1.0
@@ -64,7 +64,7 @@ def _linear_regression(tss: Sequence[int], vals: Sequence[float], intercept_time
     return slope, intercept
 
 
-def f_deriv(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_deriv(tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     if len(vals) < 2:
         return None
     return _linear_regression(tss, vals, tss[0])[0]
@@ -77,7 +77,7 @@ def f_predict_linear(tss: Sequence[int], vals: Sequence[float], w: Window, durat
     return slope * duration + intercept
 
 
-def f_avg_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_avg_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     fast = _finite_sum(vals)
     if fast is not None:
         return fast / len(vals)
@@ -97,7 +97,7 @@ def f_avg_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> flo
     return mean + c
 
 
-def f_sum_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_sum_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     fast = _finite_sum(vals)
     if fast is not None:
         return fast
@@ -110,11 +110,11 @@ def f_sum_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> flo
     return s + c
 
 
-def f_count_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_count_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     return float(len(vals))
 
 
-def f_min_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_min_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     if _finite_sum(vals) is not None:
         return min(vals)
     m = vals[0]
@@ -124,7 +124,7 @@ def f_min_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> flo
     return m
 
 
-def f_max_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_max_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     if _finite_sum(vals) is not None:
         return max(vals)
     m = vals[0]
@@ -134,11 +134,11 @@ def f_max_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> flo
     return m
 
 
-def f_last_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_last_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     return vals[-1]
 
 
-def f_present_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_present_over_time(_tss: Sequence[int], _vals: Sequence[float], _w: Window) -> float | None:
     return 1.0
 
 
@@ -154,19 +154,19 @@ def _variance(vals: Sequence[float]) -> float:
     return (aux + c_aux) / count
 
 
-def f_stdvar_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_stdvar_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     return _variance(vals)
 
 
-def f_stddev_over_time(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_stddev_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     return G.sqrt(_variance(vals))
 
 
-def f_quantile_over_time(tss: Sequence[int], vals: Sequence[float], w: Window, q: float) -> float | None:
+def f_quantile_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window, q: float) -> float | None:
     return quantile(q, vals)
 
 
-def f_changes(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_changes(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     changes = 0
     prev = vals[0]
     for v in vals[1:]:
@@ -176,7 +176,7 @@ def f_changes(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | N
     return float(changes)
 
 
-def f_resets(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_resets(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     resets = 0
     prev = vals[0]
     for v in vals[1:]:

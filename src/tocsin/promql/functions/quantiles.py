@@ -103,7 +103,7 @@ def _parse_go_float(s: str) -> float | None:
             return None
 
 
-def s_histogram_quantile(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+def s_histogram_quantile(args: list[Any], _node: N.Call, _ts: int) -> list[Sample]:
     q, vec = args
     groups: dict[Labels, tuple[Labels, list[tuple[float, float]]]] = {}
     le_only = frozenset({"le"})

@@ -87,9 +87,9 @@ def _instant_value(tss: Sequence[int], vals: Sequence[float], is_rate: bool) -> 
     return result
 
 
-def f_irate(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_irate(tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     return _instant_value(tss, vals, True)
 
 
-def f_idelta(tss: Sequence[int], vals: Sequence[float], w: Window) -> float | None:
+def f_idelta(tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
     return _instant_value(tss, vals, False)

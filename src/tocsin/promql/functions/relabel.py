@@ -36,7 +36,7 @@ def check_label_replace(node: N.Call) -> None:
         raise PromQLParseError(f"invalid destination label name in label_replace(): {dst}")
 
 
-def s_label_replace(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+def s_label_replace(args: list[Any], _node: N.Call, _ts: int) -> list[Sample]:
     vec, dst, repl, src, regex_s = args
     regex = compile_anchored(regex_s)
     out: list[Sample] = []
@@ -69,7 +69,7 @@ def check_label_join(node: N.Call) -> None:
         raise PromQLParseError(f"invalid destination label name in label_join(): {dst}")
 
 
-def s_label_join(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+def s_label_join(args: list[Any], _node: N.Call, _ts: int) -> list[Sample]:
     vec, dst, sep = args[0], args[1], args[2]
     srcs = args[3:]
     out: list[Sample] = []

@@ -12,11 +12,11 @@ from ..values import Sample
 NAN = math.nan
 
 
-def s_vector(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+def s_vector(args: list[Any], _node: N.Call, _ts: int) -> list[Sample]:
     return [Sample((), args[0])]
 
 
-def s_scalar(args: list[Any], node: N.Call, ts: int) -> float:
+def s_scalar(args: list[Any], _node: N.Call, _ts: int) -> float:
     vec = args[0]
     if len(vec) != 1:
         return NAN
@@ -44,15 +44,15 @@ def absent_labels(arg: N.Expr) -> Labels:
     return tuple(sorted((k, v) for k, v in out.items() if v != ""))
 
 
-def s_absent(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+def s_absent(args: list[Any], node: N.Call, _ts: int) -> list[Sample]:
     if args[0]:
         return []
     return [Sample(absent_labels(node.args[0]), 1.0)]
 
 
-def s_sort(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+def s_sort(args: list[Any], _node: N.Call, _ts: int) -> list[Sample]:
     return sorted(args[0], key=lambda s: (s.value != s.value, s.value))
 
 
-def s_sort_desc(args: list[Any], node: N.Call, ts: int) -> list[Sample]:
+def s_sort_desc(args: list[Any], _node: N.Call, _ts: int) -> list[Sample]:
     return sorted(args[0], key=lambda s: (s.value != s.value, -s.value))
