@@ -5,8 +5,8 @@ once per result, served by joining strings); `self_metrics` holds the daemon's f
 metrics in a private prometheus-client registry.
 """
 
-from .exposition import Sample
+from .exposition import MetricSample
 from .probe_series import ProbeMetrics
 from .self_metrics import SelfMetrics
 
-__all__ = ["ProbeMetrics", "Sample", "SelfMetrics"]
+__all__ = ["ProbeMetrics", "MetricSample", "SelfMetrics"]

@@ -12,7 +12,7 @@ from ..gofmt import format_label_set
 
 LabelPairs = tuple[tuple[str, str], ...]
 # (metric name, label pairs, value): a sample as the sample store and /metrics receive it
-Sample = tuple[str, LabelPairs, float]
+MetricSample = tuple[str, LabelPairs, float]
 
 
 def format_labels(labels: LabelPairs) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from ..config import Target
 from ..gofmt import escape_label_value
 from ..probes import KINDS, ProbeResult
-from .exposition import LabelPairs, Sample, family_header, format_labels, format_value
+from .exposition import LabelPairs, MetricSample, family_header, format_labels, format_value
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BUCKET_LES = (*(format_value(bound) for bound in DURATION_BUCKETS), "+Inf")
@@ -41,7 +41,7 @@ PROBE_FAMILIES: dict[str, tuple[str, str]] = {
 _FAMILY_INDEX = {name: index for index, name in enumerate(PROBE_FAMILIES)}
 _NO_FRAGMENTS = [""] * len(PROBE_FAMILIES)  # shared by targets not yet probed; never mutated
 
-Listener = Callable[[str, list[Sample], float], None]
+Listener = Callable[[str, list[MetricSample], float], None]
 
 
 def _everything(_name: str) -> bool:
@@ -151,12 +151,12 @@ class ProbeMetrics:
         series.total += result.duration
 
     @staticmethod
-    def _gauges(series: _TargetSeries, result: ProbeResult) -> list[Sample]:
+    def _gauges(series: _TargetSeries, result: ProbeResult) -> list[MetricSample]:
         """The gauges of one result as (name, labels, value); the kind says which it reports."""
         labels = series.labels
         facts = result.facts
         kind = KINDS[result.kind]
-        out: list[Sample] = [
+        out: list[MetricSample] = [
             ("probe_success", labels, 1.0 if result.success else 0.0),
             ("probe_duration_seconds", labels, result.duration),
             ("probe_timeout_seconds", labels, result.timeout),
@@ -184,11 +184,11 @@ class ProbeMetrics:
         return out
 
     @staticmethod
-    def _counter_samples(series: _TargetSeries, wants: Callable[[str], bool]) -> list[Sample]:
+    def _counter_samples(series: _TargetSeries, wants: Callable[[str], bool]) -> list[MetricSample]:
         """The target's counters as samples, the same values `_render` writes, for the families
         `wants` accepts."""
         labels = series.labels
-        out: list[Sample] = []
+        out: list[MetricSample] = []
         if wants("tocsin_probes_total"):
             out += [("tocsin_probes_total", labels + (("result", result),), float(count))
                     for result, count in series.results.items()]
@@ -207,7 +207,7 @@ class ProbeMetrics:
         return out
 
     @staticmethod
-    def _render(series: _TargetSeries, samples: list[Sample]) -> list[str]:
+    def _render(series: _TargetSeries, samples: list[MetricSample]) -> list[str]:
         parts: dict[str, list[str]] = {}
         head = series.head
         for name, labels, value in samples:

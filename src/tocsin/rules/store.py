@@ -21,6 +21,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..metrics.exposition import MetricSample
 from ..promql import DEFAULT_LOOKBACK_MS, STALE_NAN, Series
 from ..promql import nodes as N
 from ..promql.labels import METRIC_NAME, Labels, drop_name, get
@@ -30,7 +31,6 @@ from .files import selectors
 
 BYTES_PER_SAMPLE = 16  # 8-byte timestamp + 8-byte float, amortised array growth aside
 
-Sample = tuple[str, tuple[tuple[str, str], ...], float]
 
 
 class _Series:
@@ -192,7 +192,7 @@ class SampleStore:
         it builds a family's samples for the store (its counters, for instance)."""
         return self.interest.may_want(name)
 
-    def ingest(self, target: str, samples: list[Sample], unix_time: float) -> None:
+    def ingest(self, target: str, samples: list[MetricSample], unix_time: float) -> None:
         """ProbeMetrics listener: one probe result's samples (its gauges and the target's
         counters, as /metrics serves them), then stale markers for series the target stopped
         reporting. Only series some rule selects are stored."""
