@@ -2,14 +2,14 @@
 
 `expect` is an RE2 pattern searched, line-anchored, in what the server sends (a banner
 such as `^SSH-2.0-` or a reply to `send`); reading stops at the first match, at
-`_MAX_READ` bytes, or at the deadline.
+`_MAX_READ` bytes, or at the deadline. What has arrived is searched again when it has
+grown by an eighth, or when the server pauses for `_PAUSE`: searching after every read
+made a server sending one byte at a time cost the probe quadratic time.
 """
 
 from __future__ import annotations
 
-import functools
-
-import re2
+import asyncio
 
 from ..fields import HostPort, Model, Regexp
 from .kind import ProbeKind
@@ -26,9 +26,11 @@ from .net import (
     resolve,
     start_tls,
 )
+from .patterns import search
 from .result import PATTERN_FAMILIES, Attempt
 
 _MAX_READ = 64 * 1024
+_PAUSE = 0.02
 
 
 class TCPConfig(Model):
@@ -37,12 +39,6 @@ class TCPConfig(Model):
     tls_config: TLSConfig = TLSConfig()
     send: str | None = None
     expect: Regexp | None = None
-
-
-@functools.lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> "re2._Regexp":
-    # Multi-line: `^` and `$` match at each line, as a banner check means it.
-    return re2.compile(b"(?m)" + pattern.encode())
 
 
 def _unescape(text: str) -> bytes:
@@ -55,7 +51,7 @@ async def attempt(options: TCPConfig, _deadline: float, _correlation_id: str) ->
     host, _, port_text = options.address.rpartition(":")
     host, port = host.strip("[]"), int(port_text)
     try:
-        address, _ = await resolve(host, port, result)
+        address, _ = await resolve(host, result)
         conn = await connect(address, port, result)
         try:
             if options.tls:
@@ -76,19 +72,35 @@ async def attempt(options: TCPConfig, _deadline: float, _correlation_id: str) ->
     return result
 
 
-async def _expect(reader, pattern: str) -> None:
-    received = bytearray()
-    regexp = _compiled(pattern)
-    while len(received) < _MAX_READ:
+async def _read(reader: asyncio.StreamReader, pause: float | None) -> bytes | None:
+    """The next bytes (b"" at the end), or None if `pause` passed without any."""
+    try:
+        if pause is None:
+            return await reader.read(4096)
         try:
-            chunk = await reader.read(4096)
-        except Exception as exc:  # noqa: BLE001 - classify_read_error names whatever the read raised
-            raise classify_read_error(exc) from None
-        if not chunk:
+            async with asyncio.timeout(pause):
+                return await reader.read(4096)
+        except TimeoutError:
+            return None
+    except Exception as exc:  # noqa: BLE001 - classify_read_error names whatever the read raised
+        raise classify_read_error(exc) from None
+
+
+async def _expect(reader: asyncio.StreamReader, pattern: str) -> None:
+    received = bytearray()
+    searched = 0
+    while True:
+        unsearched = len(received) - searched
+        chunk = await _read(reader, _PAUSE if unsearched else None)
+        if chunk:
+            received += chunk[:_MAX_READ - len(received)]
+        done = chunk == b"" or len(received) >= _MAX_READ
+        if len(received) > searched and (done or chunk is None or len(received) - searched > searched // 8):
+            if await search(pattern, bytes(received), multiline=True):
+                return
+            searched = len(received)
+        if done:
             break
-        received += chunk
-        if regexp.search(received):
-            return
     raise ProbeFailure("expect", f"did not receive a match for {pattern!r} ({len(received)} bytes read)")
 
 
