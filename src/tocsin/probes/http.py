@@ -132,6 +132,7 @@ class HTTPConfig(Model):
 _DEFAULT_HTTP = HTTPConfig()
 USER_AGENT = f"tocsin/{__version__}"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECT_URL = 8190  # Apache's LimitRequestLine; nginx refuses a request line over 8 KiB too
 # Request headers that carry credentials: sent to the target's origin only.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
@@ -307,7 +308,11 @@ async def _exchange(endpoint: Endpoint, head: str, method: str, body: bytes | No
 
 
 def _redirect(current: Endpoint, url: str, location: str, options: HTTPConfig) -> tuple[str, Endpoint]:
-    """Where a redirect leads, refused if it leads off http(s) or from https down to http."""
+    """Where a redirect leads, refused if it leads off http(s) or from https down to http, or
+    if its URL is longer than most servers accept on a request line (memory a server could
+    otherwise fill: the standard library caches the URLs it parses)."""
+    if len(location) > MAX_REDIRECT_URL:
+        raise ProbeFailure("redirects", f"redirect to a URL longer than {MAX_REDIRECT_URL} bytes")
     url = urljoin(url, location)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

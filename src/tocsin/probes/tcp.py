@@ -2,9 +2,7 @@
 
 `expect` is an RE2 pattern searched, line-anchored, in what the server sends (a banner
 such as `^SSH-2.0-` or a reply to `send`); reading stops at the first match, at
-`_MAX_READ` bytes, or at the deadline. What has arrived is searched again when it has
-grown by an eighth, or when the server pauses for `_PAUSE`: searching after every read
-made a server sending one byte at a time cost the probe quadratic time.
+`_MAX_READ` bytes, or at the deadline.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ from .patterns import search
 from .result import PATTERN_FAMILIES, Attempt
 
 _MAX_READ = 64 * 1024
-_PAUSE = 0.02
 
 
 class TCPConfig(Model):
@@ -72,35 +69,18 @@ async def attempt(options: TCPConfig, _deadline: float, _correlation_id: str) ->
     return result
 
 
-async def _read(reader: asyncio.StreamReader, pause: float | None) -> bytes | None:
-    """The next bytes (b"" at the end), or None if `pause` passed without any."""
-    try:
-        if pause is None:
-            return await reader.read(4096)
-        try:
-            async with asyncio.timeout(pause):
-                return await reader.read(4096)
-        except TimeoutError:
-            return None
-    except Exception as exc:  # noqa: BLE001 - classify_read_error names whatever the read raised
-        raise classify_read_error(exc) from None
-
-
 async def _expect(reader: asyncio.StreamReader, pattern: str) -> None:
     received = bytearray()
-    searched = 0
-    while True:
-        unsearched = len(received) - searched
-        chunk = await _read(reader, _PAUSE if unsearched else None)
-        if chunk:
-            received += chunk[:_MAX_READ - len(received)]
-        done = chunk == b"" or len(received) >= _MAX_READ
-        if len(received) > searched and (done or chunk is None or len(received) - searched > searched // 8):
-            if await search(pattern, bytes(received), multiline=True):
-                return
-            searched = len(received)
-        if done:
+    while len(received) < _MAX_READ:
+        try:
+            chunk = await reader.read(4096)
+        except Exception as exc:  # noqa: BLE001 - classify_read_error names whatever the read raised
+            raise classify_read_error(exc) from None
+        if not chunk:
             break
+        received += chunk
+        if await search(pattern, bytes(received), multiline=True):
+            return
     raise ProbeFailure("expect", f"did not receive a match for {pattern!r} ({len(received)} bytes read)")
 
 
