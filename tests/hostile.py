@@ -119,6 +119,59 @@ def status(code: int) -> Behaviour:
     return ok(b"nope", f"{code} Whatever")
 
 
+def _stream_forever(conn: socket.socket, stop: threading.Event, head: bytes, block: bytes) -> None:
+    """Send `head`, then `block` again and again as fast as the client takes it, until stopped."""
+    _read_request(conn)
+    try:
+        conn.sendall(head)
+        while not stop.is_set():
+            conn.sendall(block)
+    except OSError:
+        return
+
+
+def endless_trailers() -> Behaviour:
+    """A chunked body that ends at once, then trailer lines that never end."""
+    def handle(conn: socket.socket, stop: threading.Event) -> None:
+        _stream_forever(conn, stop, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n",
+                        b"X-Trailer: t\r\n" * 4096)
+    return handle
+
+
+def endless_tiny_chunks() -> Behaviour:
+    """A chunked body of one-byte chunks that never ends: six bytes of framing per byte of body."""
+    def handle(conn: socket.socket, stop: threading.Event) -> None:
+        _stream_forever(conn, stop, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1\r\nx\r\n" * 8192)
+    return handle
+
+
+def bad_content_length(value: str) -> Behaviour:
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+        _read_request(conn)
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {value}\r\nConnection: close\r\n\r\nok".encode())
+    return handle
+
+
+def redirect_to(location: str, code: int = 302) -> Behaviour:
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+        _read_request(conn)
+        conn.sendall(f"HTTP/1.1 {code} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n"
+                     "Connection: close\r\n\r\n".encode())
+    return handle
+
+
+def redirect_to_new_long_urls(length: int = 100 * 1024) -> Behaviour:
+    """Redirect every request to a URL never seen before, `length` bytes long."""
+    counter = iter(range(10**12))
+
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+        _read_request(conn)
+        path = f"/{next(counter)}/" + "p" * length
+        conn.sendall(f"HTTP/1.1 302 Found\r\nLocation: {path}\r\nContent-Length: 0\r\n"
+                     "Connection: close\r\n\r\n".encode())
+    return handle
+
+
 class HostileServer:
     """A TCP (optionally TLS) server on 127.0.0.1 running one behaviour per connection."""
 

@@ -17,7 +17,9 @@ from pydantic import Field
 
 from ..fields import HostPort, Model
 from .kind import ProbeKind
-from .result import Attempt
+from .net import is_ip
+from .resolver import lookup
+from .result import Attempt, ProbeFailure
 
 
 class DNSConfig(Model):
@@ -43,14 +45,19 @@ async def attempt(options: DNSConfig, _deadline: float, _correlation_id: str) ->
         server, port = host.strip("[]"), int(port_text)
     else:
         server, port = _default_server(), 53
-    query = dns.message.make_query(options.query, options.type)
     started = time.monotonic()
     try:
+        if not is_ip(server):  # dnspython takes addresses only; resolve without a thread
+            server = (await lookup(server))[0][1]
+        query = dns.message.make_query(options.query, options.type)
         if options.transport == "tcp":
             response = await dns.asyncquery.tcp(query, server, port=port)
         else:
             response = await dns.asyncquery.udp(query, server, port=port, ignore_unexpected=True)
-    except (OSError, dns.exception.DNSException) as exc:
+    except ProbeFailure as failure:
+        result.reason, result.message = failure.reason, failure.message
+        return result
+    except (OSError, dns.exception.DNSException, ValueError) as exc:
         result.reason, result.message = "connect", f"DNS query to {server}:{port} failed: {exc}"
         return result
     result.phases["request"] = time.monotonic() - started

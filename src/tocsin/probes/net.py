@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 
 from ..fields import Model, ReadableFile
-from .result import Attempt
+from .resolver import lookup
+from .result import Attempt, ProbeFailure
 
 # The facts `resolve` records, and those `start_tls` records (the expiries only when the
 # server presented a chain, the version as the label of an info gauge).
@@ -44,15 +45,6 @@ class TLSConfig(Model):
     server_name: str | None = None
 
 
-class ProbeFailure(Exception):
-    """Raised inside an attempt to end it with a reason; caught by the probe, never escapes it."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
 @dataclass(slots=True)
 class Connection:
     reader: asyncio.StreamReader
@@ -69,8 +61,14 @@ class Connection:
             transport.close()
 
 
-@functools.lru_cache(maxsize=65536)
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
+    # A host may come from a redirect and be any length: only short ones are cached (an
+    # IPv6 literal with a zone is well under 64 characters).
+    return len(host) <= 64 and _is_ip_text(host)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_ip_text(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
         return True
@@ -78,25 +76,19 @@ def _is_ip(host: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=1024)
 def _address_hash(address: str) -> float:
     return float(int.from_bytes(hashlib.blake2b(address.encode(), digest_size=4).digest(), "big"))
 
 
-async def resolve(host: str, port: int, attempt: Attempt) -> tuple[str, int]:
-    """Resolve `host` to one address (IPv4 first, as most health endpoints are)."""
+async def resolve(host: str, attempt: Attempt) -> tuple[str, int]:
+    """Resolve `host` to one address (IPv4 first, as most health endpoints are), without a thread."""
     started = time.monotonic()
-    if _is_ip(host):
+    family: int
+    if is_ip(host):
         address, family = host, (socket.AF_INET6 if ":" in host else socket.AF_INET)
     else:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise ProbeFailure("dns", f"cannot resolve {host!r}: {exc}") from None
-        if not infos:
-            raise ProbeFailure("dns", f"no address for {host!r}")
-        infos.sort(key=lambda info: info[0] != socket.AF_INET)
-        family, address = infos[0][0], str(infos[0][4][0])
+        family, address = (await lookup(host))[0]
     elapsed = time.monotonic() - started
     attempt.phases["resolve"] = attempt.phases.get("resolve", 0.0) + elapsed
     attempt.facts["dns_lookup_time_seconds"] = attempt.facts.get("dns_lookup_time_seconds", 0.0) + elapsed

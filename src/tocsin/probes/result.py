@@ -28,6 +28,15 @@ PATTERN_FAMILIES = {
 }
 
 
+class ProbeFailure(Exception):
+    """Raised inside an attempt to end it with a reason; caught by the probe, never escapes it."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 @dataclass(slots=True)
 class Attempt:
     """The outcome of one try; retries produce several, the last one wins."""

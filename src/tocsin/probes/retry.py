@@ -52,6 +52,8 @@ async def _bounded(attempt_fn: AttemptFn, settings: Any, deadline: float, correl
             return await attempt_fn(settings, deadline, correlation_id)
     except TimeoutError:
         return Attempt(False, "timeout", "deadline exceeded")
+    except Exception as exc:  # noqa: BLE001 - a probe never raises for a target's fault, whatever the kind missed
+        return Attempt(False, "error", f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 async def run_attempts(attempt_fn: AttemptFn, settings: Any, retry: RetryConfig, deadline: float,

@@ -7,9 +7,7 @@ such as `^SSH-2.0-` or a reply to `send`); reading stops at the first match, at
 
 from __future__ import annotations
 
-import functools
-
-import re2
+import asyncio
 
 from ..fields import HostPort, Model, Regexp
 from .kind import ProbeKind
@@ -26,6 +24,7 @@ from .net import (
     resolve,
     start_tls,
 )
+from .patterns import search
 from .result import PATTERN_FAMILIES, Attempt
 
 _MAX_READ = 64 * 1024
@@ -39,12 +38,6 @@ class TCPConfig(Model):
     expect: Regexp | None = None
 
 
-@functools.lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> "re2._Regexp":
-    # Multi-line: `^` and `$` match at each line, as a banner check means it.
-    return re2.compile(b"(?m)" + pattern.encode())
-
-
 def _unescape(text: str) -> bytes:
     """`send: "PING\\r\\n"` in YAML means the control characters, as in blackbox's query_response."""
     return text.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
@@ -55,7 +48,7 @@ async def attempt(options: TCPConfig, _deadline: float, _correlation_id: str) ->
     host, _, port_text = options.address.rpartition(":")
     host, port = host.strip("[]"), int(port_text)
     try:
-        address, _ = await resolve(host, port, result)
+        address, _ = await resolve(host, result)
         conn = await connect(address, port, result)
         try:
             if options.tls:
@@ -76,9 +69,8 @@ async def attempt(options: TCPConfig, _deadline: float, _correlation_id: str) ->
     return result
 
 
-async def _expect(reader, pattern: str) -> None:
+async def _expect(reader: asyncio.StreamReader, pattern: str) -> None:
     received = bytearray()
-    regexp = _compiled(pattern)
     while len(received) < _MAX_READ:
         try:
             chunk = await reader.read(4096)
@@ -87,7 +79,7 @@ async def _expect(reader, pattern: str) -> None:
         if not chunk:
             break
         received += chunk
-        if regexp.search(received):
+        if await search(pattern, bytes(received), multiline=True):
             return
     raise ProbeFailure("expect", f"did not receive a match for {pattern!r} ({len(received)} bytes read)")
 
