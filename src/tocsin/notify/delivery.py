@@ -127,11 +127,13 @@ class Delivery:
         trial = lane.breaker.state == "half_open"
         started = time.monotonic()
         error: str | None = None
+        retry_after: float | None = None
         with log_context(receiver=name):
             try:
                 receiver.deliver(n)
             except NotificationError as exc:
                 error = exc.message
+                retry_after = exc.details.get("retry_after")
             except Exception as exc:  # noqa: BLE001 - a receiver bug must not kill the lane
                 error = receiver.redact(f"{type(exc).__name__}: {exc}")
             elapsed = time.monotonic() - started
@@ -148,6 +150,8 @@ class Delivery:
             self.metrics.failed.labels(name).inc()
             self.outbox.record_failure(row_id, error)
             opened = lane.breaker.failure()
+            if retry_after is not None:
+                lane.breaker.defer(retry_after)  # this lane only: the other receivers' lanes go on
             self._update_circuit_metric(name)
             fields["error"] = error
             if opened:
