@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 
-from . import aio, logs
+from . import aio, logs, statedb
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .metrics import ProbeMetrics, SelfMetrics
@@ -65,6 +65,7 @@ class Daemon:
         self._reload_task: asyncio.Future[tuple[bool, str]] | None = None
         self._reload_pending = False
         logs.set_error_hook(lambda name: self.self_metrics.log_errors.labels(name).inc())
+        statedb.set_error_hook(lambda db: self.self_metrics.state_write_errors.labels(db).inc())
 
     # ---------------------------------------------------------------- start / stop
 
@@ -254,6 +255,11 @@ class Daemon:
 
     def is_ready(self) -> bool:
         return self._ready
+
+    def health_problems(self) -> list[str]:
+        """Why the daemon is not doing its job although it runs (for /-/healthy); empty: healthy."""
+        notifier = self.notifier
+        return notifier.problems() if notifier is not None else []
 
     def request_reload(self) -> tuple[bool, str]:
         """Called from a web thread: run the reload on the loop and wait for its verdict."""

@@ -66,6 +66,7 @@ class Notifier:
                                      max_sleep=IDLE_WAIT, stopping=self._stopping, committed=self.delivery.wake)
         self.metrics.outbox_length.set_function(_zero_after_close(self.outbox.length))
         self.metrics.outbox_oldest.set_function(_zero_after_close(self.outbox.oldest_age))
+        self.metrics.dispatch_stalled.set_function(lambda: 0.0 if self.dispatcher.stalled_since is None else 1.0)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -107,6 +108,14 @@ class Notifier:
 
     def receiver_status(self) -> list[dict[str, Any]]:
         return self.delivery.status()
+
+    def problems(self) -> list[str]:
+        """What keeps notifications from moving for tocsin's own reasons (for /-/healthy); empty: nothing."""
+        if self._stopping.is_set():
+            return []
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        return ([f"notification thread {name} ended" for name in dead]
+                + self.dispatcher.problems() + self.delivery.problems())
 
 
 def _zero_after_close(fn: Callable[[], float]) -> Callable[[], float]:
