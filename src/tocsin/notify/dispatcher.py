@@ -293,6 +293,36 @@ class Dispatcher:
             log_updates[log_key] = LogEntry(firing, resolved, now)
         return [(fp, v) for fp, (a, v) in group.alerts.items() if not a.firing]
 
+    # ------------------------------------------------------------------ reload
+
+    def notified_groups(self) -> list[tuple[str, str, dict[str, str], list[Alert], LogEntry]]:
+        """Each group some receiver was told is firing: (receiver, group key, group labels,
+        the group's alerts now, what the receiver was last told). Call with the thread stopped."""
+        with self._lock:
+            out = []
+            for group in self._groups.values():
+                entry = self._nflog.get((group.route.receiver, group.key))
+                if entry is not None and entry.firing:
+                    out.append((group.route.receiver, group.key, dict(group.labels),
+                                [a for a, _ in group.alerts.values()], entry))
+            return out
+
+    def tracked(self) -> list[tuple[Alert, float, set[str]]]:
+        """Every alert known: (alert, when last submitted, the receivers it was routed to)."""
+        with self._lock:
+            return [(t.alert, t.seen, set(t.receivers)) for t in self._alerts.values()]
+
+    def adopt(self, alerts: list[tuple[Alert, float, set[str]]]) -> None:
+        """Take over the alerts a reload's predecessor knew, as if they had been submitted here
+        (Alertmanager peers excepted: they already have them). Their resolve_timeout runs on."""
+        now = time.time()
+        with self._cv:
+            for alert, seen, _ in alerts:
+                self._ingest(alert, now)
+                self._alerts[alert.fingerprint].seen = seen
+            self._submitted = True
+            self._cv.notify_all()
+
     # ------------------------------------------------------------------ operator view
 
     def active_alerts(self) -> list[dict[str, Any]]:
