@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -30,6 +31,9 @@ class HTTPSink:
     errors: list[str] = field(default_factory=list)
     attempts: int = 0
     delay: float = 0.0           # seconds between recording a request and answering it
+    fail_status: int = 503       # what mode "fail" answers, with these headers (e.g. 429 + Retry-After)
+    fail_headers: dict[str, str] = field(default_factory=dict)
+    attempt_times: list[float] = field(default_factory=list)   # time.time() of each request
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -47,12 +51,13 @@ class HTTPSink:
                 raw = self.rfile.read(length)
                 with sink._lock:
                     sink.attempts += 1
+                    sink.attempt_times.append(time.time())
                     mode = sink.mode
                 if mode == "stall":
                     sink._release.wait(60)
                     return
                 if mode == "fail":
-                    self._answer(503, b'{"error":"unavailable"}')
+                    self._answer(sink.fail_status, b'{"error":"unavailable"}', sink.fail_headers)
                     return
                 try:
                     body = json.loads(raw)
@@ -70,8 +75,10 @@ class HTTPSink:
                     sink._release.wait(delay)
                 self._answer(sink.status, b'{"status":"ok"}')
 
-            def _answer(self, status: int, body: bytes) -> None:
+            def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 try:

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 
-from . import aio, logs
+from . import aio, logs, statedb
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .metrics import ProbeMetrics, SelfMetrics
@@ -51,6 +51,7 @@ class Daemon:
         # without an `alerting` section (firing and resolved alerts are then only logged).
         self.notify_metrics = NotifyMetrics(self.self_metrics.registry)
         self.notifier: Notifier | None = None
+        self._retired: list[Notifier] = []  # replaced by a reload, still delivering to removed receivers
         self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
                                  external_url=f"http://{loaded.global_.listen_address}")
         self.probe_metrics.subscribe(self.rules.ingest, self.rules.store.may_want)
@@ -65,6 +66,7 @@ class Daemon:
         self._reload_task: asyncio.Future[tuple[bool, str]] | None = None
         self._reload_pending = False
         logs.set_error_hook(lambda name: self.self_metrics.log_errors.labels(name).inc())
+        statedb.set_error_hook(lambda db: self.self_metrics.state_write_errors.labels(db).inc())
 
     # ---------------------------------------------------------------- start / stop
 
@@ -113,21 +115,41 @@ class Daemon:
     # ---------------------------------------------------------------- notifications
 
     def _start_notifier(self, loaded: LoadedConfig) -> None:
-        """(Re)build the notifier for `loaded`; the outbox on disk carries over, so nothing is lost."""
-        self._stop_notifier()
+        """(Re)build the notifier for `loaded`; the outbox on disk carries over, so nothing is lost.
+
+        The new notifier is built first (a state_dir it cannot open fails the reload and leaves
+        the old one running) and takes the submissions from then on. The old one hands it the
+        alerts it knew and resolves at once, at the receivers, what the new routing no longer
+        sends there; its lanes of receivers that the new configuration lacks deliver that, then
+        end (until then it is kept in `_retired`)."""
         alerting = loaded.config.alerting
-        if alerting is None:
-            return
-        notifier = Notifier(alerting, state_dir=loaded.global_.state_dir,
-                            external_labels=loaded.global_.external_labels, metrics=self.notify_metrics,
-                            external_url=f"http://{loaded.global_.listen_address}")
-        notifier.start()
-        self.notifier = notifier
+        new = None
+        if alerting is not None:
+            new = Notifier(alerting, state_dir=loaded.global_.state_dir,
+                           external_labels=loaded.global_.external_labels, metrics=self.notify_metrics,
+                           external_url=f"http://{loaded.global_.listen_address}")
+        old, self.notifier = self.notifier, new
+        names = {r.name for r in alerting.receivers} if alerting is not None else set()
+        for done in [n for n in self._retired if not n.running()]:
+            done.stop()
+            self._retired.remove(done)
+        for retired in self._retired:
+            if new is not None and _same_outbox(retired, new):
+                retired.release(names)  # the new notifier delivers these channels
+        if old is not None:
+            old.retire(alerting, names if new is not None and _same_outbox(old, new) else set(), heir=new)
+            if old.running():
+                self._retired.append(old)
+            else:
+                old.stop()
+        if new is not None:
+            new.start(frozenset().union(*(n.draining() for n in self._retired if _same_outbox(n, new))))
 
     def _stop_notifier(self) -> None:
-        if self.notifier is not None:
-            self.notifier.stop(timeout=5)
-            self.notifier = None
+        for notifier in [self.notifier, *self._retired]:
+            if notifier is not None:
+                notifier.stop(timeout=5)
+        self.notifier, self._retired = None, []
 
     def _send_alerts(self, alerts: list[Alert]) -> None:
         """The rule engine's hook (on its worker thread): hand firing/resolved alerts to the outbox."""
@@ -255,6 +277,11 @@ class Daemon:
     def is_ready(self) -> bool:
         return self._ready
 
+    def health_problems(self) -> list[str]:
+        """Why the daemon is not doing its job although it runs (for /-/healthy); empty: healthy."""
+        return [problem for notifier in [self.notifier, *self._retired] if notifier is not None
+                for problem in notifier.problems()]
+
     def request_reload(self) -> tuple[bool, str]:
         """Called from a web thread: run the reload on the loop and wait for its verdict."""
         assert self.loop is not None
@@ -293,6 +320,10 @@ def _settle_heap() -> None:
     gc.set_threshold(5_000, 20, 100)
     gc.freeze()
     gc.enable()  # off during start-up (run_daemon)
+
+
+def _same_outbox(a: Notifier, b: Notifier) -> bool:
+    return os.path.realpath(a.outbox.path) == os.path.realpath(b.outbox.path)
 
 
 def _alerting_of(loaded: LoadedConfig) -> tuple:

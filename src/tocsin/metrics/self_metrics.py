@@ -48,6 +48,11 @@ class SelfMetrics:
         self.targets_up = Gauge("tocsin_targets_up", "Targets whose last probe succeeded.", registry=r)
         self.log_errors = Counter("tocsin_log_errors_total",
                                   "Log records that could not be written, by handler.", ["handler"], registry=r)
+        self.state_write_errors = Counter("tocsin_state_write_errors_total",
+                                          "Writes to a state database under state_dir that failed (a full disk, "
+                                          "a read-only file system), by database file.", ["db"], registry=r)
+        for db in ("notify.sqlite", "rules.db"):
+            self.state_write_errors.labels(db)
         self.reload_success.set(1)
         self.reload_timestamp.set(time.time())
 

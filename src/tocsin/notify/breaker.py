@@ -52,6 +52,10 @@ class CircuitBreaker:
         self._not_before = now + backoff * random.uniform(0.5, 1.0)
         return False
 
+    def defer(self, seconds: float) -> None:
+        """The peer said when to come back (Retry-After): no attempt before then, whatever the backoff."""
+        self._not_before = max(self._not_before, time.monotonic() + seconds)
+
     @property
     def is_open(self) -> bool:
         return self.state != CLOSED

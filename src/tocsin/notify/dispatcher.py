@@ -7,6 +7,11 @@ inhibit rules applied at flush time), resolves alerts nobody re-submitted within
 entries they imply, to the outbox. Delivery is someone else's job: the dispatcher only says
 which notifications it committed.
 
+A commit that fails (a full disk) loses nothing: the forwarded batches go back in the queue,
+the flushed groups are due again, and the notification log in memory is left as it was, so
+the next try (with backoff) makes the same decisions; meanwhile the dispatcher reports itself
+stalled (`problems()`).
+
 Alertmanager peers group alerts themselves, so their alerts skip the groups: each submit
 becomes one batch per routed peer URL, carrying the alerts as submitted.
 """
@@ -23,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..gofmt import rfc3339_millis
+from ..statedb import StateWriteError, retry_delay
 from .alert import Alert
 from .config import AlertingConfig
 from .notification import Notification
@@ -79,11 +85,18 @@ class Dispatcher:
         self._submitted = False                     # set by submit(), cleared by the dispatcher
         self._nflog: dict[tuple[str, str], LogEntry] = {}
         self._version = 0
+        self._commit_failures = 0
+        self._commit_retry_at = 0.0      # monotonic: no commit before, after a failed one
+        self.stalled_since: float | None = None
+        self.stall_reason = ""
 
     def load_log(self) -> None:
         """Read what each receiver was last told (before the thread starts); forget old entries."""
         self._nflog = self.outbox.load_log()
-        self.outbox.prune_log(time.time() - NFLOG_RETENTION)
+        try:
+            self.outbox.prune_log(time.time() - NFLOG_RETENTION)
+        except StateWriteError as exc:  # old entries stay until the next start: harmless
+            log.warning("cannot prune the notification log: %s", exc.reason)
 
     def wake(self) -> None:
         with self._cv:
@@ -169,7 +182,11 @@ class Dispatcher:
         cleanup: list[tuple[_Group, list[tuple[str, int]]]] = []
         with self._lock:
             self._submitted = False
+            backoff = self._commit_retry_at - time.monotonic()
+            if backoff > 0:  # the last commit failed: submissions wait in memory until the retry
+                return backoff
             notifications, self._to_forward = self._to_forward, []
+            forwarded = len(notifications)
             self._expire_alerts(now)
             due = [g for g in self._groups.values() if g.next_flush <= now]
             if due:
@@ -178,7 +195,11 @@ class Dispatcher:
                     cleanup.append((group, self._flush(group, now, muted, notifications, log_updates)))
             next_due = self._next_due()
         if notifications or log_updates:
-            self.outbox.commit(notifications, log_updates)  # outside the lock: submit() never waits on disk
+            try:
+                self.outbox.commit(notifications, log_updates)  # outside the lock: submit() never waits on disk
+            except StateWriteError as exc:
+                return self._commit_failed(exc, notifications[:forwarded], [g for g, _ in cleanup])
+            self._commit_succeeded()
         with self._lock:
             self._nflog.update(log_updates)
             for group, resolved in cleanup:
@@ -191,6 +212,40 @@ class Dispatcher:
         if notifications:
             self._committed(notifications)
         return min(self._max_sleep, max(0.0, next_due - time.time()))
+
+    def _commit_failed(self, exc: StateWriteError, forwarded: list[Notification], flushed: list[_Group]) -> float:
+        """Undo the pass whose commit failed, so that the retry makes it again; return the pause."""
+        self._commit_failures += 1
+        delay = retry_delay(self._commit_failures, self.config.delivery.initial_backoff,
+                            self.config.delivery.max_backoff)
+        with self._lock:
+            self._to_forward[:0] = forwarded
+            retry = time.time() + delay
+            for group in flushed:
+                group.next_flush = min(group.next_flush, retry)
+            self._commit_retry_at = time.monotonic() + delay
+            if self.stalled_since is None:
+                self.stalled_since = time.monotonic()
+            self.stall_reason = exc.reason
+        log.error("cannot commit notifications to the outbox: %s; retrying in %.1fs", exc.reason, delay,
+                  extra={"fields": {"groups": len(flushed), "batches": len(forwarded), "failures": self._commit_failures}})
+        return delay
+
+    def _commit_succeeded(self) -> None:
+        if self.stalled_since is None:
+            return
+        log.info("notifications are committed to the outbox again", extra={"fields": {
+            "failures": self._commit_failures, "stalled_seconds": round(time.monotonic() - self.stalled_since, 1)}})
+        with self._lock:
+            self._commit_failures, self.stalled_since, self.stall_reason = 0, None, ""
+
+    def problems(self) -> list[str]:
+        """Why due notifications cannot reach the outbox now (empty: they can)."""
+        since = self.stalled_since
+        if since is None:
+            return []
+        return [f"notifications cannot be committed to the outbox for {time.monotonic() - since:.0f}s: "
+                f"{self.stall_reason}"]
 
     def _next_due(self) -> float:
         """When the dispatcher has work without being told: the next group flush, or alert to
@@ -237,6 +292,36 @@ class Dispatcher:
                                         reason=reason, created_at=now))
             log_updates[log_key] = LogEntry(firing, resolved, now)
         return [(fp, v) for fp, (a, v) in group.alerts.items() if not a.firing]
+
+    # ------------------------------------------------------------------ reload
+
+    def notified_groups(self) -> list[tuple[str, str, dict[str, str], list[Alert], LogEntry]]:
+        """Each group some receiver was told is firing: (receiver, group key, group labels,
+        the group's alerts now, what the receiver was last told). Call with the thread stopped."""
+        with self._lock:
+            out = []
+            for group in self._groups.values():
+                entry = self._nflog.get((group.route.receiver, group.key))
+                if entry is not None and entry.firing:
+                    out.append((group.route.receiver, group.key, dict(group.labels),
+                                [a for a, _ in group.alerts.values()], entry))
+            return out
+
+    def tracked(self) -> list[tuple[Alert, float, set[str]]]:
+        """Every alert known: (alert, when last submitted, the receivers it was routed to)."""
+        with self._lock:
+            return [(t.alert, t.seen, set(t.receivers)) for t in self._alerts.values()]
+
+    def adopt(self, alerts: list[tuple[Alert, float, set[str]]]) -> None:
+        """Take over the alerts a reload's predecessor knew, as if they had been submitted here
+        (Alertmanager peers excepted: they already have them). Their resolve_timeout runs on."""
+        now = time.time()
+        with self._cv:
+            for alert, seen, _ in alerts:
+                self._ingest(alert, now)
+                self._alerts[alert.fingerprint].seen = seen
+            self._submitted = True
+            self._cv.notify_all()
 
     # ------------------------------------------------------------------ operator view
 

@@ -22,6 +22,13 @@ class NotifyMetrics:
         self.circuit_open = Gauge("tocsin_receiver_circuit_open",
                                   "Whether the receiver's circuit breaker is open (1) or closed (0).",
                                   ["receiver"], registry=r)
+        self.lane_stalled = Gauge("tocsin_notify_lane_stalled",
+                                  "Whether a delivery lane of the receiver cannot make progress for tocsin's own "
+                                  "reasons (its outbox cannot be written or read, its thread ended): 1, else 0.",
+                                  ["receiver"], registry=r)
+        self.dispatch_stalled = Gauge("tocsin_notify_dispatch_stalled",
+                                      "Whether due notifications cannot be committed to the outbox (1), else 0.",
+                                      registry=r)
         self.outbox_length = Gauge("tocsin_outbox_length", "Notifications waiting for delivery.", registry=r)
         self.outbox_oldest = Gauge("tocsin_outbox_oldest_seconds",
                                    "Age of the oldest notification waiting for delivery (0 if none).", registry=r)

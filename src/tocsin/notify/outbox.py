@@ -5,6 +5,9 @@ receiver accepted it, so a crash at any point costs at most a duplicate (with th
 idempotency key), never a loss. The notification log (what each receiver was last told
 about each group) is written in the same transaction as the notifications it causes, so
 after a restart tocsin neither forgets a group it notified nor notifies it twice.
+
+Every write raises `StateWriteError` when it fails (a full disk, a read-only file system),
+counted once; the callers keep what they meant to write and try again.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..statedb import counted_write, transaction
 from .notification import Notification
 
 _SCHEMA = """
@@ -77,47 +81,44 @@ class Outbox:
 
     # ------------------------------------------------------------------ writes
 
+    @counted_write
     def commit(self, notifications: list[Notification], log: dict[tuple[str, str], LogEntry]) -> None:
         """Store notifications and the notification-log entries they imply, atomically."""
         if not notifications and not log:
             return
-        with self._lock:
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                cur.executemany(
-                    "INSERT OR IGNORE INTO outbox (key, receiver, channel, created_at, body) VALUES (?, ?, ?, ?, ?)",
-                    [(n.key, n.receiver, channel_of(n.receiver, n.target), n.created_at, n.to_json())
-                     for n in notifications])
-                cur.executemany(
-                    "INSERT OR REPLACE INTO nflog (receiver, group_key, firing, resolved, sent_at) VALUES (?, ?, ?, ?, ?)",
-                    [(r, g, json.dumps(sorted(e.firing)), json.dumps(sorted(e.resolved)), e.sent_at)
-                     for (r, g), e in log.items()])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self._lock, transaction(self._db) as cur:
+            cur.executemany(
+                "INSERT OR IGNORE INTO outbox (key, receiver, channel, created_at, body) VALUES (?, ?, ?, ?, ?)",
+                [(n.key, n.receiver, channel_of(n.receiver, n.target), n.created_at, n.to_json())
+                 for n in notifications])
+            cur.executemany(
+                "INSERT OR REPLACE INTO nflog (receiver, group_key, firing, resolved, sent_at) VALUES (?, ?, ?, ?, ?)",
+                [(r, g, json.dumps(sorted(e.firing)), json.dumps(sorted(e.resolved)), e.sent_at)
+                 for (r, g), e in log.items()])
 
-    def delete(self, row_id: int) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+    @counted_write
+    def delete(self, *row_ids: int) -> None:
+        with self._lock, transaction(self._db) as cur:
+            cur.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in row_ids])
 
-    def record_failure(self, row_id: int, error: str) -> None:
+    @counted_write
+    def record_failure(self, row_id: int, error: str, failures: int = 1) -> None:
         with self._lock:
-            self._db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
-                             (error[:500], row_id))
+            self._db.execute("UPDATE outbox SET attempts = attempts + ?, last_error = ? WHERE id = ?",
+                             (failures, error[:500], row_id))
 
+    @counted_write
     def prune_log(self, older_than: float) -> None:
         with self._lock:
             self._db.execute("DELETE FROM nflog WHERE sent_at < ?", (older_than,))
 
     # ------------------------------------------------------------------ reads
 
-    def head(self, channel: str) -> Pending | None:
-        """The oldest notification of a channel: channels deliver in order."""
+    def head(self, channel: str, after: int = 0) -> Pending | None:
+        """The oldest notification of a channel past row `after`: channels deliver in order."""
         with self._lock:
-            row = self._db.execute("SELECT id, attempts, body FROM outbox WHERE channel = ? ORDER BY id LIMIT 1",
-                                   (channel,)).fetchone()
+            row = self._db.execute("SELECT id, attempts, body FROM outbox WHERE channel = ? AND id > ? "
+                                   "ORDER BY id LIMIT 1", (channel, after)).fetchone()
         if row is None:
             return None
         return Pending(id=row[0], attempts=row[1], notification=Notification.from_json(row[2]))

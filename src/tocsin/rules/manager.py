@@ -29,6 +29,7 @@ from typing import Any
 from ..config import LoadedConfig
 from ..gofmt import format_label_set
 from ..notify.alert import Alert as NotifyAlert
+from ..statedb import StateWriteError
 from . import exposition
 from .alerting import FIRING, INACTIVE, AlertingRule
 from .alerting import Alert as AlertingAlert
@@ -310,8 +311,11 @@ class RuleManager:
         try:
             self._state_db.save_group(group.key, ts, rows if changed else None)
             self._saved_signature[group.key] = signature
-        except Exception as exc:  # noqa: BLE001 - e.g. disk full: keep evaluating
-            log.error("cannot persist alert state: %s", exc)
+        except StateWriteError as exc:  # e.g. disk full: keep evaluating; the next one writes it all
+            log.error("cannot persist the alert state of rule group %s: %s; retrying at its next evaluation",
+                      group.name, exc, extra={"fields": {"group": group.key}})
+        except Exception:  # noqa: BLE001 - a bug here must not stop the evaluations
+            log.exception("cannot persist the alert state of rule group %s", group.name)
 
     # ---------------------------------------------------------------- views
     def ingest(self, target: str, samples: list[Any], unix_time: float) -> None:

@@ -4,18 +4,23 @@ What Prometheus keeps in its TSDB as ALERTS_FOR_STATE, tocsin keeps here: for ea
 each alerting rule its state and timers, and for each group when it was last evaluated
 (the start of an outage, when the daemon comes back). A group's rows are rewritten in one
 transaction only when its alerts changed, so a steady state costs one small UPDATE per
-evaluation.
+evaluation. A failed write raises `StateWriteError` (counted, its cause named): the caller
+keeps its state in memory and writes it again at the next evaluation.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..statedb import StateWriteError, counted_write, transaction
 from .alerting import Alert, AlertState
+
+log = logging.getLogger("tocsin.rules")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -55,31 +60,32 @@ class AlertStateDB:
         with self._lock:
             self._db.close()
 
+    @counted_write
     def save_group(self, group_key: str, last_eval_ms: int,
                    alerts: Iterable[tuple[str, Alert]] | None) -> None:
         """Record the evaluation time; if `alerts` is given, replace the group's alerts with it."""
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN")
-            try:
-                db.execute("INSERT INTO groups(group_key, last_eval_ms) VALUES (?, ?) "
-                           "ON CONFLICT(group_key) DO UPDATE SET last_eval_ms = excluded.last_eval_ms",
-                           (group_key, last_eval_ms))
-                if alerts is not None:
-                    db.execute("DELETE FROM alerts WHERE group_key = ?", (group_key,))
-                    db.executemany(
-                        "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(group_key, rule, json.dumps(a.labels), json.dumps(a.annotations, sort_keys=True), a.state.value,
-                          a.active_at, a.fired_at, a.resolved_at, a.last_sent_at, a.keep_firing_since,
-                          a.value if a.value == a.value else None)
-                         for rule, a in alerts])
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._lock, transaction(self._db, "BEGIN") as db:
+            db.execute("INSERT INTO groups(group_key, last_eval_ms) VALUES (?, ?) "
+                       "ON CONFLICT(group_key) DO UPDATE SET last_eval_ms = excluded.last_eval_ms",
+                       (group_key, last_eval_ms))
+            if alerts is not None:
+                db.execute("DELETE FROM alerts WHERE group_key = ?", (group_key,))
+                db.executemany(
+                    "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(group_key, rule, json.dumps(a.labels), json.dumps(a.annotations, sort_keys=True), a.state.value,
+                      a.active_at, a.fired_at, a.resolved_at, a.last_sent_at, a.keep_firing_since,
+                      a.value if a.value == a.value else None)
+                     for rule, a in alerts])
 
     def forget_groups(self, keep: set[str]) -> None:
-        """Drop the state of groups that no longer exist."""
+        """Drop the state of groups that no longer exist (best effort: a restart tries again)."""
+        try:
+            self._forget_groups(keep)
+        except StateWriteError as exc:
+            log.error("cannot forget the alert state of removed rule groups: %s", exc)
+
+    @counted_write
+    def _forget_groups(self, keep: set[str]) -> None:
         with self._lock:
             for (key,) in self._db.execute("SELECT group_key FROM groups").fetchall():
                 if key not in keep:

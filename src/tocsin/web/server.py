@@ -40,6 +40,7 @@ class Control(Protocol):
     """What the listener asks of the daemon's lifecycle (the `Daemon`)."""
 
     def is_ready(self) -> bool: ...
+    def health_problems(self) -> list[str]: ...
     def request_reload(self) -> tuple[bool, str]: ...
 
 
@@ -108,7 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/metrics":
                 self._send(200, pages.render_metrics(), CONTENT_TYPE_METRICS)
             elif path == "/-/healthy":
-                self._send(200, b"tocsin is healthy.\n")
+                problems = self.server.control.health_problems()
+                self._send(503 if problems else 200,
+                           "".join(f"{p}\n" for p in problems).encode() if problems else b"tocsin is healthy.\n")
             elif path == "/-/ready":
                 ready = self.server.control.is_ready()
                 self._send(200 if ready else 503, b"tocsin is ready.\n" if ready else b"not ready\n")

@@ -9,6 +9,8 @@ does that, and the circuit breaker decides when trying again is worth it.
 from __future__ import annotations
 
 import json
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import requests
@@ -89,9 +91,32 @@ class Receiver:
                                     {"receiver": self.name, "retryable": True}) from None
         if not 200 <= response.status_code < 300:
             snippet = self.redact(response.text[:200].strip())
-            raise NotificationError(f"HTTP {response.status_code} from the receiver: {snippet}",
-                                    {"receiver": self.name, "status_code": response.status_code})
+            details: dict[str, Any] = {"receiver": self.name, "status_code": response.status_code}
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                details["retry_after"] = retry_after
+                snippet += f" (retry after {retry_after:g}s)"
+            raise NotificationError(f"HTTP {response.status_code} from the receiver: {snippet}", details)
         return response
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP-date); None if absent or unreadable.
+
+    A peer that says when to come back (429, 503) is throttling us: trying sooner only
+    prolongs the throttle, and the delivery lane must not ask again before then."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is GMT
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _path_of(url: str) -> str:
