@@ -11,7 +11,14 @@ read every few seconds also lends its series in place (`RefStorage`, `SeriesRef`
 
 from __future__ import annotations
 
-from .engine import DEFAULT_LOOKBACK_MS, DEFAULT_SUBQUERY_STEP_MS, instant_query, range_query
+from .engine import (
+    DEFAULT_LOOKBACK_MS,
+    DEFAULT_MAX_SAMPLES,
+    DEFAULT_SUBQUERY_STEP_MS,
+    DEFAULT_TIMEOUT_S,
+    instant_query,
+    range_query,
+)
 from .errors import PromQLError, PromQLEvalError, PromQLParseError
 from .labels import Labels, drop_name, from_dict
 from .matchers import Matcher
@@ -22,7 +29,9 @@ from .values import STALE_NAN, Matrix, Sample, Scalar, Series, String, Value, Ve
 
 __all__ = [
     "DEFAULT_LOOKBACK_MS",
+    "DEFAULT_MAX_SAMPLES",
     "DEFAULT_SUBQUERY_STEP_MS",
+    "DEFAULT_TIMEOUT_S",
     "Expr",
     "Labels",
     "Matcher",

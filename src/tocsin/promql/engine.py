@@ -10,6 +10,7 @@ overlapping windows of consecutive range steps are not recomputed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -28,6 +29,11 @@ from .values import Matrix, Sample, Scalar, Series, String, Value, Vector
 # How far back an instant selector looks for a sample (Prometheus's default, 5 minutes).
 DEFAULT_LOOKBACK_MS = 300_000
 DEFAULT_SUBQUERY_STEP_MS = 60_000
+# Prometheus's query.max-samples and query.timeout: one expensive query (a `[1w:1ms]`
+# subquery) must fail with a reason, not hold the rule thread or the memory for hours.
+DEFAULT_MAX_SAMPLES = 50_000_000
+DEFAULT_TIMEOUT_S = 120.0
+TOO_MANY_SAMPLES = "query processing would load too many samples into memory in query execution"
 
 _SET_OPS = frozenset({"and", "or", "unless"})
 _FILTERS = frozenset({"==", "!=", ">", "<", ">=", "<="})
@@ -53,12 +59,20 @@ class Evaluator:
         end_ms: int,
         lookback_ms: int = DEFAULT_LOOKBACK_MS,
         subquery_step_ms: int = DEFAULT_SUBQUERY_STEP_MS,
+        max_samples: int = DEFAULT_MAX_SAMPLES,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.storage = storage
         self.start = start_ms
         self.end = end_ms
         self.lookback = lookback_ms
         self.subquery_step = subquery_step_ms
+        # Samples held at once: range-vector copies while their function runs, subquery
+        # points until their consumer is done, the query's output. Instant vectors and the
+        # store's own arrays, bounded by the store, are not counted (as the hot paths stay cheap).
+        self.samples = 0
+        self.max_samples = max_samples
+        self.deadline = time.monotonic() + timeout_s
         self._bounds: dict[int, tuple[int, int]] = {}
         self._selected: dict[int, tuple[Sequence[SeriesRef], int, AbstractContextManager[Any]]] = {}
         self._memo: dict[int, dict[int, list[Sample]]] = {}  # subquery inner node -> step -> result
@@ -125,6 +139,18 @@ class Evaluator:
             self._selected[id(vs)] = got
         return got
 
+    # ------------------------------------------------------------------ budget
+
+    def take(self, n: int) -> None:
+        """Count `n` more samples held; fail the query past its budget."""
+        self.samples += n
+        if self.samples > self.max_samples:
+            raise PromQLEvalError(TOO_MANY_SAMPLES)
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise PromQLEvalError("query timed out in expression evaluation")
+
     # ------------------------------------------------------------------ evaluation
 
     def eval(self, node: N.Expr, ts: int) -> Any:
@@ -158,10 +184,14 @@ class Evaluator:
                 for old in [k for k in memo if k < first]:
                     del memo[old]
             t = first
+            check_time = self.check_time
+            take = self.take
             while t <= maxt:
+                check_time()
                 got = memo.get(t)
                 if got is None:
                     got = memo[t] = self.eval(inner, t)
+                take(len(got) or 1)  # an empty step still costs its memo entry
                 for lbl, v in got:
                     pts = acc.get(lbl)
                     if pts is None:
@@ -182,7 +212,10 @@ class Evaluator:
                 # Series of one metric name stay unique without it.
                 return fast if fd.keep_name or _one_name(node.args[0].selector) else _check_unique(fast)
             mi = fd.matrix_arg
+            held = self.samples
             series, window = self._range(node.args[mi], ts)
+            if isinstance(node.args[mi], N.MatrixSelector):
+                self.take(sum(len(s[1]) for s in series))
             extra = [self.eval(a, ts) for i, a in enumerate(node.args) if i != mi]
             fn = fd.fn
             keep_name = fd.keep_name
@@ -191,6 +224,7 @@ class Evaluator:
                 v = fn(tss, vals, window, *extra)
                 if v is not None:
                     out.append(Sample(lbl if keep_name else drop_name(lbl), v))
+            self.samples = held  # the window copies are gone once the function is done
             return _check_unique(out)
         if kind == "elementwise":
             vec = self.eval(node.args[0], ts) if node.args else [Sample((), ts / 1000.0)]
@@ -204,7 +238,9 @@ class Evaluator:
                 _check_unique(res)
             return res
         if kind == "absent_over_time":
+            held = self.samples
             series, _ = self._range(node.args[0], ts)
+            self.samples = held
             if any(True for _ in series):
                 return []
             return [Sample(absent_labels(node.args[0]), 1.0)]
@@ -269,10 +305,15 @@ def instant_query(
     t_ms: int,
     lookback_ms: int = DEFAULT_LOOKBACK_MS,
     subquery_step_ms: int = DEFAULT_SUBQUERY_STEP_MS,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Value:
-    """Evaluate at one instant, as a rule evaluation or Prometheus' /api/v1/query does."""
+    """Evaluate at one instant, as a rule evaluation or Prometheus' /api/v1/query does.
+
+    Fails with PromQLEvalError past `max_samples` held at once or `timeout_s` of work.
+    """
     node = _as_expr(expr)
-    ev = Evaluator(storage, t_ms, t_ms, lookback_ms, subquery_step_ms)
+    ev = Evaluator(storage, t_ms, t_ms, lookback_ms, subquery_step_ms, max_samples, timeout_s)
     ev.prepare(node)
     try:
         if node.type in (N.MATRIX,):
@@ -296,8 +337,13 @@ def range_query(
     step_ms: int,
     lookback_ms: int = DEFAULT_LOOKBACK_MS,
     subquery_step_ms: int = DEFAULT_SUBQUERY_STEP_MS,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Matrix:
-    """Evaluate at start, start+step, ... <= end; one Series per label set, sorted by labels."""
+    """Evaluate at start, start+step, ... <= end; one Series per label set, sorted by labels.
+
+    Fails with PromQLEvalError past `max_samples` held at once or `timeout_s` of work.
+    """
     node = _as_expr(expr)
     if node.type not in (N.SCALAR, N.VECTOR):
         raise PromQLEvalError(
@@ -307,12 +353,20 @@ def range_query(
         raise PromQLEvalError("zero or negative query resolution step widths are not accepted")
     if end_ms < start_ms:
         raise PromQLEvalError("end timestamp must not be before start time")
-    ev = Evaluator(storage, start_ms, end_ms, lookback_ms, subquery_step_ms)
+    ev = Evaluator(storage, start_ms, end_ms, lookback_ms, subquery_step_ms, max_samples, timeout_s)
     ev.prepare(node)
     acc: dict[Labels, tuple[list[int], list[float]]] = {}
+    output = 0
     t = start_ms
     while t <= end_ms:
+        ev.check_time()
         res = ev.eval(node, t)
+        if node.type == N.VECTOR:
+            output += len(res)
+        else:
+            output += 1
+        ev.samples = 0  # what this step held is gone; subquery memos are counted again as they refill
+        ev.take(output)
         if node.type == N.SCALAR:
             res = [Sample((), res)]
         for lbl, v in res:

@@ -13,6 +13,7 @@ import functools
 
 import promql_parser as _pp
 
+from . import limits
 from . import nodes as N
 from .errors import PromQLParseError
 from .functions import FUNCTIONS
@@ -51,13 +52,17 @@ def parse(expr: str) -> N.Expr:
 
 @functools.lru_cache(maxsize=1024)
 def _parse_cached(expr: str) -> N.Expr:
+    limits.check(expr)  # before the binding: deep or huge input crashes it, or eats memory
     try:
         tree = _pp.parse(expr)
     except BaseException as exc:  # the Rust binding raises ValueError, or panics
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        raise PromQLParseError(f"parse error in {expr!r}: {exc}") from None
-    return _convert(tree)
+        raise PromQLParseError(f"parse error in {limits.clip(repr(expr))}: {exc}") from None
+    try:
+        return _convert(tree)
+    except RecursionError:  # limits.check bounds the depth; this is the last line of defence
+        raise PromQLParseError(f"expression nested too deeply: {limits.clip(repr(expr))}") from None
 
 
 def _ename(v: object) -> str:

@@ -10,13 +10,15 @@ fields of TemplateData and QuerySample.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
 from .functions import FUNCTIONS, KNOWN_FUNCTIONS
 from .parse import Action, Control, Field, FunctionRef, Literal, Parser, Pipeline, Text
 from .values import (
+    MAX_OUTPUT_CHARS,
+    MAX_STEPS,
     NO_VALUE,
     QuerySample,
     TemplateData,
@@ -26,8 +28,7 @@ from .values import (
     truth,
 )
 
-MAX_STEPS = 100_000
-MAX_OUTPUT_CHARS = 1_000_000
+__all__ = ["MAX_OUTPUT_CHARS", "MAX_STEPS", "Template", "alert_template_data"]
 
 
 class _Execution:
@@ -38,46 +39,55 @@ class _Execution:
         self.funcs = funcs
         self.scopes: list[dict[str, Any]] = [{"$": data}]
         self.out: list[str] = []
+        self.size = 0  # characters in out
         self.steps = 0
 
     def error(self, msg: str) -> TemplateError:
         return TemplateError(f"template: {self.name}: {msg}")
 
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise self.error(f"template too expensive (over {MAX_STEPS} steps)")
+
+    def emit(self, text: str) -> None:
+        self.size += len(text)
+        if self.size > MAX_OUTPUT_CHARS:
+            raise self.error(f"template output too large (over {MAX_OUTPUT_CHARS} characters)")
+        self.out.append(text)
+
     def run(self, nodes: list[Any], dot: Any) -> None:
         for node in nodes:
-            self.steps += 1
-            if self.steps > MAX_STEPS:
-                raise self.error("template too expensive")
+            self.step()
             if isinstance(node, Text):
-                self.out.append(node.text)
+                self.emit(node.text)
             elif isinstance(node, Action):
                 value = self.pipe(node.pipe, dot)
                 if not node.pipe.decl:
-                    self.out.append(go_sprint(value))
+                    self.emit(go_sprint(value))
             else:
                 self.control(node, dot)
-            if self.out and len(self.out[-1]) > MAX_OUTPUT_CHARS:
-                raise self.error("template output too large")
 
     def control(self, node: Control, dot: Any) -> None:
         self.scopes.append({})
         try:
             if node.kind == "range":
                 value = self.pipe(node.pipe, dot, declare=False)
-                items: list[tuple[Any, Any]]
+                items: Iterable[tuple[Any, Any]]
                 if isinstance(value, dict):
                     items = sorted(value.items())
                 elif isinstance(value, (list, tuple)):
-                    items = list(enumerate(value))
+                    items = enumerate(value)
                 elif isinstance(value, int) and not isinstance(value, bool):
-                    items = [(i, i) for i in range(value)]
+                    items = ((i, i) for i in range(value))  # lazily: `range 1000000000` runs out of steps
                 elif value is NO_VALUE or value is None:
-                    items = []
+                    items = ()
                 else:
                     raise self.error(f"range can't iterate over {go_sprint(value)}")
-                if not items:
+                if value is NO_VALUE or value is None or (value <= 0 if isinstance(value, int) else not value):
                     self.run(node.else_body, dot)
                 for key, elem in items:
+                    self.step()  # an empty body still costs its iterations
                     if len(node.pipe.decl) == 1:
                         self.scopes[-1][node.pipe.decl[0]] = elem
                     elif len(node.pipe.decl) == 2:
@@ -138,7 +148,10 @@ class _Execution:
         if fn is None:
             fn = FUNCTIONS[name]
         try:
-            return fn(*args)
+            result = fn(*args)
+            if isinstance(result, str) and len(result) > MAX_OUTPUT_CHARS:
+                raise TemplateError(f"result longer than {MAX_OUTPUT_CHARS} characters")
+            return result
         except TemplateError as exc:
             raise self.error(f"error calling {name}: {exc}") from None
         except TypeError:

@@ -20,6 +20,7 @@ import re2
 from ..gofmt import expand, format_float, time_string
 from ..units import parse_duration
 from .values import (
+    MAX_OUTPUT_CHARS,
     NO_VALUE,
     QuerySample,
     TemplateError,
@@ -141,7 +142,18 @@ def _re_replace_all(pattern: str, repl: str, text: str) -> str:
         rx = re2.compile(pattern)
     except Exception as exc:  # noqa: BLE001 - re2.error
         raise TemplateError(f"error parsing regexp: {exc}") from None
-    return rx.sub(lambda m: expand(repl, m), text)
+    dollars = repl.count("$")
+    size = 0
+
+    def replace(m: Any) -> str:
+        # Every group lies inside the match: bound the expansion before making it.
+        nonlocal size
+        size += len(repl) + dollars * (m.end() - m.start())
+        if size > MAX_OUTPUT_CHARS:
+            raise TemplateError(f"result longer than {MAX_OUTPUT_CHARS} characters")
+        return expand(repl, m)
+
+    return rx.sub(replace, text)
 
 
 def _match(pattern: str, text: str) -> bool:

@@ -117,6 +117,11 @@ def _unquote(s: str) -> str:
     return "".join(out)
 
 
+# Deeper nesting of if/with/range or of parentheses is refused: the parser and the
+# execution recurse once per level, and no real template needs a hundred.
+MAX_NESTING = 100
+
+
 class Parser:
     """Parses one template; `functions` are the names it may call."""
 
@@ -126,6 +131,8 @@ class Parser:
         self.functions = functions
         self.line = 1
         self.vars: list[set[str]] = [{"$"}]
+        self._parens = 0
+        self._depth = 0
 
     def error(self, msg: str) -> TemplateError:
         return TemplateError(f"template: {self.name}:{self.line}: {msg}")
@@ -225,6 +232,15 @@ class Parser:
         return body, None
 
     def _control(self, kind: str, rest: str) -> Control:
+        self._depth += 1  # an `else if` counts as a level too: it nests like one
+        if self._depth > MAX_NESTING:
+            raise self.error(f"{kind} nested more than {MAX_NESTING} levels deep (else if included)")
+        try:
+            return self._control_body(kind, rest)
+        finally:
+            self._depth -= 1
+
+    def _control_body(self, kind: str, rest: str) -> Control:
         self.vars.append(set())
         pipe = self._pipeline(rest.strip(), context=kind)
         body, end = self._list()
@@ -318,7 +334,11 @@ class Parser:
         self._pos += 1
         node: Any
         if kind == "lp":
+            self._parens += 1
+            if self._parens > MAX_NESTING:
+                raise self.error(f"parentheses nested more than {MAX_NESTING} levels deep")
             inner = self._parse_pipe([], False)
+            self._parens -= 1
             if self._pos >= len(self._toks) or self._toks[self._pos][0] != "rp":
                 raise self.error("unclosed left paren")
             self._pos += 1

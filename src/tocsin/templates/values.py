@@ -17,6 +17,12 @@ from typing import Any
 
 from ..gofmt import format_float, quote, time_string
 
+# Bounds of one expansion: steps taken, and characters of output or of any one string a
+# function returns (`printf "%s%s" $x $x` in a loop doubles a string each step, and no
+# output shows it), so a template fails with a reason instead of taking the memory.
+MAX_STEPS = 100_000
+MAX_OUTPUT_CHARS = 1_000_000
+
 
 class TemplateError(Exception):
     """A template cannot be parsed or executed; the message mimics Go's."""
@@ -119,12 +125,22 @@ def go_printf(fmt: str, *args: Any) -> str:
         if verb == "%":
             out.append("%")
             continue
+        if _too_large(width) or _too_large(prec):
+            out.append("%!(NOVERB)")  # Go gives up on the rest of the format
+            pos = len(fmt)
+            break
         if width == "*":
             width = str(args[argi]) if argi < len(args) else ""
             argi += 1
+            if _too_large(width.lstrip("-")):
+                out.append("%!(BADWIDTH)")
+                width = None
         if prec == "*":
             prec = str(args[argi]) if argi < len(args) else ""
             argi += 1
+            if _too_large(prec.lstrip("-")):
+                out.append("%!(BADPREC)")
+                prec = None
         if argi >= len(args):
             out.append(f"%!{verb}(MISSING)")
             continue
@@ -136,6 +152,15 @@ def go_printf(fmt: str, *args: Any) -> str:
         extra = ", ".join(f"{go_type_name(a)}={go_sprint(a)}" for a in args[argi:])
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
+
+
+# Go's fmt refuses widths and precisions over a million (tooLarge), so `%999999999d`
+# cannot make a gigabyte string: neither can we.
+_MAX_WIDTH = 1_000_000
+
+
+def _too_large(number: str | None) -> bool:
+    return number is not None and number.isdigit() and int(number) > _MAX_WIDTH
 
 
 def _pad(text: str, flags: str, width: str | None) -> str:
