@@ -60,7 +60,7 @@ def test_every_error_reported_with_file_and_key_path():
 
 def test_cross_field_rules():
     assert errors_of({"targets": [{"name": "a", "url": "http://x/"}, {"name": "a", "url": "http://y/"}]}) == [
-        "tocsin.yml: targets: duplicate target name 'a'"]
+        "tocsin.yml: targets[1].name: duplicate target name 'a' (first at targets[0])"]
     assert any("give exactly one of url (HTTP), tcp or dns" in e
                for e in errors_of({"targets": [{"name": "a", "url": "http://x/", "tcp": {"address": "x:1"}}]}))
     assert errors_of({"targets": [{"name": "a", "url": "http://x/", "interval": "5s", "timeout": "10s"}]}) == [
@@ -161,8 +161,8 @@ def test_check_config_command(tmp_path):
     bad.write_text("global: {interval: often}\ntargets: [{name: a, url: 'http://x/', typo: 1}]\n")
     result = run_cli("check", "config", str(bad))
     assert result.returncode == 1
-    assert f"{bad}: global.interval: expected a duration such as 30s, 5m or 1h30m" in result.stderr
-    assert f"{bad}: targets[0].typo: unknown key" in result.stderr
+    assert f"{bad}:1: global.interval: expected a duration such as 30s, 5m or 1h30m, got 'often'" in result.stderr
+    assert f"{bad}:2: targets[0].typo: unknown key" in result.stderr
 
 
 def test_reload_reuses_unchanged_targets_but_rereads_secret_files(tmp_path):
