@@ -70,6 +70,7 @@ def format_loc(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         elif isinstance(part, str) and not part.startswith(("function-", "constrained-")) and "[" not in part:
+            part = part if len(part) <= 60 else part[:60] + "..."  # a mistyped key, not a megabyte of one
             out += f".{part}" if out else part
     return out or "(top level)"
 
@@ -103,12 +104,15 @@ def _message(error: Mapping[str, Any]) -> str:
 def error_problems(exc: ValidationError, model: type[BaseModel]) -> list[Problem]:
     """Every problem pydantic found, with its key path; an unknown key says which known one it resembles."""
     problems = []
-    for error in exc.errors():
+    for error in exc.errors(include_url=False, include_input=False):
         message = _message(error)
         if error["type"] == "extra_forbidden":
             message += _did_you_mean(model, error["loc"])
         problems.append((tuple(error["loc"]), message))
     return problems
+
+
+MAX_REPORTED = 100  # a file of 100 000 broken list items is one mistake repeated, not 100 000 log lines
 
 
 def format_problems(problems: list[Problem], source: str, tree: Any = None) -> list[str]:
@@ -117,9 +121,11 @@ def format_problems(problems: list[Problem], source: str, tree: Any = None) -> l
     `tree` is the file as the YAML loader returned it, which remembers where each key was written.
     """
     lines = []
-    for loc, message in problems:
+    for loc, message in problems[:MAX_REPORTED]:
         line = yamlfile.line_of(tree, loc) if tree is not None else None
         lines.append(f"{source}{f':{line}' if line else ''}: {format_loc(loc)}: {message}")
+    if len(problems) > MAX_REPORTED:
+        lines.append(f"{source}: {len(problems) - MAX_REPORTED} more problems not shown")
     return lines
 
 
