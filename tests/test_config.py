@@ -60,7 +60,7 @@ def test_every_error_reported_with_file_and_key_path():
 
 def test_cross_field_rules():
     assert errors_of({"targets": [{"name": "a", "url": "http://x/"}, {"name": "a", "url": "http://y/"}]}) == [
-        "tocsin.yml: targets: duplicate target name 'a'"]
+        "tocsin.yml: targets[1].name: duplicate target name 'a' (first at targets[0])"]
     assert any("give exactly one of url (HTTP), tcp or dns" in e
                for e in errors_of({"targets": [{"name": "a", "url": "http://x/", "tcp": {"address": "x:1"}}]}))
     assert errors_of({"targets": [{"name": "a", "url": "http://x/", "interval": "5s", "timeout": "10s"}]}) == [
@@ -161,8 +161,8 @@ def test_check_config_command(tmp_path):
     bad.write_text("global: {interval: often}\ntargets: [{name: a, url: 'http://x/', typo: 1}]\n")
     result = run_cli("check", "config", str(bad))
     assert result.returncode == 1
-    assert f"{bad}: global.interval: expected a duration such as 30s, 5m or 1h30m" in result.stderr
-    assert f"{bad}: targets[0].typo: unknown key" in result.stderr
+    assert f"{bad}:1: global.interval: expected a duration such as 30s, 5m or 1h30m, got 'often'" in result.stderr
+    assert f"{bad}:2: targets[0].typo: unknown key" in result.stderr
 
 
 def test_reload_reuses_unchanged_targets_but_rereads_secret_files(tmp_path):
@@ -180,3 +180,52 @@ def test_reload_reuses_unchanged_targets_but_rereads_secret_files(tmp_path):
     with pytest.raises(ConfigError):  # a broken load does not poison what the next one reuses
         parse_config({"targets": [{"name": "a", "url": "http://x/"}, {"name": "d", "url": "ftp://bad"}]}, "x")
     assert parse_config(raw, "x").targets[2].name == "c"
+
+
+@pytest.mark.parametrize("text", ["293y", "106751d23h47m16s855ms", "10000000000y", "9" * 30 + "ms"])
+def test_durations_beyond_what_go_holds_are_refused(text):
+    with pytest.raises(ValueError, match="duration out of range"):
+        parse_duration(text)
+    assert parse_duration("106751d23h47m16s854ms") == 9223372036.854  # Go's time.Duration maximum, to the ms
+
+
+@pytest.mark.parametrize("value", ["9" * 400 + "TiB", 2**63, "8388608TiB"])
+def test_sizes_beyond_int64_are_refused(value):
+    with pytest.raises(ValueError, match="size out of range"):
+        parse_size(value)
+
+
+def test_errors_from_a_file_name_the_line_and_suggest_the_key_meant(tmp_path):
+    path = tmp_path / "tocsin.yml"
+    path.write_text("global:\n  interval: 10s\n  Timeout: 5s\n"
+                    "targets:\n  - name: a\n    url: http://x/\n    intervl: 5s\n"
+                    "  - name: b\n    tcp: {adress: 'x:1'}\n"
+                    "alerting:\n  route: {reciever: r}\n  receivers: [{name: r}]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    errors = info.value.errors
+    assert f"{path}:3: global.Timeout: unknown key (did you mean timeout?)" in errors
+    assert f"{path}:7: targets[0].intervl: unknown key (did you mean interval?)" in errors
+    assert f"{path}:9: targets[1].tcp.adress: unknown key (did you mean address?)" in errors
+    assert f"{path}:11: alerting.route.reciever: unknown key (did you mean receiver?)" in errors
+
+
+def test_merge_keys_and_anchors_work_and_keep_positions(tmp_path):
+    path = tmp_path / "tocsin.yml"
+    path.write_text("targets:\n  - &first {name: a, url: 'http://x/', interval: 10s, timeout: 2s}\n"
+                    "  - <<: *first\n    name: b\n    timeout: 20s\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.errors == [f"{path}:5: targets[1].timeout: must not exceed the interval (20s > 10s)"]
+    path.write_text(path.read_text().replace("20s", "3s"))
+    targets = load_config(path).targets
+    assert [(t.name, t.endpoint, t.interval, t.timeout) for t in targets] == [
+        ("a", "http://x/", 10, 2), ("b", "http://x/", 10, 3)]
+
+
+def test_listen_address_must_resolve():
+    for address in ("localhost:9469", "[::1]:9469", "127.0.0.1:9469"):
+        parse_config({"global": {"listen_address": address}}, "x")
+    assert errors_of({"global": {"listen_address": "no-such-host.invalid:9469"}}) == [
+        "tocsin.yml: global.listen_address: cannot listen on 'no-such-host.invalid:9469': "
+        "host 'no-such-host.invalid' does not resolve (Name or service not known)"]

@@ -31,25 +31,34 @@ def _load_or_report(path: str) -> LoadedConfig | None:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    loaded = _load_or_report(args.file)
+    """Each file and the rule files it names; every problem as `FILE[:LINE]: key.path: reason` on stderr."""
+    failed = False
+    for path in args.files:
+        if not _check_config_file(path):
+            failed = True
+    return 1 if failed else 0
+
+
+def _check_config_file(path: str) -> bool:
+    loaded = _load_or_report(path)
     if loaded is None:
-        return 1
+        return False
     from .rules.files import RuleFileError, load_rule_file, resolve_rule_files
 
     files, warnings = resolve_rule_files(loaded.path, loaded.config.rule_files)
-    errors = [f"{args.file}: rule_files: {w}" for w in warnings]
+    errors = [f"{path}: rule_files: {w}" for w in warnings]
     rules = 0
-    for path in files:
+    for rule_path in files:
         try:
-            rules += sum(len(g.rules) for g in load_rule_file(path, loaded.global_.evaluation_interval))
+            rules += sum(len(g.rules) for g in load_rule_file(rule_path, loaded.global_.evaluation_interval))
         except RuleFileError as exc:
             errors += exc.errors
     if errors:
         for line in errors:
             print(line, file=sys.stderr)
-        return 1
-    print(f"{args.file}: OK ({len(loaded.targets)} targets, {rules} rules in {len(files)} rule files)")
-    return 0
+        return False
+    print(f"{path}: OK ({len(loaded.targets)} targets, {rules} rules in {len(files)} rule files)")
+    return True
 
 
 def _cmd_check_rules(args: argparse.Namespace) -> int:
@@ -148,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate files without running anything")
     check_sub = check.add_subparsers(dest="what", required=True)
-    check_config = check_sub.add_parser("config", help="validate a configuration file")
-    check_config.add_argument("file")
+    check_config = check_sub.add_parser("config", help="validate configuration files")
+    check_config.add_argument("files", nargs="+", metavar="FILE")
     check_config.set_defaults(func=_cmd_check_config)
     check_rules = check_sub.add_parser("rules", help="validate Prometheus-format rule files")
     check_rules.add_argument("files", nargs="+", metavar="FILE")

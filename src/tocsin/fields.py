@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from .units import parse_duration, parse_size
+from .units import parse_duration, parse_size, shown
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 RESERVED_LABELS = frozenset({"target", "result", "job", "instance", "le"})
@@ -46,18 +47,42 @@ def _size(value: Any) -> int:
 
 def _host_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit() and len(port) <= 5) or not 0 < int(port) < 65536:
         raise ValueError("expected host:port, such as 127.0.0.1:5432")
     return value
 
 
-def _regexp(value: str) -> str:
+def _listen_address(value: str) -> str:
+    """A host:port whose host resolves now: a name that does not is a mistake in the file, not
+    something to find out at start-up (a port in use, on the other hand, is found at start-up)."""
+    host, _, port = _host_port(value).rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(f"cannot listen on {shown(value)}: host {shown(host)} does not resolve ({reason})") from None
+    return value
+
+
+@functools.cache
+def _re2_options() -> Any:
     import re2  # RE2: linear time on hostile input, same dialect as Prometheus
 
+    options = re2.Options()
+    options.log_errors = False  # the reason goes into the error, not to stderr from the C++ library
+    return options
+
+
+def _regexp(value: str) -> str:
+    import re2
+
     try:
-        re2.compile(value)
+        re2.compile(value, options=_re2_options())
     except re2.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        detail = exc.args[0] if exc.args else ""
+        detail = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+        raise ValueError(f"invalid regular expression {shown(value)}: {detail}") from None
     return value
 
 
@@ -71,6 +96,7 @@ Duration = Annotated[float, BeforeValidator(_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_duration), AfterValidator(_positive)]
 Size = Annotated[int, BeforeValidator(_size)]
 HostPort = Annotated[str, AfterValidator(_host_port)]
+ListenAddress = Annotated[str, AfterValidator(_listen_address)]
 Regexp = Annotated[str, AfterValidator(_regexp)]
 ReadableFile = Annotated[str, AfterValidator(_readable_file)]
 

@@ -1,82 +1,62 @@
-"""Reading a configuration file: YAML in, `${ENV}` expanded, every error as `FILE: key.path: reason`.
+"""Reading a configuration file: YAML in, `${ENV}` expanded, every error as `FILE:LINE: key.path: reason`.
 
 Operators edit the file by hand and apply it with SIGHUP, so a mistake must be reported
-with the file, the key path and what was expected, in words rather than pydantic's codes.
-Nothing here knows the schema; `schema.py` validates what this reads.
+with the file, the line, the key path and what was expected, in words rather than
+pydantic's codes, and a mistyped key with the key it resembles. The YAML is read by
+`tocsin.yamlfile` (the loader rule files use too), which bounds what a hostile file can
+cost and remembers where each key was written. Nothing here knows the schema;
+`schema.py` validates what this reads.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigError
+from .. import yamlfile
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-# libyaml's parser when PyYAML has it (10x faster on a file of 10 000 targets); same results.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]  # C or Python loader, chosen at import
-    """Safe loading that refuses duplicate keys: a silently shadowed key is a lost setting."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
-        mapping[key] = loader.construct_object(value_node, deep=deep)
-    return mapping
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+Loc = tuple[Any, ...]
+Problem = tuple[Loc, str]  # where in the file (a key path) and what is wrong there
 
 
 def load_yaml(path: Path) -> Any:
-    """Parse a YAML file safely; syntax errors become ConfigError with file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}".replace("\n", " ")) from None
+    """Parse a YAML file within bounds (size, depth, aliases); errors are ConfigError with file and line."""
+    return yamlfile.load(path)
 
 
-def expand_env(node: Any, path: str = "") -> tuple[Any, list[str]]:
+def expand_env(node: Any, loc: Loc = ()) -> tuple[Any, list[Problem]]:
     """Replace `${NAME}` in every string by the environment variable; `$$` is a literal `$`."""
-    errors: list[str] = []
+    errors: list[Problem] = []
     if isinstance(node, str):
         def substitute(match: re.Match[str]) -> str:
             if match.group(0) == "$$":
                 return "$"
             name = match.group(1)
             if name not in os.environ:
-                errors.append(f"{path or '(top level)'}: environment variable {name} is not set")
+                errors.append((loc, f"environment variable {name} is not set"))
                 return ""
             return os.environ[name]
         return (_ENV_REF.sub(substitute, node) if "$" in node else node), errors
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
-            out[key], errs = expand_env(value, f"{path}.{key}" if path else str(key))
+            out[key], errs = expand_env(value, (*loc, key))
             errors += errs
         return out, errors
     if isinstance(node, list):
         items = []
         for index, value in enumerate(node):
-            item, errs = expand_env(value, f"{path}[{index}]")
+            item, errs = expand_env(value, (*loc, index))
             items.append(item)
             errors += errs
         return items, errors
@@ -90,6 +70,7 @@ def format_loc(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         elif isinstance(part, str) and not part.startswith(("function-", "constrained-")) and "[" not in part:
+            part = part if len(part) <= 60 else part[:60] + "..."  # a mistyped key, not a megabyte of one
             out += f".{part}" if out else part
     return out or "(top level)"
 
@@ -120,6 +101,67 @@ def _message(error: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def error_lines(exc: ValidationError, source: str) -> list[str]:
-    """Every problem pydantic found, as `source: key.path: what was expected`."""
-    return [f"{source}: {format_loc(e['loc'])}: {_message(e)}" for e in exc.errors()]
+def error_problems(exc: ValidationError, model: type[BaseModel]) -> list[Problem]:
+    """Every problem pydantic found, with its key path; an unknown key says which known one it resembles."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = _message(error)
+        if error["type"] == "extra_forbidden":
+            message += _did_you_mean(model, error["loc"])
+        problems.append((tuple(error["loc"]), message))
+    return problems
+
+
+MAX_REPORTED = 100  # a file of 100 000 broken list items is one mistake repeated, not 100 000 log lines
+
+
+def format_problems(problems: list[Problem], source: str, tree: Any = None) -> list[str]:
+    """`FILE:LINE: key.path: reason` for each problem (`FILE: key.path: reason` where no line is known).
+
+    `tree` is the file as the YAML loader returned it, which remembers where each key was written.
+    """
+    lines = []
+    for loc, message in problems[:MAX_REPORTED]:
+        line = yamlfile.line_of(tree, loc) if tree is not None else None
+        lines.append(f"{source}{f':{line}' if line else ''}: {format_loc(loc)}: {message}")
+    if len(problems) > MAX_REPORTED:
+        lines.append(f"{source}: {len(problems) - MAX_REPORTED} more problems not shown")
+    return lines
+
+
+def _did_you_mean(model: type[BaseModel], loc: Loc) -> str:
+    unknown = loc[-1]
+    if not isinstance(unknown, str):
+        return ""
+    known = _keys_at(model, loc[:-1])
+    close = difflib.get_close_matches(unknown, known, n=1, cutoff=0.6) or \
+        difflib.get_close_matches(unknown.lower(), known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _keys_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys a mapping at `loc` may have, read from the models' field types."""
+    current: list[Any] = [model]
+    for part in loc:
+        following: list[Any] = []
+        for kind in (member for t in current for member in _members(t)):
+            origin, args = typing.get_origin(kind), typing.get_args(kind)
+            if isinstance(part, int) and origin in (list, tuple, set, frozenset) and args:
+                following.append(args[0])
+            elif isinstance(part, str) and isinstance(kind, type) and issubclass(kind, BaseModel):
+                following += [f.annotation for name, f in kind.model_fields.items() if part in (name, f.alias)]
+            elif isinstance(part, str) and origin is dict and len(args) == 2:
+                following.append(args[1])
+        current = following
+    return [f.alias or name for t in current for kind in _members(t)
+            if isinstance(kind, type) and issubclass(kind, BaseModel) for name, f in kind.model_fields.items()]
+
+
+def _members(kind: Any) -> list[Any]:
+    """`Annotated[X, ...]` -> [X]; `X | Y | None` -> [X, Y]; anything else -> [itself]."""
+    origin = typing.get_origin(kind)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(kind)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return [m for arg in typing.get_args(kind) if arg is not type(None) for m in _members(arg)]
+    return [kind]

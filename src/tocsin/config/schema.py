@@ -31,12 +31,12 @@ from pydantic import (
 )
 
 from ..errors import ConfigError
-from ..fields import HostPort, Labels, Model, PositiveDuration, ReadableFile
+from ..fields import Labels, ListenAddress, Model, PositiveDuration, ReadableFile
 from ..logs import LoggingConfig
 from ..notify.config import AlertingConfig
 from ..probes import KINDS, Probe
 from ..probes.retry import BackoffWhenDown, RetryConfig
-from .load import error_lines, expand_env, load_yaml
+from .load import Problem, error_problems, expand_env, format_problems, load_yaml
 
 
 def _target_name(name: str) -> str:
@@ -63,7 +63,7 @@ class WebConfig(Model):
 
 
 class GlobalConfig(Model):
-    listen_address: HostPort = "127.0.0.1:9469"
+    listen_address: ListenAddress = "127.0.0.1:9469"
     interval: PositiveDuration = 30.0
     timeout: PositiveDuration = 5.0
     evaluation_interval: PositiveDuration = 15.0
@@ -196,16 +196,6 @@ class Config(Model):
         finally:
             _inherited.reset(token)
 
-    @field_validator("targets")
-    @classmethod
-    def _unique_names(cls, targets: list[Target]) -> list[Target]:
-        seen: set[str] = set()
-        for target in targets:
-            if target.name in seen:
-                raise ValueError(f"duplicate target name {target.name!r}")
-            seen.add(target.name)
-        return targets
-
 
 class LoadedConfig(BaseModel):
     """A validated configuration plus where it came from (rule file globs resolve against it)."""
@@ -223,37 +213,57 @@ class LoadedConfig(BaseModel):
         return self.config.targets
 
 
-def _cross_checks(config: Config) -> list[str]:
+def _duplicate_names(raw: dict[str, Any]) -> list[Problem]:
+    """Target names given twice, read from the file before validation: reported with every other error."""
+    targets = raw.get("targets")
+    first: dict[str, int] = {}
+    problems: list[Problem] = []
+    for index, target in enumerate(targets if isinstance(targets, list) else []):
+        name = target.get("name") if isinstance(target, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            problems.append((("targets", index, "name"), f"duplicate target name {name!r} (first at targets[{first[name]}])"))
+        else:
+            first[name] = index
+    return problems
+
+
+def _cross_checks(config: Config) -> list[Problem]:
     """What spans keys, on the values in force (a target's own or inherited from `global`)."""
-    errors = []
+    problems: list[Problem] = []
     for index, target in enumerate(config.targets):
         if target.timeout > target.interval:
-            errors.append(f"targets[{index}].timeout: must not exceed the interval "
-                          f"({target.timeout:g}s > {target.interval:g}s)")
+            problems.append((("targets", index, "timeout"), "must not exceed the interval "
+                             f"({target.timeout:g}s > {target.interval:g}s)"))
         if target.backoff_when_down and target.backoff_when_down.max_interval < target.interval:
-            errors.append(f"targets[{index}].backoff_when_down.max_interval: must be at least the interval")
-    return errors
+            problems.append((("targets", index, "backoff_when_down", "max_interval"), "must be at least the interval"))
+    return problems
 
 
 def parse_config(raw: Any, source: str) -> Config:
-    """Validate an already parsed YAML tree; raise ConfigError listing every problem."""
+    """Validate an already parsed YAML tree; raise ConfigError listing every problem.
+
+    A tree from `load_yaml` remembers where each key was written, and the errors name the line.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
-    raw, errors = expand_env(raw)
-    messages = [f"{source}: {e}" for e in errors]
+    tree = raw
+    raw, problems = expand_env(raw)
+    problems += _duplicate_names(raw)
     _seen_targets.clear()
     try:
         config = Config.model_validate(raw)
-        _validated_targets.clear()  # keep only what this (good) load used
-        _validated_targets.update(_seen_targets)
     except ValidationError as exc:
-        messages += error_lines(exc, source)
-        raise ConfigError(f"{source}: invalid configuration", messages) from None
-    messages += [f"{source}: {e}" for e in _cross_checks(config)]
-    if messages:
-        raise ConfigError(f"{source}: invalid configuration", messages)
+        problems += error_problems(exc, Config)
+        raise ConfigError(f"{source}: invalid configuration", format_problems(problems, source, tree)) from None
+    problems += _cross_checks(config)
+    if problems:
+        raise ConfigError(f"{source}: invalid configuration", format_problems(problems, source, tree))
+    _validated_targets.clear()  # keep only what this (good) load used
+    _validated_targets.update(_seen_targets)
     return config
 
 

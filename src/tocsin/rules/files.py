@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .. import promql
+from ..errors import ConfigError
 from ..promql import nodes as N
 from ..templates import Template, TemplateError
 from ..units import parse_duration
+from ..yamlfile import PosDict, loads, read_text
 
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -78,46 +78,6 @@ class RuleFileError(Exception):
         self.errors = errors
 
 
-# ---------------------------------------------------------------------------- YAML with positions
-
-
-class _Pos:
-    __slots__ = ("line", "col")
-
-    def __init__(self, line: int, col: int) -> None:
-        self.line, self.col = line, col
-
-
-class _PosDict(dict):
-    pos: _Pos
-    key_pos: dict[str, _Pos]
-    val_pos: dict[str, _Pos]
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _PosDict:
-    out = _PosDict()
-    out.pos = _Pos(node.start_mark.line + 1, node.start_mark.column + 1)
-    out.key_pos = {}
-    out.val_pos = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"mapping key {key!r} already defined", key_node.start_mark)
-        out[key] = loader.construct_object(value_node, deep=True)
-        if isinstance(key, str):
-            out.key_pos[key] = _Pos(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out.val_pos[key] = _Pos(value_node.start_mark.line + 1, value_node.start_mark.column + 1)
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 # ---------------------------------------------------------------------------- validation
 
 
@@ -154,12 +114,12 @@ def _validate_rule(raw: Any, index: int, file: str, group: str, default_labels: 
     def err(msg: str) -> None:
         errs.append(f"{file}: {where}: {msg}")
 
-    if not isinstance(raw, _PosDict):  # the loader makes every mapping a _PosDict
+    if not isinstance(raw, PosDict):  # the loader makes every mapping a PosDict
         err("expected a mapping")
         return None, errs
     for key in raw:
         if key not in _RULE_KEYS:
-            p = raw.key_pos.get(key)
+            p = raw.key_pos(key)
             errs.append(f"{file}: {p.line if p else '?'}:{p.col if p else '?'}: group \"{group}\", rule {index}, "
                         f"\"{name}\": field {key} not found in type rulefmt.RuleNode")
     record, alert = raw.get("record"), raw.get("alert")
@@ -176,7 +136,7 @@ def _validate_rule(raw: Any, index: int, file: str, group: str, default_labels: 
         try:
             expr = promql.parse(expr_text)
         except promql.PromQLParseError as exc:
-            p = raw.val_pos.get("expr")
+            p = raw.val_pos("expr")
             where_expr = (f"{p.line}:{p.col}: " if p else "") + f'group "{group}", rule {index}, "{name}"'
             errs.append(f"{file}: {where_expr}: could not parse expression: {exc}")
     try:
@@ -237,17 +197,17 @@ def _validate_rule(raw: Any, index: int, file: str, group: str, default_labels: 
 def parse_rule_text(text: str, file: str, default_interval_s: float = 60.0) -> list[GroupSpec]:
     """Validate one rule file's text. Raises RuleFileError listing every problem."""
     try:
-        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise RuleFileError([f"{file}: yaml: {exc}".replace("\n", " ")]) from None
+        raw = loads(text, file)  # bounded: size, nesting, aliases; positions kept for the messages
+    except ConfigError as exc:
+        raise RuleFileError(exc.errors) from None
     if raw is None:
         return []
-    if not isinstance(raw, _PosDict):
+    if not isinstance(raw, PosDict):
         raise RuleFileError([f"{file}: yaml: expected a mapping with the key 'groups'"])
     errors: list[str] = []
     for key in raw:
         if key != "groups":
-            p = raw.key_pos.get(key)
+            p = raw.key_pos(key)
             errors.append(f"{file}: yaml: line {p.line if p else '?'}: field {key} not found in type rulefmt.RuleGroups")
     groups_raw = raw.get("groups") or []
     if not isinstance(groups_raw, list):
@@ -255,12 +215,12 @@ def parse_rule_text(text: str, file: str, default_interval_s: float = 60.0) -> l
     groups: list[GroupSpec] = []
     seen: set[str] = set()
     for gi, g in enumerate(groups_raw):
-        if not isinstance(g, _PosDict):
+        if not isinstance(g, PosDict):
             errors.append(f"{file}: groups[{gi}]: expected a mapping")
             continue
         for key in g:
             if key not in _GROUP_KEYS:
-                p = g.key_pos.get(key)
+                p = g.key_pos(key)
                 errors.append(f"{file}: yaml: line {p.line if p else '?'}: field {key} not found in type rulefmt.RuleGroup")
         name = g.get("name")
         if name is None or str(name).strip() == "":
@@ -306,9 +266,9 @@ def parse_rule_text(text: str, file: str, default_interval_s: float = 60.0) -> l
 def load_rule_file(path: str | os.PathLike[str], default_interval_s: float = 60.0) -> list[GroupSpec]:
     path = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RuleFileError([f"{path}: cannot read: {exc.strerror}"]) from None
+        text = read_text(path)  # at most 64 MiB of UTF-8
+    except ConfigError as exc:
+        raise RuleFileError(exc.errors) from None
     return parse_rule_text(text, path, default_interval_s)
 
 

@@ -18,9 +18,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import yaml
-
-from .. import promql
+from .. import promql, yamlfile
+from ..errors import ConfigError
 from ..gofmt import format_float_exponent, format_label_set, quote
 from ..promql.labels import Labels
 from ..promql.testfile import TestFileError, parse_metric, parse_series_line
@@ -298,12 +297,14 @@ def run_file(path: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> b
 
 def _run_file(path: str) -> list[str]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
+        with open(path, "rb") as fh:  # promtool's wording for a file that cannot be opened
+            fh.read(0)
     except OSError as exc:
         return [f"open {path}: {exc.strerror.lower() if exc.strerror else exc}"]
-    except yaml.YAMLError as exc:
-        return [f"yaml: {exc}".replace("\n", " ")]
+    try:
+        raw = yamlfile.load(path)  # bounded: size, nesting, aliases; the error names the line
+    except ConfigError as exc:
+        return exc.errors
     try:
         if raw is None:
             raw = {}
