@@ -95,3 +95,10 @@ def test_re_replace_all_expands_like_go() -> None:
 def test_unterminated_string_in_action_is_a_template_error() -> None:
     with pytest.raises(TemplateError, match="unclosed action"):
         Template('{{ "abc\\')
+
+
+def test_bad_escapes_in_template_strings_are_template_errors():
+    """A truncated or out-of-range \\x, \\u or \\U escape is a template error, not a traceback."""
+    for text in ('{{ "\\x" }}', '{{ "\\xZZ" }}', '{{ "\\u12" }}', '{{ "\\U0011FFFF" }}', '{{ "\\uD800" }}'):
+        with pytest.raises(TemplateError, match="invalid syntax in string"):
+            Template(text)

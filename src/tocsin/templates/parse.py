@@ -108,7 +108,13 @@ def _unquote(s: str) -> str:
                 continue
             if n in "xuU":
                 size = {"x": 2, "u": 4, "U": 8}[n]
-                out.append(chr(int(body[i + 2:i + 2 + size], 16)))
+                digits = body[i + 2:i + 2 + size]
+                if len(digits) != size or not all(d in "0123456789abcdefABCDEF" for d in digits):
+                    raise TemplateError(f"invalid syntax in string {s}")
+                code = int(digits, 16)
+                if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+                    raise TemplateError(f"invalid syntax in string {s}")
+                out.append(chr(code))
                 i += 2 + size
                 continue
             raise TemplateError(f"invalid syntax in string {s}")
