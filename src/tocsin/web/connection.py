@@ -24,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
+from http import HTTPStatus
+from typing import cast
 
 import h11
 
@@ -32,6 +34,7 @@ from .routes import Request, Response, text
 log = logging.getLogger("tocsin.web")
 
 READ_SIZE = 65536
+WRITE_SLICE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ class Connection:
             self.state.busy = True
             response = await self.handle(request)
             await self._respond(response, keep_alive=True)
+            log.debug("%s %s %d %d bytes", request.method, request.path, response.status, len(response.body))
+            del request, response  # a 25 MB /metrics body is not kept while the connection idles
             if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
                 return
             self.h11.start_next_cycle()
@@ -170,11 +175,17 @@ class Connection:
                    ("Date", formatdate(usegmt=True)), ("Server", "tocsin"), *response.headers]
         if not keep_alive:
             headers.append(("Connection", "close"))
-        self._send(h11.Response(status_code=response.status, headers=headers))
-        if response.body and self._method != "HEAD" and response.status not in (204, 304):
-            self._send(h11.Data(data=response.body))
-        self._send(h11.EndOfMessage())
+        self._send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
         async with asyncio.timeout(self.limits.write_timeout):
+            if response.body and self._method != "HEAD" and response.status not in (204, 304):
+                # In slices, each drained: the transport then never copies the rest of a 25 MB
+                # /metrics body into its own buffer, nor shifts that buffer on every send.
+                body = memoryview(response.body)
+                for start in range(0, len(body), WRITE_SLICE):
+                    # h11 passes data through untouched (send_with_data_passthrough): a slice will do
+                    self._send(h11.Data(data=cast(bytes, body[start:start + WRITE_SLICE])))
+                    await self.writer.drain()
+            self._send(h11.EndOfMessage())
             await self.writer.drain()
 
     async def _linger(self) -> None:
@@ -194,3 +205,10 @@ class Connection:
         except (TimeoutError, ConnectionError, OSError):
             pass
 
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""

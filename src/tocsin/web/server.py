@@ -55,12 +55,12 @@ class _Workers:
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             work, done = job
+            del job  # an idle worker holds nothing: its last answer may be a 25 MB /metrics body
             try:
-                result = work()
+                done(work(), None)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting connection
                 done(None, exc)
-            else:
-                done(result, None)
+            del work, done
 
     async def run(self, work: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
@@ -71,7 +71,10 @@ class _Workers:
                 future.set_exception(exc) if exc is not None else future.set_result(result)
 
         def done(result: Any, exc: BaseException | None) -> None:
-            loop.call_soon_threadsafe(settle, result, exc)
+            try:
+                loop.call_soon_threadsafe(settle, result, exc)
+            except RuntimeError:  # the listener stopped meanwhile: nobody waits for this answer
+                pass
 
         self._jobs.put((work, done))
         return await future
@@ -126,6 +129,7 @@ class WebServer:
 
     def _run(self, started: threading.Event) -> None:
         loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         loop.set_exception_handler(_quiet_exception_handler)
         self._accepting = loop.create_task(self._accept())
         loop.call_soon(started.set)
