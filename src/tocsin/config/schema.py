@@ -66,7 +66,7 @@ def _password_hashes(users: dict[str, str]) -> dict[str, str]:
         elif not _SHA256_HASH.fullmatch(stored):
             # The value is never echoed: it may be a password typed where its hash belongs.
             raise ValueError(f"user {user!r}: not a password hash; give a bcrypt hash ($2a$, $2b$ or $2y$, "
-                             "e.g. from `htpasswd -nbBC 10 '' PASSWORD`) or sha256:<64 hex digits>")
+                             "e.g. from `htpasswd -nbBC 10 \"\" PASSWORD | tr -d ':\\n'`) or sha256:<64 hex digits>")
     return users
 
 
