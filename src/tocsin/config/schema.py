@@ -9,8 +9,11 @@ is refused with every problem listed; a reload never half-applies.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
+import ssl
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,18 +51,70 @@ def _target_name(name: str) -> str:
 # ---------------------------------------------------------------------------- global
 
 
+_BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+_SHA256_HASH = re.compile(r"sha256:[0-9a-fA-F]{64}")
+
+
+def _password_hashes(users: dict[str, str]) -> dict[str, str]:
+    """Refuse, at `check config`, every entry that could never let anyone in."""
+    for user, stored in users.items():
+        if not user or ":" in user:
+            raise ValueError(f"user {user!r}: a basic-auth user name is non-empty and has no ':'")
+        if _BCRYPT_HASH.fullmatch(stored):
+            if importlib.util.find_spec("bcrypt") is None:
+                raise ValueError(f"user {user!r}: a bcrypt hash needs the bcrypt package, which is not installed")
+        elif not _SHA256_HASH.fullmatch(stored):
+            # The value is never echoed: it may be a password typed where its hash belongs.
+            raise ValueError(f"user {user!r}: not a password hash; give a bcrypt hash ($2a$, $2b$ or $2y$, "
+                             "e.g. from `htpasswd -nbBC 10 \"\" PASSWORD | tr -d ':\\n'`) or sha256:<64 hex digits>")
+    return users
+
+
+def _allowed_host(name: str) -> str:
+    if not name or any(c in name for c in "/@ \t") or ("*" in name and name != "*" and not name.startswith("*.")):
+        raise ValueError(f"{name!r}: give a host name (no port or scheme), '*.domain' for its subdomains, or '*'")
+    return name
+
+
 class WebConfig(Model):
-    """The daemon's own HTTP listener: TLS and basic auth (users -> bcrypt hashes)."""
+    """The daemon's own HTTP listener: TLS, basic auth (users -> bcrypt or sha256 hashes),
+    the Host names it answers to, and how many connections it holds.
+
+    `allowed_hosts`: besides IP literals, `localhost` (and `*.localhost`), the listen
+    address's name and this machine's host name, the Host names requests may carry — add
+    the DNS names clients use to reach a listener on a non-loopback address (and a reverse
+    proxy's public name). Other Host names get 421: a web page that re-points its own DNS
+    name at this machine (DNS rebinding) must not read the API. `'*.example.com'` takes
+    its subdomains; `'*'` takes any Host, as Prometheus does, and gives that defence up.
+
+    `max_connections`: at the cap a new connection displaces the one idle the longest.
+    """
 
     tls_cert_file: ReadableFile | None = None
     tls_key_file: ReadableFile | None = None
-    basic_auth_users: dict[str, str] = Field(default_factory=dict)
+    basic_auth_users: Annotated[dict[str, str], AfterValidator(_password_hashes)] = Field(default_factory=dict)
+    allowed_hosts: list[Annotated[str, AfterValidator(_allowed_host)]] = Field(default_factory=list)
+    max_connections: int = Field(default=512, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> "WebConfig":
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file must be given together")
+        if self.tls_cert_file is not None and self.tls_key_file is not None:
+            _check_key_pair(self.tls_cert_file, self.tls_key_file)
         return self
+
+
+def _check_key_pair(cert_file: str, key_file: str) -> None:
+    """A certificate and key that do not load (or do not match) fail `check config`, not start-up."""
+    def no_password() -> bytes:
+        raise ValueError("encrypted")
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file, password=no_password)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = "the key is encrypted (give an unencrypted key)" if "encrypted" in str(exc) else str(exc)
+        raise ValueError(f"tls_cert_file and tls_key_file do not load as a pair: {reason}") from None
 
 
 class GlobalConfig(Model):

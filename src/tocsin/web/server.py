@@ -1,195 +1,262 @@
-"""The daemon's HTTP listener: routing, TLS, basic auth, and a stop that needs no polling.
+"""The daemon's HTTP listener: its own thread and event loop, a cap on connections, TLS.
 
-A threaded stdlib server, apart from the probe event loop: rendering /metrics for ten
-thousand targets must not hold up probes, and a slow scraper must not hold up anything.
-The listener knows nothing of probes or rules: it asks its `Pages` for what to show and
-its `Control` whether the daemon is ready and to reload.
+Apart from the probe event loop: rendering /metrics for ten thousand targets must not
+hold up probes, and a slow scraper must not hold up anything. One event loop holds every
+connection (a thousand idle or dripping clients cost a thousand small objects, not a
+thousand threads); whole requests go to a few worker threads, where bcrypt, rendering and
+a reload's wait happen. The connections are capped at `web.max_connections`: at the cap a
+new connection displaces the one that has waited longest without a request in progress,
+so clients that send a request at once are served while slow ones churn.
+
+On a TLS port the first byte tells a TLS client (a handshake record, 0x16) from one that
+speaks plain HTTP; the latter gets a plain 400 saying so, as Go's servers answer, instead
+of a handshake error. The listener knows nothing of probes or rules: it asks its `Pages`
+what to show and its `Control` whether the daemon is ready and to reload (`routes.py`).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
+import asyncio
 import logging
-import os
-import selectors
+import queue
+import socket
 import ssl
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+import time
+from collections.abc import Callable
+from typing import Any
 
 from ..config import WebConfig
+from .auth import Authenticator
+from .connection import Connection, ConnectionState, Limits
+from .origin import HostPolicy
+from .routes import CONTENT_TYPE_METRICS, Control, Pages, Request, Response, Router, text
+
+__all__ = ["CONTENT_TYPE_METRICS", "Control", "Pages", "WebServer"]
 
 log = logging.getLogger("tocsin.web")
 
-CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
+WORKERS = 4  # concurrent requests being computed; more queue, they do not spawn threads
+TLS_HANDSHAKE_RECORD = 0x16
+PLAIN_HTTP_TO_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 
 
-class Pages(Protocol):
-    """What the listener shows (read-only; `tocsin.web.views.WebViews`)."""
+class _Workers:
+    """A fixed number of daemon threads running requests: none outlives the process's exit
+    (an in-flight reload must not hold it), and none is started per connection."""
 
-    def render_metrics(self) -> bytes: ...
-    def api(self, path: str) -> Any | None: ...
-    def status_page(self) -> str: ...
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None]] | None] \
+            = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._run, name=f"web-{i}", daemon=True) for i in range(count)]
+        for thread in self._threads:
+            thread.start()
 
-
-class Control(Protocol):
-    """What the listener asks of the daemon's lifecycle (the `Daemon`)."""
-
-    def is_ready(self) -> bool: ...
-    def health_problems(self) -> list[str]: ...
-    def request_reload(self) -> tuple[bool, str]: ...
-
-
-def check_password(stored: str, password: str) -> bool:
-    """`stored` is a bcrypt hash ($2…) or `sha256:<hex>`; plain text is never accepted."""
-    if stored.startswith("$2"):
-        try:
-            import bcrypt
-        except ImportError:  # pragma: no cover - bcrypt is optional
-            log.error("a bcrypt password hash is configured but the bcrypt package is not installed")
-            return False
-        return bcrypt.checkpw(password.encode(), stored.encode())
-    if stored.startswith("sha256:"):
-        digest = hashlib.sha256(password.encode()).hexdigest()
-        return hmac.compare_digest(digest, stored.removeprefix("sha256:").lower())
-    return False
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: WebServer
-    protocol_version = "HTTP/1.1"
-    server_version = "tocsin"
-    timeout = 30  # per socket operation: a client that stops talking frees its thread
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, status: int, value: Any) -> None:
-        self._send(status, json.dumps(value, indent=1, default=str).encode(), "application/json")
-
-    def _authorized(self) -> bool:
-        users = self.server.web_config.basic_auth_users
-        if not users:
-            return True
-        header = self.headers.get("Authorization", "")
-        if header.startswith("Basic "):
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            work, done = job
+            del job  # an idle worker holds nothing: its last answer may be a 25 MB /metrics body
             try:
-                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                user, password = "", ""
-            if user in users and check_password(users[user], password):
-                return True
-        self.send_response(HTTPStatus.UNAUTHORIZED)
-        self.send_header("WWW-Authenticate", 'Basic realm="tocsin"')
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-        return False
+                done(work(), None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting connection
+                done(None, exc)
+            del work, done
 
-    def do_HEAD(self) -> None:
-        self.do_GET()
+    async def run(self, work: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
 
-    def do_GET(self) -> None:
-        if not self._authorized():
-            return
-        pages = self.server.pages
-        path = self.path.split("?", 1)[0]
-        try:
-            if path == "/metrics":
-                self._send(200, pages.render_metrics(), CONTENT_TYPE_METRICS)
-            elif path == "/-/healthy":
-                problems = self.server.control.health_problems()
-                self._send(503 if problems else 200,
-                           "".join(f"{p}\n" for p in problems).encode() if problems else b"tocsin is healthy.\n")
-            elif path == "/-/ready":
-                ready = self.server.control.is_ready()
-                self._send(200 if ready else 503, b"tocsin is ready.\n" if ready else b"not ready\n")
-            elif path.startswith("/api/v1/"):
-                value = pages.api(path.removeprefix("/api/v1/"))
-                if value is None:
-                    self._json(404, {"status": "error", "error": f"no such endpoint {path}"})
-                else:
-                    self._json(200, {"status": "success", "data": value})
-            elif path in ("/", "/index.html"):
-                self._send(200, pages.status_page().encode(), "text/html; charset=utf-8")
-            else:
-                self._send(404, b"not found\n")
-        except Exception:  # noqa: BLE001 - one bad request must not take the listener down
-            log.exception("error serving %s", path)
-            self._send(500, b"internal error\n")
+        def settle(result: Any, exc: BaseException | None) -> None:
+            if not future.done():
+                future.set_exception(exc) if exc is not None else future.set_result(result)
 
-    def do_POST(self) -> None:
-        if not self._authorized():
-            return
-        path = self.path.split("?", 1)[0]
-        if int(self.headers.get("Content-Length") or 0):
-            self.rfile.read(min(int(self.headers["Content-Length"]), 1 << 16))
-        if path == "/-/reload":
-            ok, message = self.server.control.request_reload()
-            self._send(200 if ok else 500, (message + "\n").encode())
-        else:
-            self._send(404 if path != "/metrics" else 405, b"not found\n")
+        def done(result: Any, exc: BaseException | None) -> None:
+            try:
+                loop.call_soon_threadsafe(settle, result, exc)
+            except RuntimeError:  # the listener stopped meanwhile: nobody waits for this answer
+                pass
 
-
-class WebServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: str, pages: Pages, control: Control, web_config: WebConfig) -> None:
-        host, _, port = address.rpartition(":")
-        self.pages = pages
-        self.control = control
-        self.web_config = web_config
-        super().__init__((host.strip("[]") or "0.0.0.0", int(port)), _Handler)
-        if self.web_config.tls_cert_file:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(self.web_config.tls_cert_file, self.web_config.tls_key_file)
-            # The handshake happens on the first read, in the request's own thread: a client
-            # that stalls mid-handshake then holds only its thread, never the accept loop.
-            self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stopping = False
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        """Accept connections until stop(), blocking with no timeout.
-
-        The stdlib's serve_forever wakes every poll_interval to look for a shutdown
-        request; idle, that was 4 wake-ups a second, each costing the process ~0.2 ms of
-        CPU on a virtual machine. stop() wakes this loop through a pipe instead.
-        """
-        with selectors.DefaultSelector() as selector:
-            selector.register(self, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping:
-                for key, _ in selector.select():
-                    if key.fileobj is self and not self._stopping:
-                        # socketserver's own accept-and-dispatch step (private, stable since 3.x;
-                        # not in typeshed): serve_forever() would poll, this blocks in select().
-                        self._handle_request_noblock()  # type: ignore[attr-defined]  # see above
+        self._jobs.put((work, done))
+        return await future
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._stopping = True
-            os.write(self._wake_w, b"\0")
+        for _ in self._threads:
+            self._jobs.put(None)
+
+
+def ssl_context(web: WebConfig) -> ssl.SSLContext | None:
+    if not web.tls_cert_file:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(web.tls_cert_file, web.tls_key_file, password=_no_key_password)
+    return context
+
+
+def _no_key_password() -> bytes:
+    raise ssl.SSLError("the TLS key file is encrypted; give an unencrypted key")
+
+
+class WebServer:
+    def __init__(self, address: str, pages: Pages, control: Control, web_config: WebConfig,
+                 limits: Limits | None = None) -> None:
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]") or "0.0.0.0"
+        self.web_config = web_config
+        self.limits = limits or Limits()
+        self.router = Router(pages, control, Authenticator(web_config.basic_auth_users),
+                             HostPolicy(host, web_config.allowed_hosts))
+        self.tls = ssl_context(web_config)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # Binds here: a taken port fails start-up.
+        self.socket = socket.create_server((host, int(port)), family=family, backlog=128)
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+        self._connections: dict[asyncio.Task[None], ConnectionState] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._workers: _Workers | None = None
+        self._accepting: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._workers = _Workers(WORKERS)
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), name="web", daemon=True)
+        self._thread.start()
+        started.wait()
+
+    def _run(self, started: threading.Event) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.set_exception_handler(_quiet_exception_handler)
+        self._accepting = loop.create_task(self._accept())
+        loop.call_soon(started.set)
+        try:
+            loop.run_until_complete(self._accepting)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            for task in list(self._connections):
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*self._connections, return_exceptions=True))
+            loop.close()
+
+    def stop(self) -> None:
+        if self._thread is not None and self._loop is not None and self._accepting is not None:
+            self._loop.call_soon_threadsafe(self._accepting.cancel)
             self._thread.join(5.0)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
             self._thread = None
-        self.server_close()
+        if self._workers is not None:
+            self._workers.stop()
+            self._workers = None
+        self.socket.close()
+
+    # ------------------------------------------------------------------ connections
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _peer = await loop.sock_accept(self.socket)
+            except OSError as exc:  # out of descriptors, or the peer gone before accept: go on
+                log.warning("web listener cannot accept: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            if not self._make_room():
+                _refuse(sock)
+                continue
+            state = ConnectionState()
+            task = loop.create_task(self._connection(sock, state, time.monotonic()))
+            self._connections[task] = state
+            task.add_done_callback(lambda done: self._connections.pop(done, None))
+
+    def _make_room(self) -> bool:
+        """At the cap, end the connection waiting longest with no request in progress."""
+        if len(self._connections) < self.web_config.max_connections:
+            return True
+        waiting = [(state.waiting_since, task) for task, state in self._connections.items() if not state.busy]
+        if not waiting:
+            return False
+        _, oldest = min(waiting, key=lambda pair: pair[0])
+        oldest.cancel()
+        del self._connections[oldest]
+        return True
+
+    async def _connection(self, sock: socket.socket, state: ConnectionState, accepted_at: float) -> None:
+        loop = asyncio.get_running_loop()
+        accepted_at_loop = loop.time() - (time.monotonic() - accepted_at)
+        try:
+            if self.tls is not None and not await self._speaks_tls(sock, accepted_at_loop):
+                sock.close()
+                return
+            reader = asyncio.StreamReader(limit=self.limits.max_head, loop=loop)
+            protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol, sock, ssl=self.tls,
+                ssl_handshake_timeout=self.limits.request_timeout if self.tls else None)
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            log.debug("web connection failed before its first request: %r", exc)
+            sock.close()
+            return
+        except BaseException:  # cancelled (evicted at the cap, or the listener stops)
+            sock.close()
+            raise
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await Connection(reader, writer, self._handle, self.limits, state, accepted_at_loop).serve()
+
+    async def _speaks_tls(self, sock: socket.socket, accepted_at: float) -> bool:
+        """Wait for the first byte; answer a plain-HTTP client and tell the caller to stop."""
+        loop = asyncio.get_running_loop()
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(sock.fileno(), wake)
+        try:
+            async with asyncio.timeout_at(accepted_at + self.limits.request_timeout):
+                await readable
+        except TimeoutError:
+            return False
+        finally:
+            loop.remove_reader(sock.fileno())
+        first = sock.recv(1, socket.MSG_PEEK)
+        if first and first[0] == TLS_HANDSHAKE_RECORD:
+            return True
+        if first:
+            try:
+                sock.send(PLAIN_HTTP_TO_TLS)
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        return False
+
+    async def _handle(self, request: Request) -> Response:
+        assert self._workers is not None
+        try:
+            response: Response = await self._workers.run(lambda: self.router.handle(request))
+        except Exception:  # noqa: BLE001 - Router.handle catches the pages' errors; this is a last resort
+            log.exception("error serving %s", request.path)
+            return text(500, "internal error")
+        return response
+
+
+def _refuse(sock: socket.socket) -> None:
+    """Every connection is serving a request: say so and close, rather than queue unboundedly."""
+    try:
+        sock.send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    except OSError:
+        pass
+    sock.close()
+
+
+def _quiet_exception_handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A client's broken TLS or reset is its own business: one debug line, no traceback."""
+    exc = context.get("exception")
+    if exc is None or isinstance(exc, OSError):  # ssl.SSLError and ConnectionError are OSErrors
+        log.debug("web listener: %s %r", context.get("message"), exc)
+    else:
+        log.error("web listener: %s", context.get("message"), exc_info=exc)

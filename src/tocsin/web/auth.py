@@ -1,0 +1,104 @@
+"""Basic auth for the listener: bcrypt or `sha256:` hashes, the same work for every user name.
+
+Why the care: a rejection must not tell an attacker whether the user name exists, so a
+name that is not configured is checked against a configured hash all the same (and the
+result thrown away). bcrypt is slow on purpose (tens to hundreds of ms), and a scraper
+sends the same credentials every few seconds: verdicts are kept in a small cache keyed
+by a keyed hash of user and password, as Prometheus's exporter toolkit does, so a scrape
+pays for bcrypt once, not every time. The hashes' format is checked when the
+configuration is loaded (`WebConfig`), so here a hash is either bcrypt or sha256.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import bcrypt
+
+CACHE_SIZE = 256
+
+
+def check_password(stored: str, password: bytes) -> bool:
+    """`stored` is a bcrypt hash ($2a$/$2b$/$2y$) or `sha256:<hex>`; anything else never matches."""
+    if stored.startswith("$2"):
+        try:
+            return bcrypt.checkpw(password, stored.encode())
+        except ValueError:  # not a bcrypt hash after all (the configuration check should have said so)
+            return False
+    if stored.startswith("sha256:"):
+        return hmac.compare_digest(hashlib.sha256(password).hexdigest(), stored.removeprefix("sha256:").lower())
+    return False
+
+
+def _cost(stored: str) -> int:
+    """How expensive checking against `stored` is: bcrypt's cost, or 0 for sha256."""
+    if stored.startswith("$2"):
+        try:
+            return int(stored.split("$")[2])
+        except (IndexError, ValueError):
+            return 0
+    return 0
+
+
+def parse_basic(header: str | None) -> tuple[str, bytes] | None:
+    """(user, password) from an `Authorization: Basic …` header, or None if it is not one."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = decoded.partition(b":")
+    if not sep:
+        return None
+    try:
+        return user.decode("utf-8"), password
+    except UnicodeDecodeError:
+        return None
+
+
+class Authenticator:
+    """Checks `Authorization` headers against the configured users; thread-safe."""
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        self._users = dict(users)
+        # An unknown user is checked against the most expensive configured hash: the same work.
+        self._decoy = max(self._users.values(), key=_cost) if self._users else ""
+        self._cache_key = os.urandom(32)  # the cache holds keyed hashes, never a password
+        self._cache: OrderedDict[bytes, bool] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._users)
+
+    def check(self, authorization: str | None) -> bool:
+        if not self._users:
+            return True
+        credentials = parse_basic(authorization)
+        if credentials is None:
+            return False
+        user, password = credentials
+        key = hmac.new(self._cache_key, user.encode() + b"\0" + password, hashlib.sha256).digest()
+        with self._lock:
+            verdict = self._cache.get(key)
+            if verdict is not None:
+                self._cache.move_to_end(key)
+                return verdict
+        stored = self._users.get(user)
+        verdict = check_password(stored if stored is not None else self._decoy, password) and stored is not None
+        with self._lock:
+            self._cache[key] = verdict
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return verdict
