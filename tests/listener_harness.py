@@ -31,6 +31,9 @@ class FakeControl:
     def is_ready(self) -> bool:
         return True
 
+    def health_problems(self) -> list[str]:
+        return []
+
     def request_reload(self) -> tuple[bool, str]:
         self.reloads += 1
         return True, "reloaded"
