@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from .. import redaction
 from ..errors import ConfigError
 from ..fields import HostPort, Labels, Model, PositiveDuration, ReadableFile
 from ..logs import LoggingConfig
@@ -254,6 +255,7 @@ def parse_config(raw: Any, source: str) -> Config:
     messages += [f"{source}: {e}" for e in _cross_checks(config)]
     if messages:
         raise ConfigError(f"{source}: invalid configuration", messages)
+    redaction.install(redaction.collect(config))  # from now on, no log line or page shows them
     return config
 
 

@@ -23,6 +23,7 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from .. import __version__
 from ..fields import Model, Regexp, SecretFromFile, Size
+from ..redaction import display_url, url_credentials
 from .kind import ProbeKind
 from .net import (
     CONNECTION_FACTS,
@@ -154,6 +155,10 @@ def _static_head(endpoint: _Endpoint, url: str, method: str, options: HTTPConfig
     bearer = options.secret("bearer_token")
     if bearer:
         lines.append(f"Authorization: Bearer {bearer}")
+    userinfo = url_credentials(url)
+    if userinfo and not (options.basic_auth or bearer or any(h.lower() == "authorization" for h in options.headers)):
+        # `user:pass@host` is Basic auth, as curl and blackbox send it; explicit credentials win.
+        lines.append("Authorization: Basic " + base64.b64encode(":".join(userinfo).encode()).decode())
     lines += [f"{name}: {value}" for name, value in options.headers.items()]
     head = "\r\n".join(lines) + "\r\n"
     if len(_heads) > 65536:  # reloads leave old option objects behind; start afresh
@@ -328,7 +333,7 @@ def _settings(get: Any) -> HTTPRequest:
 KIND = ProbeKind(
     name="http", key="url", key_text="url (HTTP)",
     target_fields={"url": (HTTPURL | None, None), "http": (HTTPConfig | None, None)},
-    settings=_settings, attempt=attempt, endpoint=lambda request: request.url,
+    settings=_settings, attempt=attempt, endpoint=lambda request: display_url(request.url),
     target_keys=lambda endpoint: {"url": endpoint},
     families={
         **CONNECTION_FAMILIES,
