@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import threading
@@ -42,6 +43,7 @@ _CREDENTIAL_MAPS = frozenset({"basic_auth_users"})
 # What requests keeps unescaped when it re-quotes a URL (requote_uri): the form in its errors.
 _REQUOTE_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # URL-unreserved: no encoding changes them
 
 
 def _canonical(text: str) -> str:
@@ -95,8 +97,17 @@ def url_credentials(url: str) -> tuple[str, str] | None:
 
 def _encodings(text: str) -> set[str]:
     """`text` as it is and as URLs, requests, JSON and repr() write it."""
+    if _PLAIN.fullmatch(text):  # most tokens: every encoding leaves them as they are
+        return {text}
     return {text, quote(text, safe=""), quote(text, safe="/"), quote(text, safe=_REQUOTE_SAFE), quote_plus(text),
             json.dumps(text)[1:-1], repr(text)[1:-1]}
+
+
+@functools.lru_cache(maxsize=65536)  # a reload finds the same secrets again: 10 000 targets' worth
+def _forms_of(secret: str) -> frozenset[str]:
+    # Twice: a path the HTTP library percent-encoded is encoded again by whoever echoes it.
+    forms = {twice for once in _encodings(secret) for twice in _encodings(once)}
+    return frozenset(form for form in forms if len(form) >= MIN_LENGTH)
 
 
 class Secrets:
@@ -109,11 +120,8 @@ class Secrets:
         """`secret` and its encoded forms (percent, JSON, repr), each replaced by `replacement`."""
         if len(secret) < MIN_LENGTH:
             return
-        # Twice: a path the HTTP library percent-encoded is encoded again by whoever echoes it.
-        forms = {twice for once in _encodings(secret) for twice in _encodings(once)}
-        for form in forms:
-            if len(form) >= MIN_LENGTH:
-                self.forms.setdefault(form, replacement)
+        for form in _forms_of(secret):
+            self.forms.setdefault(form, replacement)
 
     def add_url(self, url: str) -> None:
         """A URL that is a secret as a whole (a Slack or webhook URL): also its path and query."""
@@ -129,12 +137,13 @@ class Secrets:
         if credentials:
             self.add_basic(*credentials)
 
-    def add_basic(self, user: str, password: str) -> None:
-        """A username and password: the password, and the base64 forms HTTP and SMTP send."""
+    def add_basic(self, user: str, password: str, smtp: bool = False) -> None:
+        """A username and password: the password, and the base64 forms HTTP (and SMTP) send."""
         self.add(password)
         if not password:
             return
-        for token in (f"{user}:{password}", f"\0{user}\0{password}", password):
+        tokens = [f"{user}:{password}"] + ([f"\0{user}\0{password}", password] if smtp else [])
+        for token in tokens:
             self.add(base64.b64encode(token.encode()).decode())
 
     def add_header(self, value: str) -> None:
@@ -208,7 +217,7 @@ def _walk_pairs(model: BaseModel, found: Secrets) -> None:
         user = getattr(model, field.replace("password", "username"), None)
         password = model.secret(field) if hasattr(model, "secret") else None
         if isinstance(user, str) and password:
-            found.add_basic(user, password)
+            found.add_basic(user, password, smtp=field.startswith("auth_"))  # SMTP AUTH PLAIN and LOGIN
 
 
 class Redactor:
