@@ -6,6 +6,11 @@ systemd (JOURNAL_STREAM is set) console lines start with the `<N>` syslog priori
 journald records the right PRIORITY, and carry no timestamp of their own (journald adds
 one). A log destination that fails (no /dev/log, a full disk) is reported once and
 counted; it never stops probing or alerting.
+
+Every line is passed through `redaction.redact` as it is written, whoever logged it
+(tocsin, requests and urllib3 at debug level, a traceback), so no secret of the
+configuration reaches any destination. Log files are created 0600: they name targets,
+receivers and errors that are nobody else's business.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pydantic import Field
 from pythonjsonlogger.json import JsonFormatter
 
 from .fields import Model, Size
+from .redaction import redact
 
 
 class ConsoleLog(Model):
@@ -152,15 +158,22 @@ class JSONFormatter(JsonFormatter):
 def _report(message: str) -> None:
     """A problem with logging itself: straight to stderr (the journal), never through logging."""
     with contextlib.suppress(Exception):
-        sys.stderr.write(f"tocsin: {message}\n")
+        sys.stderr.write(redact(f"tocsin: {message}\n"))
         sys.stderr.flush()
 
 
 class _ReportOnce:
-    """Mixin: a failing handler reports once on stderr, counts every failure, and never raises."""
+    """Mixin: a failing handler reports once on stderr, counts every failure, and never raises.
+
+    It also redacts: every handler of tocsin is one of these, so every formatted line (message,
+    fields, traceback) is cleaned of secrets just before it is written.
+    """
 
     handler_name = "handler"
     _reported = False
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))  # type: ignore[misc]  # a mixin of logging.Handler
 
     def handleError(self, _record: logging.LogRecord) -> None:  # noqa: N802 - logging's API
         on_handler_error(self.handler_name)
@@ -173,6 +186,10 @@ class _ReportOnce:
 
 class SafeRotatingFileHandler(_ReportOnce, logging.handlers.RotatingFileHandler):
     handler_name = "file"
+
+    def _open(self) -> Any:  # logging's hook that opens the file, also at each rollover
+        return open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
+                    opener=lambda path, flags: os.open(path, flags, 0o600))
 
 
 class SafeSysLogHandler(_ReportOnce, logging.handlers.SysLogHandler):
@@ -240,7 +257,7 @@ def setup_logging(cfg: LoggingConfig | None = None, base_dir: str | None = None)
     if cfg.file is not None:
         path = cfg.file.path if os.path.isabs(cfg.file.path) or base_dir is None else os.path.join(base_dir, cfg.file.path)
         try:
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
             file_handler = SafeRotatingFileHandler(path, maxBytes=cfg.file.max_bytes,
                                                    backupCount=cfg.file.backup_count, encoding="utf-8")
             file_handler.setFormatter(JSONFormatter() if cfg.file.format == "json" else TextFormatter())

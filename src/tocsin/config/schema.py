@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from .. import redaction
 from ..errors import ConfigError
 from ..fields import Labels, ListenAddress, Model, PositiveDuration, ReadableFile
 from ..logs import LoggingConfig
@@ -319,6 +320,7 @@ def parse_config(raw: Any, source: str) -> Config:
         raise ConfigError(f"{source}: invalid configuration", format_problems(problems, source, tree))
     _validated_targets.clear()  # keep only what this (good) load used
     _validated_targets.update(_seen_targets)
+    redaction.install(redaction.collect(config))  # from now on, no log line or page shows them
     return config
 
 

@@ -67,8 +67,10 @@ def channel_of(receiver: str, target: int = 0) -> str:
 
 class Outbox:
     def __init__(self, state_dir: str, filename: str = "notify.sqlite") -> None:
-        os.makedirs(state_dir, exist_ok=True)
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
         self.path = os.path.join(state_dir, filename)
+        # Private from creation, whatever the umask; SQLite gives -wal and -shm the same mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")

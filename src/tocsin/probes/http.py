@@ -26,6 +26,7 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator, model_va
 
 from .. import __version__
 from ..fields import Model, Regexp, SecretFromFile, Size
+from ..redaction import display_url, url_credentials
 from . import patterns
 from .http_body import content_length, read_body
 from .kind import ProbeKind
@@ -177,8 +178,12 @@ def endpoint_of(url: str) -> Endpoint:
     return Endpoint(parts.scheme, host, port, target, host_header)
 
 
-def _static_head(endpoint: Endpoint, method: str, options: HTTPConfig, credentials: bool) -> str:
-    """The request head without its per-probe lines; credentials only if `credentials`."""
+def _static_head(endpoint: Endpoint, method: str, options: HTTPConfig, credentials: bool,
+                 userinfo: tuple[str, str] | None = None) -> str:
+    """The request head without its per-probe lines; credentials only if `credentials`.
+
+    `userinfo` is the target URL's `user:pass@`: Basic auth, as curl and blackbox send it,
+    unless the options give credentials of their own."""
     lines = [f"{method} {endpoint.target} HTTP/1.1", f"Host: {endpoint.host_header}", f"User-Agent: {USER_AGENT}",
              "Accept-Encoding: identity"]
     if not options.keep_alive:
@@ -189,6 +194,9 @@ def _static_head(endpoint: Endpoint, method: str, options: HTTPConfig, credentia
     bearer = options.secret("bearer_token") if credentials else None
     if bearer:
         lines.append(f"Authorization: Bearer {bearer}")
+    if (credentials and userinfo and options.basic_auth is None and not bearer
+            and not any(h.lower() == "authorization" for h in options.headers)):
+        lines.append("Authorization: Basic " + base64.b64encode(":".join(userinfo).encode()).decode())
     lines += [f"{name}: {value}" for name, value in options.headers.items()
               if credentials or name.lower() not in _CREDENTIAL_HEADERS]
     return "\r\n".join(lines) + "\r\n"
@@ -210,7 +218,8 @@ class HTTPRequest:
     def __post_init__(self) -> None:
         endpoint = endpoint_of(self.url)
         object.__setattr__(self, "endpoint", endpoint)
-        object.__setattr__(self, "head", _static_head(endpoint, self.options.method, self.options, True))
+        object.__setattr__(self, "head", _static_head(endpoint, self.options.method, self.options, True,
+                                                      url_credentials(self.url)))
 
 
 def traceparent(correlation_id: str) -> str:
@@ -342,7 +351,7 @@ async def attempt(request: HTTPRequest, _deadline: float, correlation_id: str) -
                 credentials = credentials and endpoint.origin == origin  # once dropped, never sent again
                 if status == 303 or (status in (301, 302) and method == "POST"):
                     method, body = "GET", None
-                head = _static_head(endpoint, method, options, credentials)
+                head = _static_head(endpoint, method, options, credentials, url_credentials(request.url))
                 continue
             result.facts.setdefault("http_redirects", float(redirects))
             if not _status_ok(status, options):
@@ -364,7 +373,7 @@ def _settings(get: Any) -> HTTPRequest:
 KIND = ProbeKind(
     name="http", key="url", key_text="url (HTTP)",
     target_fields={"url": (HTTPURL | None, None), "http": (HTTPConfig | None, None)},
-    settings=_settings, attempt=attempt, endpoint=lambda request: request.url,
+    settings=_settings, attempt=attempt, endpoint=lambda request: display_url(request.url),
     target_keys=lambda endpoint: {"url": endpoint},
     families={
         **CONNECTION_FAMILIES,

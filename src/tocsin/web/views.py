@@ -4,7 +4,8 @@ the HTML status page.
 The views read the running daemon through a few narrow interfaces (the scheduler's target
 table, the rule manager's active alerts, the count of targets up, the metric renderers),
 never through the Daemon itself: what a page can see is written down here, and a view
-cannot change what it shows.
+cannot change what it shows. Every text a view serves passes through `redaction`: a probe
+URL's password is shown as `<secret>`, and so is any secret a message happens to carry.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from ..redaction import redact
 from ..scheduler import TargetState
 
 
@@ -49,13 +51,13 @@ class WebViews:
         self._metrics = metrics  # rendered one after the other into /metrics
 
     def render_metrics(self) -> bytes:
-        return "".join(render() for render in self._metrics).encode()
+        return redact("".join(render() for render in self._metrics)).encode()
 
     def api(self, path: str) -> Any | None:
         if path == "targets":
             return targets_view(self._targets)
         if path == "alerts":
-            return self._alerts.active_alerts()
+            return _redacted(self._alerts.active_alerts())
         return None
 
     def status_page(self) -> str:
@@ -70,8 +72,23 @@ class WebViews:
         return _STATUS_PAGE.format(rows="\n".join(rows), count=len(rows), up=self._counts.up)
 
 
+def _redacted(value: Any) -> Any:
+    """`value` (JSON-like) with every string, keys included, passed through `redact`."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {_redacted(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def targets_view(table: TargetTable) -> list[dict[str, Any]]:
-    """/api/v1/targets: every target with its configuration, health, last result and next run."""
+    """/api/v1/targets: every target with its configuration, health, last result and next run.
+
+    The endpoint is the kind's text for people (a URL's password already hidden); every
+    string is redacted all the same, as a probe's message may quote what it was sent.
+    """
     out = []
     for name, state in list(table.states.items()):
         target, result = state.target, state.last_result
@@ -90,7 +107,7 @@ def targets_view(table: TargetTable) -> list[dict[str, Any]]:
                 "status_code": int(result.facts["http_status_code"]) if "http_status_code" in result.facts else None,
             },
         })
-    return out
+    return _redacted(out)
 
 
 def _iso(ts: float) -> str:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from ...gofmt import rfc3339_millis
+from ...redaction import display_url
 from ..notification import Notification
 from .base import Receiver, ReceiverOptions
 
@@ -32,7 +33,7 @@ class AlertmanagerConfig(ReceiverOptions):
     def _http(cls, urls: list[str]) -> list[str]:
         for url in urls:
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+                raise ValueError(f"expected an http:// or https:// URL, got {display_url(url)!r}")
         return [url.rstrip("/") for url in urls]
 
 

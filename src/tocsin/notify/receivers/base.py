@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import requests
 from pydantic import Field
 
+from ... import redaction
 from ...errors import NotificationError
 from ...fields import Duration, Model
 from ..notification import Notification
@@ -57,10 +58,6 @@ class Receiver:
         """How many independent peers a notification goes to (one outbox entry each)."""
         return 1
 
-    def secrets(self) -> list[str]:
-        """Values that must never appear in a log line or an API response."""
-        return []
-
     def payload(self, n: Notification) -> Any:
         raise NotImplementedError
 
@@ -69,15 +66,14 @@ class Receiver:
 
     # ------------------------------------------------------------ helpers for HTTP kinds
 
-    def redact(self, text: str) -> str:
-        for secret in self.secrets():
-            if not secret:
-                continue
-            text = text.replace(secret, "<secret>")
-            path = _path_of(secret)
-            if path and len(path) > 1:
-                text = text.replace(path, "/<secret>")
-        return text
+    @staticmethod
+    def redact(text: str) -> str:
+        """`text` (an error, a peer's answer) without any secret of the configuration.
+
+        Not only this receiver's: a peer may echo anything it was sent, and the one list of
+        every secret, in every encoding, is `redaction`'s (filled when the configuration loads).
+        """
+        return redaction.redact(text)
 
     def post_json(self, url: str, body: Any, n: Notification, headers: dict[str, str] | None = None) -> requests.Response:
         """POST JSON; raise NotificationError (with secrets redacted) unless the peer answered 2xx."""
@@ -117,18 +113,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if when.tzinfo is None:  # an HTTP-date is GMT
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _path_of(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    if not parts.scheme:
-        return ""
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def secret_value(config: Model, name: str) -> str:

@@ -54,9 +54,6 @@ class EmailReceiver(Receiver):
     send_resolved_default = False
     config: EmailConfig
 
-    def secrets(self) -> list[str]:
-        return [self.config.secret("auth_password") or ""]
-
     def body(self, n: Notification) -> str:
         out = [n.title(), ""]
         for title, alerts in (("Firing", n.firing), ("Resolved", n.resolved)):

@@ -52,9 +52,6 @@ class PagerDutyReceiver(Receiver):
     send_resolved_default = True
     config: PagerDutyConfig
 
-    def secrets(self) -> list[str]:
-        return [self.config.secret("routing_key") or ""]
-
     def _severity(self, n: Notification) -> str:
         if self.config.severity:
             return self.config.severity

@@ -38,9 +38,6 @@ class SlackReceiver(Receiver):
     def url(self) -> str:
         return self.config.secret("webhook_url") or ""
 
-    def secrets(self) -> list[str]:
-        return [self.url]
-
     @staticmethod
     def color(n: Notification) -> str:
         if n.status == "resolved":

@@ -34,9 +34,6 @@ class WebhookReceiver(Receiver):
     def url(self) -> str:
         return self.config.secret("url") or ""
 
-    def secrets(self) -> list[str]:
-        return [self.url]
-
     def payload(self, n: Notification) -> dict[str, Any]:
         alerts = [a.to_dict() for a in n.alerts]
         truncated = 0
