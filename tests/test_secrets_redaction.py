@@ -17,7 +17,7 @@ from tocsin.probes import run_probe
 def _config(**receiver: object) -> dict:
     return {"targets": [{"name": "a", "url": "http://u:p%2Fw0rd-1@127.0.0.1:1/x",
                          "http": {"headers": {"Accept": "application/json", "X-Api-Key": "KeyHdr-77"}}}],
-            "global": {"web": {"basic_auth_users": {"prom": "$2b$12$HashOfTheListener"}}},
+            "global": {"web": {"basic_auth_users": {"prom": "$2b$04$wCFxM5ak.phGZNThrOk6o.PleWxE.BzV1hBiTSqLhNDv3KEcr5NMO"}}},
             "alerting": {"route": {"receiver": "w"}, "receivers": [{"name": "w", **receiver}]}}
 
 
@@ -28,7 +28,7 @@ def test_every_kind_of_secret_is_collected_in_its_encodings():
     for form in ("p/w0rd-1", "p%2Fw0rd-1", base64.b64encode(b"u:p/w0rd-1").decode(),  # userinfo
                  "KeyHdr-77",                                                                        # header
                  "http://127.0.0.1:2/hook/Path Sec", "/hook/Path%20Sec", quote("/hook/Path%20Sec", safe=""),
-                 "HookPw-3", "$2b$12$HashOfTheListener"):
+                 "HookPw-3", "$2b$04$wCFxM5ak.phGZNThrOk6o.PleWxE.BzV1hBiTSqLhNDv3KEcr5NMO"):
         assert form in found, form
     assert "application/json" not in found, "a header that carries no credential is not a secret"
 
