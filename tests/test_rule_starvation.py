@@ -48,3 +48,31 @@ def test_an_expensive_group_neither_starves_the_others_nor_delays_shutdown(daemo
     # Not waiting for the expensive evaluation (which has already run for `running` seconds,
     # or, with one thread, restarted in the last 2 s and has ~15 s of idle-machine CPU left).
     assert took < max(scaled(1.0), running / 2), (took, running)
+
+
+def test_watchdog_pings_stop_while_no_rule_evaluation_completes(daemon_factory, tmp_path):
+    """Every worker busy with an evaluation that does not end: the pings stop (RULES_STALL_SECONDS,
+    shortened here to 1 s), so systemd restarts the service WatchdogSec later."""
+    from test_lifecycle import NotifySocket
+
+    groups = "".join(f"""
+  - name: runaway{i}
+    interval: 1s
+    rules:
+      - record: expensive{i}
+        expr: max_over_time(probe_success[5m:1ms])
+""" for i in range(4))  # as many as the pool has workers (rules/workers.py DEFAULT_WORKERS)
+    (tmp_path / "rules.yml").write_text("groups:" + groups)
+    notify = NotifySocket(tmp_path / "notify.sock")
+    try:
+        daemon = daemon_factory(CONFIG.format(closed=free_port()), env={
+            "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "600000", "TOCSIN_RULES_STALL_SECONDS": "1"})
+        wait_for(lambda: "not pinging the watchdog" in daemon.output(), timeout=30, what="the stall noticed")
+        time.sleep(scaled(0.3))  # a ping already on its way may still land
+        pings = notify.count("WATCHDOG")
+        assert pings >= 1  # it pinged while evaluations were young
+        time.sleep(1.5)  # 2.5 watchdog periods
+        assert notify.count("WATCHDOG") == pings
+        assert daemon.stop() == 0
+    finally:
+        notify.close()
