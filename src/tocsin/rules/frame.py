@@ -57,9 +57,9 @@ class TimeFrame:
     def evaluation(self, tick_ms: int, tick_frame_ms: int | None,
                    check: Callable[[], object] | None = None) -> Iterator[int]:
         """Hold for one group evaluation; yields its timestamp in the store's frame."""
+        if check is not None:  # outside the lock: ClockWatch's lock is taken before ours, never after
+            check()  # a step not yet seen is noted before this evaluation reads anything
         with self.lock:
-            if check is not None:
-                check()  # a step not yet seen is applied before this evaluation reads anything
             deadline = time.monotonic() + STEP_WAIT
             while self._exclusive or (self.seen_ms != self.applied_ms and self._evaluating
                                       and time.monotonic() < deadline):
