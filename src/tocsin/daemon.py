@@ -17,6 +17,7 @@ import threading
 import time
 
 from . import aio, logs, statedb
+from .clock import ClockWatch
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .metrics import ProbeMetrics, SelfMetrics
@@ -33,6 +34,12 @@ from .web.server import WebServer
 from .web.views import WebViews
 
 log = logging.getLogger("tocsin")
+
+# Rule evaluation counts as stalled when evaluations have waited or run this long with none
+# completing (rules/workers.py): every worker is stuck. The watchdog pings stop then, and
+# systemd restarts the service WatchdogSec later. One slow group while others complete is
+# not a stall (its missed iterations are counted and logged instead).
+RULES_STALL_SECONDS = float(os.environ.get("TOCSIN_RULES_STALL_SECONDS", "120"))
 
 
 def _raise_fd_limit() -> None:
@@ -52,8 +59,9 @@ class Daemon:
         self.notify_metrics = NotifyMetrics(self.self_metrics.registry)
         self.notifier: Notifier | None = None
         self._retired: list[Notifier] = []  # replaced by a reload, still delivering to removed receivers
+        self.clock = ClockWatch(self.self_metrics.registry)  # wall-clock steps: detected and re-anchored
         self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
-                                 external_url=f"http://{loaded.global_.listen_address}")
+                                 external_url=f"http://{loaded.global_.listen_address}", clock=self.clock)
         self.probe_metrics.subscribe(self.rules.ingest, self.rules.store.may_want)
         self.systemd = ServiceNotifier()  # sd_notify: READY, RELOADING, STOPPING, STATUS, WATCHDOG
         self.status = ServiceStatus(self.systemd, self.self_metrics.targets_up)
@@ -65,6 +73,7 @@ class Daemon:
         self._ready = False
         self._reload_task: asyncio.Future[tuple[bool, str]] | None = None
         self._reload_pending = False
+        self._rules_stall_logged = False
         logs.set_error_hook(lambda name: self.self_metrics.log_errors.labels(name).inc())
         statedb.set_error_hook(lambda db: self.self_metrics.state_write_errors.labels(db).inc())
 
@@ -81,7 +90,7 @@ class Daemon:
         _install_test_hooks(self.loop)
         self.systemd.status("starting")
         g = self.loaded.global_
-        self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes)
+        self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
         self._apply(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,
                          (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
@@ -183,13 +192,23 @@ class Daemon:
         No timer thread and no free-running task: WATCHDOG=1 is sent only when APScheduler
         dispatches a job on the event loop, which is exactly what the probes depend on. A
         stuck loop or a scheduler that stopped dispatching goes silent, and systemd restarts
-        the service after WatchdogSec.
+        the service after WatchdogSec. The ping also stops while rule evaluation is stalled
+        (RULES_STALL_SECONDS without any evaluation completing while some wait or run).
         """
         period = self.systemd.watchdog_interval()
         if period is None or self.scheduler is None:
             return
-        self.scheduler.add_heartbeat(self.systemd.watchdog, period)
+        self.scheduler.add_heartbeat(self._watchdog_beat, period)
         log.debug("watchdog pings every %.2fs from the scheduler", period)
+
+    def _watchdog_beat(self) -> None:
+        stalled = self.rules.stalled_for()
+        if stalled < RULES_STALL_SECONDS:
+            self.systemd.watchdog()
+            self._rules_stall_logged = False
+        elif not self._rules_stall_logged:
+            self._rules_stall_logged = True
+            log.error("no rule evaluation has completed for %.0fs: not pinging the watchdog", stalled)
 
     # ---------------------------------------------------------------- reload
 

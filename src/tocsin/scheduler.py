@@ -12,6 +12,14 @@ interval.
 
 APScheduler's `max_instances=1` guarantees a target never has two probes at once. Probes are coroutines: a hanging target holds a cheap slot of the
 bounded pool until its deadline, never a thread, so it cannot delay healthy targets.
+
+Run times are wall time (APScheduler's triggers), waits are monotonic (the loop's timers).
+The scheduler wakes up at least every MAX_SLEEP seconds and asks the ClockWatch whether the
+wall clock stepped; if it did, every job's next run time moves by the step (rounded to the
+grid), so probing goes on at its cadence instead of stopping for as long as a backward step
+or counting every run as missed after a forward one. Independently, each target's last
+start is kept on the monotonic clock: a target not started for OVERDUE_INTERVALS of its
+intervals is logged and counted, whatever the reason (a stalled scheduler, a full pool).
 """
 
 from __future__ import annotations
@@ -21,15 +29,18 @@ import hashlib
 import inspect
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import Counter
 
+from .clock import ClockWatch
 from .config import Target
 from .logs import log_context
 from .metrics import SelfMetrics
@@ -45,6 +56,12 @@ HEARTBEAT_JOB = "__heartbeat__"
 # Every run starts on a multiple of SLOT seconds of the Unix epoch (for intervals that are
 # multiples of it), so runs due within the same SLOT start in one wake-up.
 SLOT = 0.1
+
+# The longest the scheduler sleeps without looking at the clock and at overdue targets.
+MAX_SLEEP = 1.0
+# A target whose probe has not started for this many intervals (plus its timeout) is overdue.
+OVERDUE_INTERVALS = 3
+OVERDUE_CHECK_EVERY = 5.0  # seconds (monotonic) between looks for overdue targets
 
 
 def phase_offset(name: str, interval: float) -> float:
@@ -79,6 +96,7 @@ class _LoopScheduler(AsyncIOScheduler):
     """
 
     _wakeup_pending = False
+    before_pass: Callable[[], None] | None = None  # called on every wake-up, before jobs are processed
 
     def wakeup(self) -> None:
         # A reload adding 10 000 jobs asks 10 000 times; one pass after them serves all.
@@ -100,8 +118,14 @@ class _LoopScheduler(AsyncIOScheduler):
     def _process_and_rearm(self) -> None:
         self._wakeup_pending = False  # before the pass: a job added during it asks again
         self._stop_timer()
-        if self._eventloop is not None:
-            self._start_timer(self._process_jobs())
+        if self._eventloop is None:
+            return
+        if self.before_pass is not None and self.state == STATE_RUNNING:
+            self.before_pass()
+        wait = self._process_jobs()
+        if self.state == STATE_RUNNING:  # never sleep past MAX_SLEEP: the clock may step meanwhile
+            wait = MAX_SLEEP if wait is None else min(wait, MAX_SLEEP)
+        self._start_timer(wait)
 
 
 @dataclass
@@ -112,6 +136,8 @@ class TargetState:
     interval: float
     consecutive_failures: int = 0
     last_result: ProbeResult | None = None
+    last_started: float = field(default_factory=time.monotonic)  # monotonic; see OVERDUE_INTERVALS
+    overdue: bool = False  # reported as overdue, not started since
 
     @property
     def up(self) -> bool | None:
@@ -138,7 +164,7 @@ class ProbeScheduler:
     """Owns the probe jobs; `apply(targets)` is the only way the set of targets changes."""
 
     def __init__(self, metrics: SelfMetrics, on_result: Callable[[TargetState, ProbeResult, ProbeResult | None], None],
-                 max_concurrent: int = 4096) -> None:
+                 max_concurrent: int = 4096, clock: ClockWatch | None = None) -> None:
         self._metrics = metrics
         self._on_result = on_result
         self._slots = asyncio.Semaphore(max_concurrent)
@@ -157,6 +183,15 @@ class ProbeScheduler:
         self._unusual_logged = float("-inf")
         self._in_flight: set[asyncio.Task] = set()
         metrics.in_flight.set_function(lambda: len(self._in_flight))
+        self._overdue_runs = Counter(
+            "tocsin_scheduler_overdue_total",
+            f"Times a target's probe had not started for {OVERDUE_INTERVALS} of its intervals (once per stall).",
+            registry=metrics.registry)
+        self._next_overdue_check = 0.0
+        self.clock = clock
+        if clock is not None:
+            clock.subscribe(self._on_clock_step)
+        self._scheduler.before_pass = self._before_pass
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -166,6 +201,10 @@ class ProbeScheduler:
         for name, interval in self._unstarted.items():
             self._add_job(name, interval, first_run(name, interval, now))
         self._unstarted.clear()
+        started = time.monotonic()
+        for state in self.states.values():
+            state.last_started = started
+        self._next_overdue_check = started + OVERDUE_CHECK_EVERY
         self._scheduler.start()
 
     async def stop(self, grace: float) -> None:
@@ -258,6 +297,7 @@ class ProbeScheduler:
         try:
             with log_context(target=name, correlation_id=correlation_id):
                 async with self._slots:
+                    state.last_started, state.overdue = time.monotonic(), False
                     due = self._due.pop(name, None)
                     if due is not None:
                         self._metrics.lateness.observe((datetime.now(timezone.utc) - due).total_seconds())
@@ -283,6 +323,46 @@ class ProbeScheduler:
         else:
             stretched = base * policy.multiplier ** state.consecutive_failures
             self._reschedule(state, min(policy.max_interval, stretched))
+
+    # ---------------------------------------------------------------- clock and stalls
+
+    def _before_pass(self) -> None:
+        if self.clock is not None:
+            self.clock.check()
+        now = time.monotonic()
+        if now >= self._next_overdue_check:
+            self._next_overdue_check = now + OVERDUE_CHECK_EVERY
+            self._report_overdue(now)
+
+    def _report_overdue(self, now: float) -> None:
+        """Log and count targets whose probe has not started for OVERDUE_INTERVALS intervals."""
+        late = []
+        for name, state in self.states.items():
+            if state.overdue:
+                continue
+            allowed = OVERDUE_INTERVALS * state.interval + state.target.timeout
+            if now - state.last_started > allowed:
+                state.overdue = True
+                late.append(name)
+        if late:
+            self._overdue_runs.inc(len(late))
+            log.warning("%d target%s not probed for more than %d intervals: %s%s", len(late),
+                        "" if len(late) == 1 else "s", OVERDUE_INTERVALS, ", ".join(late[:5]),
+                        ", …" if len(late) > 5 else "")
+
+    def _on_clock_step(self, step: float) -> None:
+        """Move every job's next run (and the due times of runs waiting for a slot) by the step.
+
+        The step is rounded to the grid so runs stay on it. Called from whichever thread saw
+        the step first; APScheduler's job store takes its own lock."""
+        delta = timedelta(microseconds=round(step / SLOT) * round(SLOT * 1_000_000))
+        if not delta:
+            return
+        for job in self._scheduler.get_jobs():
+            if job.next_run_time is not None:
+                job.modify(next_run_time=job.next_run_time + delta)
+        for name, due in list(self._due.items()):
+            self._due[name] = due + delta
 
     def _on_event(self, event: JobEvent) -> None:
         if event.code == EVENT_JOB_MISSED:

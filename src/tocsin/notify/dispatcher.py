@@ -14,6 +14,12 @@ stalled (`problems()`).
 
 Alertmanager peers group alerts themselves, so their alerts skip the groups: each submit
 becomes one batch per routed peer URL, carrying the alerts as submitted.
+
+Timers (group_wait, group_interval, resolve_timeout, forgetting resolved alerts) run on the
+monotonic clock, so a step of the wall clock neither flushes every group and expires every
+alert at once (forward) nor freezes them (backward). repeat_interval is measured against the
+persisted notification log (wall time) only for entries written before this start; for
+those written since, on the monotonic clock too. An alert's startsAt stays wall time.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ RETRY_AFTER_BUG = 1.0            # the pause after a dispatch that raised
 @dataclass
 class _Tracked:
     alert: Alert
-    seen: float
+    seen: float       # wall time of the last submit, for the operator's view
+    seen_mono: float  # the same moment on the monotonic clock, for resolve_timeout
     receivers: set[str] = field(default_factory=set)
 
 
@@ -55,7 +62,7 @@ class _Group:
     key: str
     route: Route
     labels: dict[str, str]
-    next_flush: float
+    next_flush: float  # monotonic
     alerts: dict[str, tuple[Alert, int]] = field(default_factory=dict)
     flushed: bool = False
 
@@ -84,6 +91,7 @@ class Dispatcher:
         self._to_forward: list[Notification] = []  # batches for Alertmanager peers, not yet committed
         self._submitted = False                     # set by submit(), cleared by the dispatcher
         self._nflog: dict[tuple[str, str], LogEntry] = {}
+        self._logged_mono: dict[tuple[str, str], float] = {}  # when this process wrote each entry (monotonic)
         self._version = 0
         self._commit_failures = 0
         self._commit_retry_at = 0.0      # monotonic: no commit before, after a failed one
@@ -106,33 +114,33 @@ class Dispatcher:
 
     def submit(self, alerts: list[Alert]) -> None:
         """Take the current firing alerts and the just-resolved ones; never blocks on delivery."""
-        now = time.time()
+        now, mono = time.time(), time.monotonic()
         with self._cv:
             batches: dict[str, dict[str, Alert]] = {}
             for alert in alerts:
                 alert = alert.with_labels(self.external_labels)
                 if not alert.firing and alert.ends_at is None:
                     alert = alert.resolved(datetime.now(timezone.utc))
-                for peer in self._ingest(alert, now):
+                for peer in self._ingest(alert, now, mono):
                     batches.setdefault(peer, {})[alert.fingerprint] = alert
             for name, batch in batches.items():
                 self._forward(name, list(batch.values()), now)
             self._submitted = True
             self._cv.notify_all()
 
-    def _ingest(self, alert: Alert, now: float) -> list[str]:
+    def _ingest(self, alert: Alert, now: float, mono: float) -> list[str]:
         """Track the alert and put it in the groups of its routes; return the routed receivers
         that do not group (Alertmanager peers), which get the alert as submitted instead."""
         fp = alert.fingerprint
         self._version += 1
         tracked = self._alerts.get(fp)
         if tracked is None:
-            tracked = self._alerts[fp] = _Tracked(alert, now)
+            tracked = self._alerts[fp] = _Tracked(alert, now, mono)
         else:
             if tracked.alert.firing and alert.firing and tracked.alert.starts_at < alert.starts_at:
                 alert = Alert(alert.labels, alert.annotations, tracked.alert.starts_at, None,
                               alert.generator_url, "firing")
-            tracked.alert, tracked.seen = alert, now
+            tracked.alert, tracked.seen, tracked.seen_mono = alert, now, mono
         peers = []
         for route in self.root.match(alert.labels):
             receiver = self.receivers.get(route.receiver)
@@ -147,9 +155,9 @@ class Dispatcher:
             gid = f"{route.id}:{key}"
             group = self._groups.get(gid)
             if group is None:
-                group = self._groups[gid] = _Group(gid, key, route, labels, now + route.group_wait)
+                group = self._groups[gid] = _Group(gid, key, route, labels, mono + route.group_wait)
             if not group.flushed and alert.starts_at.timestamp() + route.group_wait < now:
-                group.next_flush = min(group.next_flush, now)  # an old alert (restart): no need to wait
+                group.next_flush = min(group.next_flush, mono)  # an old alert (restart): no need to wait
             group.alerts[fp] = (alert, self._version)
         return peers
 
@@ -177,7 +185,7 @@ class Dispatcher:
                     self._cv.wait(max(0.005, wait))
 
     def _dispatch_once(self) -> float:
-        now = time.time()
+        now, mono = time.time(), time.monotonic()
         log_updates: dict[tuple[str, str], LogEntry] = {}
         cleanup: list[tuple[_Group, list[tuple[str, int]]]] = []
         with self._lock:
@@ -187,12 +195,12 @@ class Dispatcher:
                 return backoff
             notifications, self._to_forward = self._to_forward, []
             forwarded = len(notifications)
-            self._expire_alerts(now)
-            due = [g for g in self._groups.values() if g.next_flush <= now]
+            self._expire_alerts(now, mono)
+            due = [g for g in self._groups.values() if g.next_flush <= mono]
             if due:
                 muted = self.inhibitor.muter([t.alert.labels for t in self._alerts.values() if t.alert.firing])
                 for group in due:
-                    cleanup.append((group, self._flush(group, now, muted, notifications, log_updates)))
+                    cleanup.append((group, self._flush(group, now, mono, muted, notifications, log_updates)))
             next_due = self._next_due()
         if notifications or log_updates:
             try:
@@ -211,7 +219,7 @@ class Dispatcher:
                     self._groups.pop(group.id, None)
         if notifications:
             self._committed(notifications)
-        return min(self._max_sleep, max(0.0, next_due - time.time()))
+        return min(self._max_sleep, max(0.0, next_due - time.monotonic()))
 
     def _commit_failed(self, exc: StateWriteError, forwarded: list[Notification], flushed: list[_Group]) -> float:
         """Undo the pass whose commit failed, so that the retry makes it again; return the pause."""
@@ -220,7 +228,7 @@ class Dispatcher:
                             self.config.delivery.max_backoff)
         with self._lock:
             self._to_forward[:0] = forwarded
-            retry = time.time() + delay
+            retry = time.monotonic() + delay  # next_flush is monotonic
             for group in flushed:
                 group.next_flush = min(group.next_flush, retry)
             self._commit_retry_at = time.monotonic() + delay
@@ -249,32 +257,32 @@ class Dispatcher:
 
     def _next_due(self) -> float:
         """When the dispatcher has work without being told: the next group flush, or alert to
-        expire or forget (Unix time; inf if none)."""
+        expire or forget (monotonic; inf if none)."""
         times = [g.next_flush for g in self._groups.values()]
         for tracked in self._alerts.values():
-            times.append(tracked.seen + (self.config.resolve_timeout if tracked.alert.firing else RESOLVED_RETENTION))
+            times.append(tracked.seen_mono + (self.config.resolve_timeout if tracked.alert.firing else RESOLVED_RETENTION))
         return min(times, default=float("inf"))
 
-    def _expire_alerts(self, now: float) -> None:
+    def _expire_alerts(self, now: float, mono: float) -> None:
         """Resolve firing alerts nobody re-submitted for resolve_timeout; forget old resolved ones.
 
         Alertmanager peers are not told: they get only what is submitted, and the valid-until
         they were sent resolves the alert there by itself."""
         for fp, tracked in list(self._alerts.items()):
-            if tracked.alert.firing and now - tracked.seen > self.config.resolve_timeout:
+            if tracked.alert.firing and mono - tracked.seen_mono > self.config.resolve_timeout:
                 log.warning("alert not re-submitted within resolve_timeout; resolving it",
                             extra={"fields": {"alertname": tracked.alert.labels.get("alertname", ""), "fingerprint": fp}})
-                self._ingest(tracked.alert.resolved(datetime.now(timezone.utc)), now)
-            elif not tracked.alert.firing and now - tracked.seen > RESOLVED_RETENTION:
+                self._ingest(tracked.alert.resolved(datetime.now(timezone.utc)), now, mono)
+            elif not tracked.alert.firing and mono - tracked.seen_mono > RESOLVED_RETENTION:
                 del self._alerts[fp]
 
-    def _flush(self, group: _Group, now: float, muted: Callable[[dict[str, str]], bool], out: list[Notification],
-               log_updates: dict[tuple[str, str], LogEntry]) -> list[tuple[str, int]]:
+    def _flush(self, group: _Group, now: float, mono: float, muted: Callable[[dict[str, str]], bool],
+               out: list[Notification], log_updates: dict[tuple[str, str], LogEntry]) -> list[tuple[str, int]]:
         """Alertmanager's flush + dedup stage for one group; returns resolved alerts to forget."""
         route = group.route
         receiver = self.receivers[route.receiver]
         assert receiver is not None
-        group.next_flush = now + route.group_interval
+        group.next_flush = mono + route.group_interval
         group.flushed = True
         alerts = sorted((a for a, _ in group.alerts.values() if not (a.firing and muted(a.labels))),
                         key=lambda a: (a.starts_at, a.fingerprint))
@@ -282,7 +290,10 @@ class Dispatcher:
         resolved = frozenset(a.fingerprint for a in alerts if not a.firing)
         log_key = (route.receiver, group.key)
         entry = self._nflog.get(log_key)
-        reason = needs_update(entry, firing, resolved, receiver.send_resolved, route.repeat_interval, now)
+        logged = self._logged_mono.get(log_key)
+        # "now" as the time since the entry was written measures it, when this process wrote it
+        since = now if entry is None or logged is None else entry.sent_at + (mono - logged)
+        reason = needs_update(entry, firing, resolved, receiver.send_resolved, route.repeat_interval, since)
         if reason:
             send = alerts if receiver.send_resolved else [a for a in alerts if a.firing]
             if send:
@@ -291,6 +302,7 @@ class Dispatcher:
                                         group_labels=dict(group.labels), external_url=self.external_url,
                                         reason=reason, created_at=now))
             log_updates[log_key] = LogEntry(firing, resolved, now)
+            self._logged_mono[log_key] = mono
         return [(fp, v) for fp, (a, v) in group.alerts.items() if not a.firing]
 
     # ------------------------------------------------------------------ reload
@@ -315,11 +327,14 @@ class Dispatcher:
     def adopt(self, alerts: list[tuple[Alert, float, set[str]]]) -> None:
         """Take over the alerts a reload's predecessor knew, as if they had been submitted here
         (Alertmanager peers excepted: they already have them). Their resolve_timeout runs on."""
-        now = time.time()
+        now, mono = time.time(), time.monotonic()
         with self._cv:
             for alert, seen, _ in alerts:
-                self._ingest(alert, now)
-                self._alerts[alert.fingerprint].seen = seen
+                self._ingest(alert, now, mono)
+                tracked = self._alerts[alert.fingerprint]
+                # Keep when it was last submitted, on both clocks (the wall clock did not step
+                # during the hand-over, so their difference still holds).
+                tracked.seen, tracked.seen_mono = seen, mono - (now - seen)
             self._submitted = True
             self._cv.notify_all()
 

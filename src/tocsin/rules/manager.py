@@ -10,8 +10,10 @@
 
 Each group runs in its own asyncio task on the daemon's loop, on a fixed grid (offset by a
 hash of the group key, like Prometheus, so groups do not all start at once); the CPU work
-runs in a single worker thread so it never stalls probes. An evaluation that overruns its
-interval makes the loop skip the ticks it missed and count them.
+runs on a few worker threads (workers.py) so it never stalls probes and one expensive group
+cannot starve the others. An evaluation that overruns its interval makes the loop skip the
+ticks it missed and count them. The grid is wall time; a step of the wall clock moves it
+and everything stored by the step (frame.py), and wakes the loops so none sleeps through it.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..clock import ClockWatch
 from ..config import LoadedConfig
 from ..gofmt import format_label_set
 from ..notify.alert import Alert as NotifyAlert
@@ -40,10 +42,12 @@ from .files import (
     names_file,
     resolve_rule_files,
 )
+from .frame import TimeFrame, shift_alert_timers
 from .group import Group
 from .persist import AlertStateDB
 from .sending import to_notify_alert
 from .store import SampleStore, build_interest
+from .workers import DEFAULT_WORKERS, EvaluationPool
 
 log = logging.getLogger("tocsin.rules")
 
@@ -59,7 +63,7 @@ def _offset(key: str, interval: float) -> float:
 
 class RuleManager:
     def __init__(self, loaded: LoadedConfig, on_alert_change: AlertHook | None = None,
-                 external_url: str = "") -> None:
+                 external_url: str = "", clock: ClockWatch | None = None, workers: int = DEFAULT_WORKERS) -> None:
         self.on_alert_change = on_alert_change
         self.external_url = external_url
         self.store = SampleStore()
@@ -68,8 +72,14 @@ class RuleManager:
         self._loaded = loaded
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._task_intervals: dict[str, int] = {}  # the interval each group's task runs at (ms)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rules")
+        self.pool = EvaluationPool(workers)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self.clock = clock
+        self.frame = TimeFrame(self._shift_stored_times)
+        self._stepped: asyncio.Event | None = None  # set (and replaced) when the clock steps
+        if clock is not None:
+            clock.subscribe(self._on_clock_step)
         self._state_db: AlertStateDB | None = None
         self._saved_signature: dict[str, Any] = {}
         self._frozen_series = 0
@@ -120,7 +130,7 @@ class RuleManager:
                 errors.append(f"{spec.file}: group {spec.name!r} is defined twice")
                 continue
             new[spec.key] = Group(spec, dict(loaded.global_.external_labels), self.external_url)
-        now_ms = int(time.time() * 1000)
+        now_ms = self.frame.to_store(int(time.time() * 1000))
         for key, old in self.groups.items():
             if key in new:
                 new[key].copy_state_from(old)
@@ -128,7 +138,7 @@ class RuleManager:
         self._resolve_dropped(self.groups.values(), new.values(), now_ms)
         removed = {t.name for t in self._loaded.targets} - {t.name for t in loaded.targets}
         for name in removed:
-            self.store.remove_target(name, time.time())
+            self.store.remove_target(name, now_ms / 1000)
         exprs = [r.spec.expr for g in new.values() for r in g.rules]
         margin = max([g.interval_ms for g in new.values()] + [0]) + 60_000
         self.store.set_interest(build_interest(exprs), margin)
@@ -162,9 +172,13 @@ class RuleManager:
             except Exception:  # noqa: BLE001 - the pipeline's failure is not the rules'
                 log.exception("alert change hook failed")
 
+    def _build_exclusive(self, loaded: LoadedConfig) -> list[str]:
+        with self.frame.exclusive():  # no evaluation reads the groups while they are swapped
+            return self._build(loaded)
+
     async def areload(self, loaded: LoadedConfig) -> list[str]:
-        """`reload` for the event loop: the rebuild waits for a running evaluation in the worker."""
-        errors = await asyncio.get_running_loop().run_in_executor(self._executor, self._build, loaded)
+        """`reload` for the event loop: the rebuild waits for running evaluations, in a thread."""
+        errors = await asyncio.to_thread(self._build_exclusive, loaded)
         self._sync_tasks()
         for e in errors:
             log.error("%s", e)
@@ -172,8 +186,7 @@ class RuleManager:
 
     def reload(self, loaded: LoadedConfig) -> list[str]:
         """Apply new rules (from the loop thread); returns problems found (empty: all good)."""
-        fut = self._executor.submit(self._build, loaded)  # serialised with evaluations
-        errors = fut.result()
+        errors = self._build_exclusive(loaded)  # serialised with evaluations
         if self._loop is not None:
             self._sync_tasks()
         for e in errors:
@@ -183,6 +196,7 @@ class RuleManager:
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._stepped = asyncio.Event()
         self._warm = asyncio.Event()
         if not self._unreported:
             self._warm.set()
@@ -204,14 +218,19 @@ class RuleManager:
         self._sync_tasks()
 
     async def stop(self) -> None:
+        """Stop evaluating; an evaluation still running is abandoned, not waited for (workers.py).
+
+        What it would send or persist is dropped: its group's state as of the last completed
+        evaluation is what was saved, and the next start picks up from there."""
+        self._stopping = True
         for task in self._tasks.values():
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=5)
         self._tasks.clear()
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        self.pool.close()
         if self._state_db is not None:
-            self._state_db.close()
+            await asyncio.to_thread(self._state_db.close)  # waits for a save in progress only
 
     def _sync_tasks(self) -> None:
         for key in list(self._tasks):
@@ -225,10 +244,9 @@ class RuleManager:
                 self._tasks[key] = asyncio.ensure_future(self._run(key, group.interval_ms))
                 self._task_intervals[key] = group.interval_ms
         if self._state_db is not None:
-            self._executor.submit(self._state_db.forget_groups, set(self.groups))
+            self.pool.submit(self._state_db.forget_groups, set(self.groups))
 
     async def _run(self, key: str, interval_ms: int) -> None:
-        loop = asyncio.get_running_loop()
         interval = interval_ms / 1000
         offset = _offset(key, interval)
         if self._warm is not None and not self._warm.is_set():
@@ -239,17 +257,30 @@ class RuleManager:
                 self._warm.set()
         now = time.time()
         tick = (now - offset) // interval * interval + offset + interval
+        frame = self.frame.seen_ms  # the clock frame `tick` is in
         while True:
-            await asyncio.sleep(max(0.0, tick - time.time()))
+            while True:  # sleep until the tick; a clock step moves the tick and wakes us
+                tick += (self.frame.seen_ms - frame) / 1000
+                frame = self.frame.seen_ms
+                remaining = tick - time.time()
+                if remaining <= 0:
+                    break
+                assert self._stepped is not None
+                try:
+                    await asyncio.wait_for(self._stepped.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
             group = self.groups.get(key)
             if group is None:
                 return
             try:
-                await loop.run_in_executor(self._executor, self._evaluate, key, int(tick * 1000))
+                await self.pool.run(self._evaluate, key, int(round(tick * 1000)), frame)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one bad evaluation must not end the loop
                 log.exception("rule group evaluation crashed", extra={"fields": {"group": key}})
+            tick += (self.frame.seen_ms - frame) / 1000
+            frame = self.frame.seen_ms
             late = time.time() - tick
             missed = int(late // interval)  # ticks that passed while this one ran
             if missed > 0:
@@ -260,11 +291,19 @@ class RuleManager:
             tick += interval * (missed + 1)
 
     # ---------------------------------------------------------------- evaluation (worker thread)
-    def _evaluate(self, key: str, ts: int) -> None:
-        group = self.groups.get(key)
-        if group is None:
-            return
-        to_send = group.eval(ts, self.store)
+    def _evaluate(self, key: str, tick_ms: int, tick_frame_ms: int | None = None) -> None:
+        """Evaluate a group at `tick_ms`, wall time in clock frame `tick_frame_ms` (default: now's)."""
+        with self.frame.evaluation(tick_ms, tick_frame_ms, self.clock.check if self.clock else None) as ts:
+            group = self.groups.get(key)
+            if group is None or self._stopping:
+                return
+            to_send = group.eval(ts, self.store)
+            if self._stopping:  # abandoned at shutdown: the daemon no longer listens
+                return
+            self._report(group, ts, to_send)
+
+    def _report(self, group: Group, ts: int, to_send: list) -> None:
+        """Log, send and persist what an evaluation changed."""
         self._settle_heap()
         for rule in group.rules:
             if isinstance(rule, AlertingRule):
@@ -319,11 +358,37 @@ class RuleManager:
 
     # ---------------------------------------------------------------- views
     def ingest(self, target: str, samples: list[Any], unix_time: float) -> None:
-        self.store.ingest(target, samples, unix_time)
+        if self.clock is not None:
+            self.clock.check()  # a step is applied before anything stamped after it is stored
+        with self.frame.lock:  # stamped in the clock's frame, stored in the store's
+            self.store.ingest(target, samples, unix_time + (self.frame.applied_ms - self.frame.seen_ms) / 1000)
         if self._unreported:
             self._unreported.discard(target)
             if not self._unreported and self._warm is not None:
                 self._warm.set()
+
+    # ---------------------------------------------------------------- clock steps
+    def _on_clock_step(self, step_s: float) -> None:
+        self.frame.on_step(step_s)
+        loop, stepped = self._loop, self._stepped
+        if loop is not None and stepped is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake_loops)
+
+    def _wake_loops(self) -> None:
+        """Wake every group loop so it moves its next tick by the step (see `_run`)."""
+        if self._stepped is not None:
+            self._stepped.set()
+            self._stepped = asyncio.Event()
+
+    def _shift_stored_times(self, delta_ms: int) -> None:
+        """Move the samples and every alert's timers by a clock step (TimeFrame calls it)."""
+        self.store.shift(delta_ms)
+        shift_alert_timers(self.groups.values(), delta_ms)
+        log.info("samples and alert timers moved by %+dms to the new wall clock", delta_ms)
+
+    def stalled_for(self) -> float:
+        """Seconds rule evaluations have been waiting or running with none completing (watchdog)."""
+        return self.pool.stalled_for()
 
     def active_alerts(self) -> list[dict[str, Any]]:
         return exposition.active_alerts(list(self.groups.values()))
@@ -334,3 +399,4 @@ class RuleManager:
 
 def _fmt(labels: tuple) -> str:
     return format_label_set(labels)
+

@@ -222,6 +222,21 @@ class SampleStore:
                 if s is not None:
                     s.append(t_ms, STALE_NAN)
 
+    def shift(self, delta_ms: int) -> None:
+        """Move every stored sample by `delta_ms`: the wall clock stepped (tocsin/clock.py).
+
+        Afterwards the history reads as if stamped with the new clock, so lookback windows,
+        ranges and staleness see no gap (forward step) and no overlap (backward step)."""
+        if not delta_ms:
+            return
+        with self._lock:
+            for s in self._series.values():
+                s.ts[:] = array("q", [t + delta_ms for t in s.ts])  # in place: the engine holds refs
+                for name in ("nan_t", "change_t", "reset_t"):
+                    t = getattr(s, name)
+                    if t not in (NEVER_MS, UNKNOWN_MS):
+                        setattr(s, name, t + delta_ms)
+
     # ---------------------------------------------------------------- reading
     def _matching(self, matchers: Sequence[Matcher]) -> list[_Series]:
         """Series matching every matcher, sorted by labels; cached while the series set is
