@@ -35,17 +35,11 @@ from ..statedb import StateWriteError
 from . import exposition
 from .alerting import FIRING, INACTIVE, AlertingRule
 from .alerting import Alert as AlertingAlert
-from .files import (
-    GroupSpec,
-    RuleFileError,
-    load_rule_file,
-    names_file,
-    resolve_rule_files,
-)
 from .frame import TimeFrame, shift_alert_timers
 from .group import Group
 from .persist import AlertStateDB
 from .sending import to_notify_alert
+from .sources import RuleSources
 from .store import SampleStore, build_interest
 from .workers import DEFAULT_WORKERS, EvaluationPool
 
@@ -68,7 +62,7 @@ class RuleManager:
         self.external_url = external_url
         self.store = SampleStore()
         self.groups: dict[str, Group] = {}
-        self._file_groups: dict[str, list[GroupSpec]] = {}  # last good version of each file
+        self.sources = RuleSources()
         self._loaded = loaded
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._task_intervals: dict[str, int] = {}  # the interval each group's task runs at (ms)
@@ -92,38 +86,8 @@ class RuleManager:
         self.errors: list[str] = self._build(loaded)
 
     # ---------------------------------------------------------------- loading
-    def _read_files(self, loaded: LoadedConfig) -> tuple[list[GroupSpec], list[str]]:
-        files, warnings = resolve_rule_files(loaded.path, loaded.config.rule_files)
-        errors = [f"{loaded.path}: rule_files: {w}" for w in warnings]
-        # A file that still falls under `rule_files` but is gone from disk is treated like an
-        # unreadable one: a half-done deployment must not drop its rules (and resolve their
-        # alerts) until the next reload. Its rules go when rule_files stops naming it, or when
-        # its last good version had no groups.
-        for path, groups in self._file_groups.items():
-            if path not in files and groups and names_file(loaded.path, loaded.config.rule_files, path):
-                errors.append(f"{path}: rule file is missing; keeping its previous version "
-                              "(to remove its rules, take it out of rule_files or empty its groups)")
-                files.append(path)
-        specs: list[GroupSpec] = []
-        good: dict[str, list[GroupSpec]] = {}
-        for path in files:
-            try:
-                groups = load_rule_file(path, loaded.global_.evaluation_interval)
-            except RuleFileError as exc:
-                if Path(path).exists():
-                    errors += exc.errors
-                if path in self._file_groups:
-                    log.error("rule file %s is invalid; keeping its previous version", path)
-                    groups = self._file_groups[path]
-                else:
-                    continue
-            good[path] = groups
-            specs += groups
-        self._file_groups = good
-        return specs, errors
-
     def _build(self, loaded: LoadedConfig) -> list[str]:
-        specs, errors = self._read_files(loaded)
+        specs, errors = self.sources.read(loaded)
         new: dict[str, Group] = {}
         for spec in specs:
             if spec.key in new:
