@@ -172,3 +172,22 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
         if d.proc is not None and d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait()
+
+
+@pytest.fixture
+def listen() -> Iterator[Callable[..., object]]:
+    """`listen(**web)`: a started web listener (tests/listener_harness.py) with that `web:`
+    configuration, on 127.0.0.1; every one is stopped after the test."""
+    from listener_harness import Listener
+    from tocsin.config import WebConfig
+
+    started: list[Listener] = []
+
+    def make(**web: object) -> Listener:
+        listener = Listener(WebConfig(**web))
+        started.append(listener)
+        return listener
+
+    yield make
+    for listener in started:
+        listener.stop()

@@ -22,20 +22,6 @@ from tocsin.config import WebConfig
 SMUGGLED = request("POST", "/-/reload", {"Content-Length": "0"})
 
 
-@pytest.fixture
-def listen():
-    started: list[Listener] = []
-
-    def make(**web) -> Listener:
-        listener = Listener(WebConfig(**web))
-        started.append(listener)
-        return listener
-
-    yield make
-    for listener in started:
-        listener.stop()
-
-
 # ------------------------------------------------------------------------------ desync
 
 

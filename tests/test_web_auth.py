@@ -16,7 +16,7 @@ import trustme
 
 from conftest import scaled
 from listener_harness import Listener, exchange, request, statuses
-from tocsin.config import WebConfig, parse_config
+from tocsin.config import parse_config
 from tocsin.errors import ConfigError
 
 PASSWORD = b"s3cret"
@@ -25,20 +25,6 @@ PASSWORD = b"s3cret"
 @pytest.fixture(scope="module")
 def bcrypt_hash() -> str:
     return bcrypt.hashpw(PASSWORD, bcrypt.gensalt(rounds=6)).decode()
-
-
-@pytest.fixture
-def listen():
-    started: list[Listener] = []
-
-    def make(**web) -> Listener:
-        listener = Listener(WebConfig(**web))
-        started.append(listener)
-        return listener
-
-    yield make
-    for listener in started:
-        listener.stop()
 
 
 def _reload(web: Listener, headers: dict[str, str], body: bytes = b"") -> int:

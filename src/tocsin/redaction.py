@@ -161,10 +161,22 @@ class Secrets:
             self.add_basic(user, password)
 
 
+# The forms found in each model object of the last configuration, by identity. Models are
+# immutable, and a reload reuses the validated objects of unchanged targets, so a reload of
+# 10 000 targets walks only what changed (the walk was 0.2 s of such a reload).
+_Memo = dict[int, tuple[BaseModel, dict[str, str]]]
+_memo: _Memo = {}
+_memo_lock = threading.Lock()
+
+
 def collect(config: Any) -> Secrets:
     """Every secret of a validated configuration (a pydantic model tree)."""
+    global _memo
     found = Secrets()
-    _walk(config, "", found)
+    used: _Memo = {}
+    with _memo_lock:
+        _walk(config, "", found, used)
+        _memo = used
     return found
 
 
@@ -176,7 +188,7 @@ def _secret_text(value: Any) -> str | None:
     return None
 
 
-def _walk(value: Any, name: str, found: Secrets) -> None:
+def _walk(value: Any, name: str, found: Secrets, used: _Memo) -> None:
     text = _secret_text(value)
     if text is not None:
         if "://" in text:
@@ -184,9 +196,18 @@ def _walk(value: Any, name: str, found: Secrets) -> None:
         else:
             found.add(text)
     elif isinstance(value, BaseModel):
-        for field in type(value).model_fields:
-            _walk(getattr(value, field), field, found)
-        _walk_pairs(value, found)
+        hit = _memo.get(id(value))
+        if hit is not None and hit[0] is value:
+            forms = hit[1]
+        else:
+            own = Secrets()
+            for field in type(value).model_fields:
+                _walk(getattr(value, field), field, own, used)
+            _walk_pairs(value, own)
+            forms = own.forms
+        used[id(value)] = (value, forms)
+        for form, replacement in forms.items():
+            found.forms.setdefault(form, replacement)
     elif isinstance(value, str):
         if "@" in value and "://" in value:
             credentials = url_credentials(value)
@@ -203,10 +224,10 @@ def _walk(value: Any, name: str, found: Secrets) -> None:
                     found.add(credential)
         else:
             for item in value.values():
-                _walk(item, "", found)
+                _walk(item, "", found, used)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _walk(item, name, found)
+            _walk(item, name, found, used)
 
 
 def _walk_pairs(model: BaseModel, found: Secrets) -> None:
