@@ -98,22 +98,34 @@ def summarise(rows: list[dict], frm: float, to: float) -> dict:
     return out
 
 
-def store_bound(targets: int, interval: float, flapping: int) -> dict:
-    """The sample store's bound for the shipped rules (RELIABILITY.md has the derivation).
+def store_bound(rule_file: Path, targets: int, interval: float, evaluation_interval: float) -> dict:
+    """The sample store's bound for these rules, from the store's own retention rule
+    (RELIABILITY.md has the derivation): per series at most W * 9/8 / interval + 1 samples,
+    W = the longest window a rule reads of it (range, or 5m lookback for an instant read)
+    + the margin (longest evaluation interval + 60 s). The series of one target here:
+    probe_success, tocsin_probes_total{result=success|failure},
+    tocsin_probe_duration_seconds_sum and _count (HTTP targets have no TLS series)."""
+    from tocsin.rules.files import load_rule_file
+    from tocsin.rules.store import BYTES_PER_SAMPLE, build_interest
 
-    Per series the store keeps at most (retention + margin) * 9/8 of history, where
-    retention = the longest range a rule reads on that metric + 5m lookback, and
-    margin = the longest evaluation interval + 60 s. Shipped rules (evaluation 15 s):
-      probe_success                        [10m] (changes)   -> 10m + 5m + 75s
-      tocsin_probes_total{result}  x2       [5m]              ->  5m + 5m + 75s
-      tocsin_probe_duration_seconds_sum/count [5m]            ->  5m + 5m + 75s
-      probe_ssl_earliest_cert_expiry       instant (HTTP targets only, none here)
-    """
-    margin = 15 + 60
-    per_target_s = (600 + 300 + margin) + 4 * (300 + 300 + margin)
-    samples = targets * per_target_s * 9 / 8 / interval + 5 * targets
-    return {"series": 5 * targets, "samples_max": int(samples), "array_bytes_max": int(samples * 16 * 17 / 16),
-            "formula": "sum over series of ((longest range + 5m lookback + eval interval + 60s) * 9/8 / interval + 1)"}
+    interest = build_interest(r.expr for g in load_rule_file(rule_file) for r in g.rules)
+    margin_ms = round(evaluation_interval * 1000) + 60_000
+    kinds = [("probe_success", ()), ("tocsin_probes_total", (("result", "success"),)),
+             ("tocsin_probes_total", (("result", "failure"),)), ("tocsin_probe_duration_seconds_sum", ()),
+             ("tocsin_probe_duration_seconds_count", ())]
+    per_target, windows = 0.0, {}
+    for name, extra in kinds:
+        labels = tuple(sorted((("__name__", name), ("target", "x"), *extra)))
+        history = interest.retention_for(labels)
+        if history < 0:
+            continue
+        window_s = (history + margin_ms) / 1000
+        windows[name + (f"{{{extra[0][0]}={extra[0][1]}}}" if extra else "")] = window_s
+        per_target += window_s * 9 / 8 / interval + 1
+    samples = targets * per_target
+    return {"series": targets * len(windows), "window_s": windows, "samples_max": int(samples),
+            "array_mib_max": round(samples * BYTES_PER_SAMPLE * 17 / 16 / 2**20, 1),
+            "formula": "sum over series of (W * 9/8 / interval + 1), W = longest window read + eval interval + 60s"}
 
 
 def main() -> int:
@@ -169,7 +181,7 @@ def main() -> int:
         rows: list[dict] = []
         summary["rows"] = rows
         if not args.no_rules:
-            summary["store_bound"] = store_bound(args.targets, args.interval, args.flapping)
+            summary["store_bound"] = store_bound(rules, args.targets, args.interval, args.evaluation_interval)
         end = t0 + args.minutes * 60
         next_at = t0
         while True:
