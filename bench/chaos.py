@@ -4,7 +4,7 @@ audit every firing/resolved transition the daemon recorded against what the rece
 
 The world (all scripted from --seed, all on loopback):
   targets  20 HTTP targets whose up/down times are drawn in advance: each stays up or down
-           for 0.1-5 s (some flaps shorter than an evaluation), probed every 300 ms; one rule
+           for 0.1-5 s (some flaps shorter than a probe interval), probed every 500 ms; one rule
            `TargetDown: probe_success == 0` (for: 0) evaluated every 300 ms; one group per
            target (group_by [alertname, target]), group_wait 1s, group_interval 1s.
   webhook  switches every 1-6 s between answering 200 (60 %), 500 (20 %) and hanging (20 %:
@@ -19,15 +19,17 @@ The audit (RELIABILITY.md explains why these rules):
              one file over every run), give per target episodes [fired, resolved); a firing
              line while an episode is open (a restart re-fired it) continues the episode.
   delivered  POSTs the webhook answered 200, each with its Idempotency-Key.
-  firing     an episode must reach the receiver as firing (an alert of that target, status
-             firing, startsAt inside the episode) if some daemon was alive during it for
-             group_wait + 1 s in one stretch, or it was still open at the end; exempt: shorter
-             (Alertmanager never notifies a group that resolves inside group_wait), or it
-             began < group_interval + 1 s after the previous episode ended (the receiver still
-             believed that one firing: Alertmanager coalesces it).
-  resolved   an episode notified as firing that ended must reach the receiver as resolved
-             (status resolved, startsAt of one of its firing notifications), unless the next
-             episode began < group_interval + 1 s later (coalesced the same way).
+  stretches  each target's life is firing episode, resolved gap, firing episode, ...; an alert
+             in a notification belongs to the episode whose span holds its startsAt.
+  firing     an episode must be delivered if some daemon was alive during it for
+             group_wait + 1 s in one stretch (from /-/ready to SIGKILL, or to the exit after
+             SIGTERM); shorter ones are exempt (Alertmanager never notifies a group that
+             resolves inside group_wait, and a dead daemon cannot flush).
+  resolved   a gap must be delivered if some daemon was alive during it for group_interval
+             + 1 s in one stretch.
+  covered    a required stretch the receiver was not told about is still fine if it already
+             believed that state (Alertmanager's dedup on fingerprints); otherwise it is lost.
+  unexplained an alert in a notification that belongs to no episode: something false.
   final      the last notification about each target must say what the log says at the end.
   duplicate  a key delivered twice (allowed: at-least-once under one key), or the same
              group state delivered twice under two keys with nothing in between (not allowed).
