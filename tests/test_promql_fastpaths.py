@@ -45,7 +45,11 @@ def _check_random(rng: random.Random, n_series: int, steps: int) -> int:
     """Write time-major (as probes do), querying both storages as time advances."""
     mem = MemoryStorage()
     exprs = [promql.parse(q) for q in QUERIES]
-    store = SampleStore(build_interest(exprs))
+    # The series' random steps carry some of them minutes ahead of the query time (the
+    # slowest series'); a daemon's samples run ahead of an evaluation by at most the
+    # margin (one evaluation interval + 60 s). The margin here covers this drift, so the
+    # store keeps every window the queries read.
+    store = SampleStore(build_interest(exprs), margin_ms=15 * 60_000)
     series = []
     for i in range(n_series):
         for name in ("c", "g"):
@@ -89,7 +93,9 @@ def test_sample_store_answers_like_the_reference_storage(seed: int) -> None:
 def test_fast_paths_are_taken_and_agree_on_clean_counters() -> None:
     """Counters without NaN or resets: the store's path reads no window copy at all."""
     mem = MemoryStorage()
-    store = SampleStore(build_interest([promql.parse("rate(c[5m])"), promql.parse("changes(c[5m])")]))
+    # Written first, queried up to 5 minutes in the past: the margin keeps those windows.
+    store = SampleStore(build_interest([promql.parse("rate(c[5m])"), promql.parse("changes(c[5m])")]),
+                        margin_ms=15 * 60_000)
     for i in range(50):
         labels = promql.from_dict({"__name__": "c", "s": str(i)})
         v = float(i)

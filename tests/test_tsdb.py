@@ -33,19 +33,50 @@ def test_keeps_only_selected_series_for_the_window_rules_need() -> None:
         store.ingest("b", probe("b", 1.0), 1_000_000 + i * 15)
     names = {dict(s.labels)["__name__"] for s in store.select([], 0, 2**62)}
     assert names == {"probe_success", "probe_duration_seconds"}  # status code etc. never stored
-    # probe_success: 10m range + 5m lookback + 15s margin (+1/8 slack before a trim)
+    # probe_success: 10m range + 15s margin (+1/8 slack before a trim); a range reads no lookback
     for s in store.select([promql.Matcher("__name__", "=", "probe_success")], 0, 2**62):
         span = (s.timestamps[-1] - s.timestamps[0]) / 1000
-        assert 900 <= span <= 915 * 1.13, span
+        assert 600 <= span <= 615 * 1.13, span
     # probe_duration_seconds: 1m offset + 5m lookback + margin
     for s in store.select([promql.Matcher("__name__", "=", "probe_duration_seconds")], 0, 2**62):
         assert (s.timestamps[-1] - s.timestamps[0]) / 1000 <= 375 * 1.13
     stats = store.stats()
-    assert stats["series"] == 4 and stats["samples"] < 4 * 80
+    assert stats["series"] == 4 and stats["samples"] < 2 * 48 + 2 * 30
     # The engine reads it like any store.
     t = (1_000_000 + 1999 * 15) * 1000
     result = promql.instant_query(promql.parse("changes(probe_success[10m])"), store, t)
     assert sorted(s.value for s in result) == [0.0, 40.0]  # 41 samples in a closed 10m window
+
+
+def test_the_store_is_bounded_by_series_times_window_whatever_the_uptime() -> None:
+    """RELIABILITY.md's bound: per series reported within its window W = H + M (H: the
+    longest range a rule reads, or 5m lookback for an instant read; M: the margin), at most
+    W * 9/8 / interval + 1 samples. Targets come and go and a label value changes every
+    probe, for 6 hours of sample time: neither the samples nor the series may keep growing."""
+    margin_s, interval_s = 15, 10
+    store = store_for("changes(probe_success[10m]) > 4", "probe_success == 0",
+                      "tocsin_probe_failure_reason > 0")
+    per_series = {"probe_success": (600 + margin_s) * 9 / 8 / interval_s + 1,   # range 10m > lookback 5m
+                  "tocsin_probe_failure_reason": (300 + margin_s) * 9 / 8 / interval_s + 1}
+    live = [f"t{i}" for i in range(20)]
+    seen_max = 0
+    for step in range(6 * 360):  # 6 h, one probe of each live target every 10 s
+        now = 1_000_000 + step * interval_s
+        if step % 60 == 59:  # every 10 minutes a target is replaced by a new one (a reload)
+            gone = live.pop(0)
+            store.remove_target(gone, now)
+            live.append(f"t{step}")
+        for name in live:  # each failure has its own reason: one new series a probe
+            store.ingest(name, probe(name, 0.0, reason=f"r{step}"), now)
+        if step >= 120 and step % 6 == 0:  # once a minute, after the first 20 minutes
+            stats = store.stats()
+            # series: the live targets' probe_success, failure reasons of the last W (+ one sweep
+            # period), and the few replaced targets whose probe_success is still within 10m
+            assert stats["series"] <= len(live) * (1 + (315 + 60) // interval_s + 1) + 3, (step, stats)
+            bound = sum(per_series[dict(s.labels)["__name__"]] for s in store.select([], 0, 2**62))
+            assert stats["samples"] <= bound, (step, stats, bound)
+            seen_max = max(seen_max, stats["samples"])
+    assert store.stats()["samples"] >= 0.5 * seen_max  # it levelled off rather than emptied
 
 
 def test_bytes_per_sample() -> None:

@@ -2,9 +2,14 @@
 
 Rules only ever look a few minutes back, so the store keeps per series two compact arrays
 (`array('q')` timestamps in ms, `array('d')` values: 16 bytes a sample) trimmed to the
-longest window any rule needs on that metric name (range + offset + 5m lookback + one
-evaluation interval). A series no rule selects is dropped at ingest, decided once per
-label set. It implements the PromQL engine's `Storage` protocol; `select` copies the
+longest window any rule reads of it plus a margin: H + M, where H is a range selector's
+range + offset, or an instant selector's offset + 5m lookback (a range reads no sample
+before its range), and M is the longest evaluation interval + 60 s. A series no rule
+selects is dropped at ingest, decided once per label set; a series whose newest sample is
+older than H + M (a removed target, a label value that changed) holds nothing any rule can
+read and is dropped by a sweep once a minute. So the store holds at most, per series
+reported within its H + M, (H + M) * 9/8 / interval + 1 samples (trims run in batches of
+1/8): the bound is series x the longest window, whatever the uptime. It implements the PromQL engine's `Storage` protocol; `select` copies the
 requested window under the lock so evaluation (on a worker thread) never sees a
 half-appended series; `select_refs`, the engine's fast path, hands out the series
 themselves and the lock, which the engine holds for each pass over them (as long as
@@ -30,6 +35,7 @@ from ..promql.storage import NEVER_MS, UNKNOWN_MS
 from .files import selectors
 
 BYTES_PER_SAMPLE = 16  # 8-byte timestamp + 8-byte float, amortised array growth aside
+SWEEP_EVERY_MS = 60_000  # how often (in sample time) series out of every rule's reach are dropped
 
 
 
@@ -129,6 +135,7 @@ class SampleStore:
         self._matched: dict[tuple[Matcher, ...], tuple[int, list[_Series]]] = {}
         self.margin_ms = margin_ms
         self.interest = interest or Interest()
+        self._next_sweep_ms = 0
 
     # ---------------------------------------------------------------- configuration
     def set_interest(self, interest: Interest, margin_ms: int | None = None) -> None:
@@ -149,9 +156,22 @@ class SampleStore:
         s = self._series.pop(labels, None)
         if s is not None:
             self._generation += 1
-            group = self._by_name.get(get(labels, METRIC_NAME))
+            name = get(labels, METRIC_NAME)
+            group = self._by_name.get(name)
             if group is not None:
                 group.pop(labels, None)
+                if not group:
+                    del self._by_name[name]
+
+    def _sweep(self, now_ms: int) -> None:
+        """Drop series whose newest sample is older than their window: no rule can read any
+        of it (a removed target's, one whose label value changed). Without this, label churn
+        and target churn would grow the store for as long as the daemon runs; runs once a
+        minute of sample time, O(series)."""
+        self._next_sweep_ms = now_ms + SWEEP_EVERY_MS
+        gone = [labels for labels, s in self._series.items() if not s.ts or now_ms - s.ts[-1] > s.retention]
+        for labels in gone:
+            self._drop(labels)
 
     # ---------------------------------------------------------------- writing
     def add(self, labels: Labels, t_ms: int, value: float) -> None:
@@ -212,6 +232,8 @@ class SampleStore:
                     if s is not None:
                         s.append(t_ms, STALE_NAN)
             self._target_series[target] = kept
+            if t_ms >= self._next_sweep_ms:
+                self._sweep(t_ms)
 
     def remove_target(self, target: str, unix_time: float) -> None:
         """The target was removed by a reload: end its series so alerts on it resolve."""
@@ -298,13 +320,29 @@ class SampleStore:
 
 
 def build_interest(exprs: Iterable[Any], lookback_ms: int = DEFAULT_LOOKBACK_MS) -> Interest:
-    """The selectors of every rule expression, each with the history it needs."""
+    """The selectors of every rule expression, each with the history it needs: an instant
+    selector looks `lookback_ms` back for its newest sample, a range selector reads its range
+    and nothing before it (the engine selects from evaluation time - offset - range)."""
     interest = Interest()
     for expr in exprs:
+        ranged = _range_selector_ids(expr)
         for sel, history in selectors(expr):
             assert isinstance(sel, N.VectorSelector)
-            interest.add(sel.matchers, history + lookback_ms)
+            interest.add(sel.matchers, history + (0 if id(sel) in ranged else lookback_ms))
     return interest
+
+
+def _range_selector_ids(expr: Any) -> set[int]:
+    """id() of every vector selector that is the inside of a range selector in `expr`."""
+    out: set[int] = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, N.MatrixSelector):
+            out.add(id(node.selector))
+        else:
+            stack.extend(N.children(node))
+    return out
 
 
 __all__ = ["SampleStore", "Interest", "build_interest", "BYTES_PER_SAMPLE"]
