@@ -413,3 +413,13 @@ def test_storage_keeps_samples_sorted_and_last_write_wins() -> None:
     (series,) = st.select(parse("m").matchers, 0, 30 * S)  # type: ignore[union-attr]
     assert list(series.timestamps) == [0, 10 * S, 20 * S]
     assert list(series.values) == [0.0, 1.5, 2.0]
+
+
+@pytest.mark.parametrize("k", ["NaN", "Inf", "-Inf", "1e19", "-1e19"])
+def test_topk_with_a_k_that_is_no_int64_is_an_error(k):
+    """Prometheus fails the evaluation ("Scalar value NaN overflows int64"); an empty result would
+    make an alerting rule silently quiet instead of a visible rule error."""
+    store = MemoryStorage()
+    with pytest.raises(PromQLEvalError, match="overflows int64"):
+        instant_query(parse(f"topk(scalar(vector({k})), vector(1))"), store, 0, 300_000, 60_000)
+    assert instant_query(parse("bottomk(scalar(vector(-1)), vector(1))"), store, 0, 300_000, 60_000) == []

@@ -102,3 +102,18 @@ def test_bad_escapes_in_template_strings_are_template_errors():
     for text in ('{{ "\\x" }}', '{{ "\\xZZ" }}', '{{ "\\u12" }}', '{{ "\\U0011FFFF" }}', '{{ "\\uD800" }}'):
         with pytest.raises(TemplateError, match="invalid syntax in string"):
             Template(text)
+
+
+def test_printf_g_is_gos_shortest_form():
+    """Go's %g prints the shortest form that reads back (0.123456789), not C's 6 digits."""
+    assert go_printf("%g %G %+g %08g %-8g| %.3g %g %g", 0.123456789, 1e21, 2.5, -2.5, 1.5, 0.123456789,
+                     100000.0, 1e6) == "0.123456789 1E+21 +2.5 -00002.5 1.5     | 0.123 100000 1e+06"
+
+
+def test_humanize_timestamp_truncates_to_milliseconds_toward_zero():
+    """Prometheus turns the float into whole nanoseconds, then whole milliseconds, both toward zero."""
+    render = lambda v: Template("{{ humanizeTimestamp $value }}").execute(  # noqa: E731 - a local shorthand
+        alert_template_data({}, {}, "", v))
+    assert render(1.0009999) == "1970-01-01 00:00:01 +0000 UTC"
+    assert render(1700000000.1239) == "2023-11-14 22:13:20.123 +0000 UTC"
+    assert render(-1.5) == "1969-12-31 23:59:58.5 +0000 UTC"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from ..gofmt import format_float_fixed
+from ..gofmt import format_float, format_float_fixed
 from . import gomath as G
 from .errors import PromQLEvalError
 from .functions import quantile
@@ -149,8 +149,16 @@ def _reduce(op: str, vals: list[float], param: float | str | None) -> float:
     raise PromQLEvalError(f"unknown aggregation {op!r}")
 
 
+# The largest float Prometheus takes as an int64 (convertibleToInt64): the float just below 2**63.
+_MAX_K = 9223372036854774784.0
+
+
 def _topk(top: bool, vec: list[Sample], key_of, kf: float) -> list[Sample]:
-    k = G.to_int64(kf)
+    # NaN, ±Inf or out of range: an evaluation error in Prometheus (a rule error, not an empty,
+    # silently quiet result).
+    if not (-9223372036854775808.0 <= kf <= _MAX_K):
+        raise PromQLEvalError(f"Scalar value {format_float(kf)} overflows int64")
+    k = int(kf)
     if k < 1:
         return []
     groups: dict[Labels, list[Sample]] = {}

@@ -12,7 +12,7 @@ import math
 import re
 import urllib.parse
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import re2
@@ -118,18 +118,34 @@ def humanize_percentage(value: Any) -> str:
     return _g4(_to_float(value) * 100) + "%"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _float_to_time(v: float) -> datetime:
+    """Prometheus's floatToTime: whole nanoseconds (truncated toward zero), then whole
+    milliseconds (the same), as model.TimeFromUnixNano does."""
+    ns = v * 1e9
+    if not -9.223372036854775808e18 <= ns <= 9.223372036854775807e18:
+        raise TemplateError(f"{format_float(v)} cannot be represented as a nanoseconds timestamp since it overflows int64")
+    whole = abs(int(ns)) // 1_000_000
+    try:
+        return _EPOCH + timedelta(milliseconds=whole if ns >= 0 else -whole)
+    except OverflowError:
+        raise TemplateError(f"{format_float(v)} is outside the years 1 to 9999") from None
+
+
 def humanize_timestamp(value: Any) -> str:
     v = _to_float(value)
     if math.isnan(v) or math.isinf(v):
         return _g4(v)
-    return time_string(datetime.fromtimestamp(v, timezone.utc))
+    return time_string(_float_to_time(v))
 
 
 def _to_time(value: Any) -> datetime:
     v = _to_float(value)
     if math.isnan(v) or math.isinf(v):
         raise TemplateError("value is NaN or Inf")
-    return datetime.fromtimestamp(v, timezone.utc)
+    return _float_to_time(v)
 
 
 def _title(s: str) -> str:

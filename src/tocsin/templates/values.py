@@ -204,5 +204,14 @@ def _format_one(flags: str, width: str | None, prec: str | None, verb: str, arg:
             return bad
         if not math.isfinite(arg):  # NaN, +Inf, -Inf: never zero-padded
             return _pad(format_float(arg), flags.replace("0", ""), width)
+        if verb in "gG" and prec is None:  # Go: the shortest form that reads back, not C's 6 digits
+            text = format_float(arg)
+            text = text.upper() if verb == "G" else text
+            if "+" in flags and not text.startswith("-"):
+                text = "+" + text
+            if "0" in flags and "-" not in flags and width and len(text) < int(width):
+                sign = text[0] if text[0] in "+-" else ""
+                return sign + text[len(sign):].rjust(int(width) - len(sign), "0")
+            return _pad(text, flags, width)
         return ("%" + flags + (width or "") + py_prec + verb) % arg
     return bad
