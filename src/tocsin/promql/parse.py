@@ -13,7 +13,7 @@ import functools
 
 import promql_parser as _pp
 
-from . import limits
+from . import limits, source
 from . import nodes as N
 from .errors import PromQLParseError
 from .functions import FUNCTIONS
@@ -54,7 +54,11 @@ def parse(expr: str) -> N.Expr:
 def _parse_cached(expr: str) -> N.Expr:
     limits.check(expr)  # before the binding: deep or huge input crashes it, or eats memory
     try:
-        tree = _pp.parse(expr)
+        text = source.normalize(expr)  # 2.42's lexical rules, which the binding no longer follows
+    except PromQLParseError as exc:
+        raise PromQLParseError(f"parse error in {limits.clip(repr(expr))}: {exc}") from None
+    try:
+        tree = _pp.parse(text)
     except BaseException as exc:  # the Rust binding raises ValueError, or panics
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
