@@ -248,3 +248,23 @@ def test_reload_ends_the_series_of_a_rule_the_group_no_longer_has(tmp_path: Path
     (tmp_path / "r.yml").write_text(RULES)
     assert manager.reload(_loaded(tmp_path, ["r.yml", "reader.yml"])) == []
     assert query_vector(expr, manager.store, int(time.time() * 1000) + 1, 10 * S) == []
+
+
+def test_templates_see_the_samples_full_labels_but_the_alert_drops_the_name() -> None:
+    """Prometheus gives templates the sample's labels with __name__; the alert's labels drop it."""
+    g, store = group("""
+groups:
+  - name: g
+    interval: 10s
+    rules:
+      - alert: Down
+        expr: probe_success == 0
+        labels: {metric: "{{ $labels.__name__ }}"}
+        annotations: {summary: "{{ $labels.__name__ }} {{ len $labels }} {{ range $k, $v := $labels }}{{ $k }},{{ end }}"}
+"""), MemoryStorage()
+    g.rules[0].restored = True
+    feed(store, 0, {"a": 0.0})
+    g.eval(0, store)
+    (alert,) = g.rules[0].active.values()
+    assert dict(alert.labels) == {"alertname": "Down", "metric": "probe_success", "target": "a"}
+    assert alert.annotations["summary"] == "probe_success 2 __name__,target,"

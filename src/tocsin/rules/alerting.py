@@ -123,15 +123,17 @@ class AlertingRule(Rule):
     def _labels_and_annotations(self, sample_labels: Labels, value: float, ts: int, storage: Any,
                                 step: int) -> tuple[Labels, dict[str, str]]:
         spec = self.spec
-        base = {k: v for k, v in sample_labels if k != METRIC_NAME}
-        d = dict(base)
-        for k, v in self._expand(spec.label_templates, base, value, ts, storage, step).items():
+        # Templates see the sample's full labels, __name__ included (Prometheus passes them so);
+        # the alert's own labels drop the name.
+        seen = dict(sample_labels)
+        d = {k: v for k, v in sample_labels if k != METRIC_NAME}
+        for k, v in self._expand(spec.label_templates, seen, value, ts, storage, step).items():
             if v == "":
                 d.pop(k, None)
             else:
                 d[k] = v
         d["alertname"] = spec.name
-        annotations = self._expand(spec.annotation_templates, base, value, ts, storage, step)
+        annotations = self._expand(spec.annotation_templates, seen, value, ts, storage, step)
         return tuple(sorted(d.items())), annotations
 
     def eval(self, ts: int, storage: Any, limit: int, subquery_step_ms: int) -> list[tuple[Labels, float]]:
