@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -224,8 +225,14 @@ def test_merge_keys_and_anchors_work_and_keep_positions(tmp_path):
 
 
 def test_listen_address_must_resolve():
-    for address in ("localhost:9469", "[::1]:9469", "127.0.0.1:9469"):
+    addresses = ["[::1]:9469", "127.0.0.1:9469"]
+    try:  # a minimal container may have no /etc/hosts, and then no name for localhost either
+        socket.getaddrinfo("localhost", 9469)
+        addresses.append("localhost:9469")
+    except OSError:
+        pass
+    for address in addresses:
         parse_config({"global": {"listen_address": address}}, "x")
-    assert errors_of({"global": {"listen_address": "no-such-host.invalid:9469"}}) == [
-        "tocsin.yml: global.listen_address: cannot listen on 'no-such-host.invalid:9469': "
-        "host 'no-such-host.invalid' does not resolve (Name or service not known)"]
+    (error,) = errors_of({"global": {"listen_address": "no-such-host.invalid:9469"}})
+    assert error.startswith("tocsin.yml: global.listen_address: cannot listen on 'no-such-host.invalid:9469': "
+                            "host 'no-such-host.invalid' does not resolve ("), error

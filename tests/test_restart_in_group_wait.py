@@ -79,6 +79,8 @@ def test_a_group_notified_before_a_restart_is_not_notified_again(daemon_factory,
         config = _config(sink, group_wait="0s")
         first = daemon_factory(config)
         wait_for(lambda: _firing(sink), timeout=20, what="the first firing notification")
+        # Delivered and acknowledged: killed before that, the outbox rightly delivers it again.
+        wait_for(lambda: first.sample("tocsin_outbox_length") == 0, what="the outbox empty")
         first.stop(signal.SIGKILL)
 
         second = daemon_factory(config)

@@ -86,7 +86,12 @@ def hosts_lookup(host: str) -> list[Address]:
         except OSError:
             _hosts.value = {}
     table: dict[str, list[Address]] = _hosts.value or {}  # type: ignore[assignment]  # set just above
-    found = table.get(host.lower().rstrip("."), [])
+    name = host.lower().rstrip(".")
+    found = table.get(name, [])
+    if not found and (name == "localhost" or name.endswith(".localhost")):
+        # RFC 6761: localhost names are loopback, also where no hosts file says so (a minimal
+        # container); asking DNS for them would only fail, slowly.
+        found = [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
     return sorted(found, key=lambda entry: entry[0] != socket.AF_INET)
 
 
