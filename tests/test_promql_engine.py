@@ -420,3 +420,26 @@ def test_topk_with_a_k_that_is_no_int64_is_an_error(k):
     with pytest.raises(PromQLEvalError, match="overflows int64"):
         instant_query(parse(f"topk(scalar(vector({k})), vector(1))"), store, 0, 300_000, 60_000)
     assert instant_query(parse("bottomk(scalar(vector(-1)), vector(1))"), store, 0, 300_000, 60_000) == []
+
+
+@pytest.mark.parametrize(("selector", "labels"), [
+    ('m{job!~"a", job="nope"}', {"job": "nope"}),  # a later = sets the label again
+    ('m{job="nope", job!~"a"}', {}),
+    ('m{job="a", job="b"}', {}),
+    ('m{job="a", x!="q", job!="c", x="z"}', {"x": "z"}),
+])
+def test_absent_labels_walk_the_matchers_in_order(selector, labels):
+    """What promtool 2.42 answers for these (absent and absent_over_time alike)."""
+    store = MemoryStorage()
+    for expr in (f"absent({selector})", f"absent_over_time({selector}[5m])"):
+        (sample,) = instant_query(parse(expr), store, 60_000, 300_000, 60_000)
+        assert dict(sample.labels) == labels, expr
+
+
+def test_absent_labels_with_repeated_equality_matchers():
+    store = MemoryStorage()
+    for selector, labels in (('m{h="/foo", h="/bar", h="/foobar"}', {}),
+                             ('m{job="a", job="b", job="c", foo="bar"}', {"foo": "bar"}),
+                             ('m{job="a", job=~"b", foo="bar"}', {"foo": "bar"})):
+        (sample,) = instant_query(parse(f"absent({selector})"), store, 60_000, 300_000, 60_000)
+        assert dict(sample.labels) == labels, selector

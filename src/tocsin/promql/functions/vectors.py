@@ -24,23 +24,28 @@ def s_scalar(args: list[Any], _node: N.Call, _ts: int) -> float:
 
 
 def absent_labels(arg: N.Expr) -> Labels:
-    """Labels absent() invents: the selector's equality matchers, minus any label
-    that is also constrained some other way (it cannot know a single value for it)."""
+    """Labels absent() invents, as Prometheus 2.42 builds them: the matchers in the order
+    written, an equality matcher setting its label, any other matcher removing what is set
+    so far, and a label given two equality matchers left out in the end. So
+    `m{job!~"a", job="x"}` gives {job="x"}, while `m{job="x", job!~"a"}` and
+    `m{job="a", job="b", job="c"}` give {} (checked against promtool 2.42)."""
     if isinstance(arg, N.MatrixSelector):
         arg = arg.selector
     if not isinstance(arg, N.VectorSelector):
         return ()
     out: dict[str, str] = {}
-    dropped: list[str] = []
+    repeated: list[str] = []
     for m in arg.matchers:
         if m.name == METRIC_NAME:
             continue
-        if m.op == "=" and m.name not in out:
-            out[m.name] = m.value
+        if m.op != "=":
+            out.pop(m.name, None)
+        elif m.name in out:
+            repeated.append(m.name)  # two values for one label: neither, whatever comes after
         else:
-            dropped.append(m.name)
-    for d in dropped:
-        out.pop(d, None)
+            out[m.name] = m.value
+    for name in repeated:
+        out.pop(name, None)
     return tuple(sorted((k, v) for k, v in out.items() if v != ""))
 
 
