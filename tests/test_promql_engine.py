@@ -443,3 +443,10 @@ def test_absent_labels_with_repeated_equality_matchers():
                              ('m{job="a", job=~"b", foo="bar"}', {"foo": "bar"})):
         (sample,) = instant_query(parse(f"absent({selector})"), store, 60_000, 300_000, 60_000)
         assert dict(sample.labels) == labels, selector
+
+
+def test_pi_is_a_function_as_in_prometheus_2_42():
+    store = MemoryStorage()
+    assert instant_query(parse("pi() * 2"), store, 0, 300_000, 60_000) == Scalar(2 * math.pi)
+    (sample,) = instant_query(parse("vector(pi())"), store, 0, 300_000, 60_000)
+    assert sample.value == math.pi

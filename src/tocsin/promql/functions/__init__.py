@@ -21,7 +21,7 @@ from . import rates as R
 from . import vectors as V
 from .dates import DATES, s_time
 from .definition import FunctionDef, Window
-from .elementwise import MATH, s_clamp
+from .elementwise import MATH, s_clamp, s_pi
 from .quantiles import quantile, s_histogram_quantile
 from .rates import extrapolate
 from .relabel import check_label_join, check_label_replace, s_label_join, s_label_replace
@@ -56,6 +56,7 @@ _TABLE = [
     *(FunctionDef(name, "elementwise", fn) for name, fn in MATH.items()),
     *(FunctionDef(name, "elementwise", fn) for name, fn in DATES.items()),
     FunctionDef("time", "special", s_time),
+    FunctionDef("pi", "special", s_pi),
     FunctionDef("vector", "special", V.s_vector),
     FunctionDef("scalar", "special", V.s_scalar),
     FunctionDef("absent", "special", V.s_absent),
