@@ -95,7 +95,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
     result = aio.run(once())
     verdict = "success" if result.success else f"failure ({result.reason}: {result.message})"
-    print(f"{target.kind} probe of {args.endpoint}: {verdict}")
+    print(f"{target.kind} probe of {target.endpoint}: {verdict}")  # the endpoint shows no password
     print(f"  duration        {result.duration * 1000:.1f} ms, attempts {result.attempts}")
     print(f"  correlation id  {result.correlation_id}")
     for name, value in sorted(result.facts.items()):
