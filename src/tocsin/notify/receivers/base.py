@@ -113,7 +113,3 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if when.tzinfo is None:  # an HTTP-date is GMT
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def secret_value(config: Model, name: str) -> str:
-    return config.secret(name) or ""
