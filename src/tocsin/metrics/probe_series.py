@@ -170,9 +170,13 @@ class ProbeMetrics:
             family, phases = kind.phase_family, result.phases
             for phase in kind.phases:
                 out.append((family, labels + (("phase", phase),), phases.get(phase, 0.0)))
+        info = result.info
         for key, family, label in kind.info_gauges:
-            if result.info.get(key):
-                out.append((family, labels + ((label, result.info[key]),), 1.0))
+            if isinstance(key, str):
+                if info.get(key):
+                    out.append((family, labels + ((label, info[key]),), 1.0))  # type: ignore[operator]
+            elif info.get(key[0]):
+                out.append((family, labels + tuple(zip(label, (info.get(k, "") for k in key), strict=True)), 1.0))
         out += [
             ("tocsin_probe_attempts", labels, float(result.attempts)),
             ("tocsin_probe_first_attempt_success", labels, 1.0 if result.first_attempt_success else 0.0),

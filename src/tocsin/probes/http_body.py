@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import zlib
 
 from .result import ProbeFailure
 
@@ -33,29 +34,33 @@ def content_length(headers: dict[str, str]) -> int | None:
     return int(text)
 
 
-async def read_body(reader: asyncio.StreamReader, headers: dict[str, str], limit: int) -> bytes:
-    """Read the body, failing as soon as it would exceed `limit`."""
+async def read_body(reader: asyncio.StreamReader, headers: dict[str, str], limit: int, body: bytearray) -> None:
+    """Read the body into `body`, failing as soon as it would exceed `limit`. What arrived
+    stays in `body` whatever ends the read (the deadline included), to be reported."""
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        return await _read_chunked(reader, limit)
+        return await _read_chunked(reader, limit, body)
     length = content_length(headers)
     if length is not None:
         if length > limit:
             raise ProbeFailure("body_too_large", f"Content-Length {length} exceeds max_body_bytes {limit}")
-        return await reader.readexactly(length)
-    body = bytearray()
+        while len(body) < length:
+            chunk = await reader.read(min(length - len(body), _READ))
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(body), length)
+            body += chunk
+        return None
     while chunk := await reader.read(_READ):
         body += chunk
         if len(body) > limit:
             raise ProbeFailure("body_too_large", f"body exceeds max_body_bytes {limit}")
-    return bytes(body)
+    return None
 
 
 def _over_allowance(framing: int, body: bytearray) -> bool:
     return framing > FRAMING_ALLOWANCE + len(body)
 
 
-async def _read_chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
-    body = bytearray()
+async def _read_chunked(reader: asyncio.StreamReader, limit: int, body: bytearray) -> None:
     framing = chunks = 0
     while True:
         size_line = await reader.readuntil(b"\r\n")
@@ -85,4 +90,23 @@ async def _read_chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
             raise ProbeFailure("bad_response", f"trailers too long ({lines} lines)")
         if lines % YIELD_EVERY == 0:
             await asyncio.sleep(0)
-    return bytes(body)
+
+
+def decode(body: bytes, compression: str, limit: int) -> bytes:
+    """The body decoded as `compression` asked (blackbox's `compression`: a body not so
+    encoded fails), never past `limit` bytes decoded, whatever the ratio."""
+    if compression == "identity":
+        return body
+    # gzip; "deflate" as the zlib format HTTP names, or the raw DEFLATE blackbox (Go's flate) reads
+    attempts = (16 + zlib.MAX_WBITS,) if compression == "gzip" else (zlib.MAX_WBITS, -zlib.MAX_WBITS)
+    for wbits in attempts:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(body, limit + 1)
+        except zlib.error as exc:
+            problem = str(exc)
+            continue
+        if len(out) > limit:
+            raise ProbeFailure("body_too_large", f"decoded body exceeds max_body_bytes {limit}")
+        return out
+    raise ProbeFailure("bad_response", f"body is not {compression}-encoded: {problem}")

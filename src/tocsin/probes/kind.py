@@ -43,8 +43,9 @@ class ProbeKind:
     # The per-phase duration family and its phases (an attempt's `phases` keys).
     phase_family: str | None = None
     phases: tuple[str, ...] = ()
-    # Label-carrying facts: (Attempt.info key, family, label name), a sample of value 1.
-    info_gauges: tuple[tuple[str, str, str], ...] = ()
+    # Label-carrying facts: (Attempt.info key, family, label name), a sample of value 1; or
+    # (keys, family, label names) for a sample with several labels, reported when the first key is.
+    info_gauges: tuple[tuple[str, str, str] | tuple[tuple[str, ...], str, tuple[str, ...]], ...] = ()
     # Derived: (fact, family name) for facts and optional facts, the `probe_` prefix added once.
     fact_families: tuple[tuple[str, str], ...] = field(init=False)
     optional_fact_families: tuple[tuple[str, str], ...] = field(init=False)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import ipaddress
 import socket
 import ssl
@@ -17,8 +16,10 @@ import time
 from dataclasses import dataclass
 
 from ..fields import Model, ReadableFile
-from .resolver import lookup
+from .addresses import DEFAULT_IP, IPOptions
+from .resolver import Address, lookup
 from .result import Attempt, ProbeFailure
+from .tls_chain import record_handshake
 
 # The facts `resolve` records, and those `start_tls` records (the expiries only when the
 # server presented a chain, the version as the label of an info gauge).
@@ -31,10 +32,17 @@ CONNECTION_FACTS = ("dns_lookup_time_seconds", "ip_protocol", "ip_addr_hash")
 TLS_FAMILIES = {
     "probe_ssl_earliest_cert_expiry": ("gauge", "Earliest expiry (unix time) in the certificate chain the server presented."),
     "probe_ssl_leaf_cert_expiry": ("gauge", "Expiry (unix time) of the server's own (leaf) certificate."),
+    "probe_ssl_last_chain_expiry_timestamp_seconds": (
+        "gauge", "Earliest expiry (unix time) in the chain the certificate was verified by."),
+    "probe_ssl_last_chain_info": ("gauge", "The verified chain's leaf certificate, as labels."),
     "probe_tls_version_info": ("gauge", "TLS version negotiated, as a label."),
 }
-TLS_FACTS = ("ssl_earliest_cert_expiry", "ssl_leaf_cert_expiry")
-TLS_INFO_GAUGES = (("tls_version", "probe_tls_version_info", "version"),)
+TLS_FACTS = ("ssl_earliest_cert_expiry", "ssl_leaf_cert_expiry", "ssl_last_chain_expiry_timestamp_seconds")
+TLS_INFO_GAUGES = (
+    ("tls_version", "probe_tls_version_info", "version"),
+    (("last_chain_fingerprint", "last_chain_subject", "last_chain_issuer", "last_chain_sans"),
+     "probe_ssl_last_chain_info", ("fingerprint_sha256", "subject", "issuer", "subjectalternative")),
+)
 
 
 class TLSConfig(Model):
@@ -78,22 +86,40 @@ def _is_ip_text(host: str) -> bool:
 
 @functools.lru_cache(maxsize=1024)
 def _address_hash(address: str) -> float:
-    return float(int.from_bytes(hashlib.blake2b(address.encode(), digest_size=4).digest(), "big"))
+    """FNV-1a (32 bits) of the address's bytes: the value blackbox_exporter reports for the
+    same address, so a dashboard's `changes(probe_ip_addr_hash)` reads the same."""
+    digest = 0x811C9DC5
+    for byte in ipaddress.ip_address(address.split("%", 1)[0]).packed:
+        digest = ((digest ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return float(digest)
 
 
-async def resolve(host: str, attempt: Attempt) -> tuple[str, int]:
-    """Resolve `host` to one address (IPv4 first, as most health endpoints are), without a thread."""
+def record_address(address: str, family: int, attempt: Attempt) -> None:
+    """The facts of the address probed (the last one when several are)."""
+    attempt.facts["ip_protocol"] = 6 if family == socket.AF_INET6 else 4
+    attempt.facts["ip_addr_hash"] = _address_hash(address)
+
+
+async def resolve_all(host: str, attempt: Attempt, ip: IPOptions = DEFAULT_IP) -> list[Address]:
+    """Every address of `host` of the protocol to use, without a thread; a literal address
+    is itself whatever the preference."""
     started = time.monotonic()
-    family: int
+    found: list[Address]
     if is_ip(host):
-        address, family = host, (socket.AF_INET6 if ":" in host else socket.AF_INET)
+        found = [(socket.AF_INET6 if ":" in host else socket.AF_INET, host)]
     else:
-        family, address = (await lookup(host))[0]
+        found = await lookup(host, ip.lookup_order)
     elapsed = time.monotonic() - started
     attempt.phases["resolve"] = attempt.phases.get("resolve", 0.0) + elapsed
     attempt.facts["dns_lookup_time_seconds"] = attempt.facts.get("dns_lookup_time_seconds", 0.0) + elapsed
-    attempt.facts["ip_protocol"] = 6 if family == socket.AF_INET6 else 4
-    attempt.facts["ip_addr_hash"] = _address_hash(address)
+    family, address = found[0]
+    record_address(address, family, attempt)
+    return found
+
+
+async def resolve(host: str, attempt: Attempt, ip: IPOptions = DEFAULT_IP) -> tuple[str, int]:
+    """Resolve `host` to one address (IPv4 first unless `ip` says otherwise)."""
+    family, address = (await resolve_all(host, attempt, ip))[0]
     return address, family
 
 
@@ -121,10 +147,6 @@ def tls_context(tls: TLSConfig) -> ssl.SSLContext:
     return context
 
 
-def _cert_expiry(cert_info: dict) -> float:
-    return ssl.cert_time_to_seconds(cert_info["notAfter"])
-
-
 async def start_tls(conn: Connection, tls: TLSConfig, server_name: str, attempt: Attempt) -> None:
     """Upgrade to TLS and record the leaf and chain expiries the server presented."""
     started = time.monotonic()
@@ -138,25 +160,7 @@ async def start_tls(conn: Connection, tls: TLSConfig, server_name: str, attempt:
     ssl_object = conn.writer.get_extra_info("ssl_object")
     if ssl_object is None:  # pragma: no cover - start_tls succeeded, so this exists
         return
-    attempt.info["tls_version"] = ssl_object.version() or ""
-    # The presented chain is what a client may have to trust; the private accessor is the
-    # only way to read it on 3.11 (it became public as get_unverified_chain in 3.13).
-    chain = _presented_chain(ssl_object)
-    if chain:
-        expiries = [_cert_expiry(cert.get_info()) for cert in chain]
-        attempt.facts["ssl_leaf_cert_expiry"] = expiries[0]
-        attempt.facts["ssl_earliest_cert_expiry"] = min(expiries)
-
-
-def _presented_chain(ssl_object: ssl.SSLObject) -> list:
-    for getter in ("get_unverified_chain",):
-        method = getattr(ssl_object, getter, None) or getattr(getattr(ssl_object, "_sslobj", None), getter, None)
-        if method is not None:
-            try:
-                return list(method() or [])
-            except (ssl.SSLError, ValueError):
-                return []
-    return []
+    record_handshake(ssl_object, attempt)
 
 
 def classify_read_error(exc: BaseException) -> ProbeFailure:

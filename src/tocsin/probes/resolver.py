@@ -119,15 +119,23 @@ def _resolver() -> dns.asyncresolver.Resolver:
     return _conf.value  # type: ignore[return-value]  # set just above
 
 
-async def lookup(host: str) -> list[Address]:
-    """The addresses of `host`, IPv4 first; ProbeFailure("dns") when there are none."""
-    found = hosts_lookup(host)
+_FAMILIES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
+
+
+async def lookup(host: str, order: tuple[str, ...] = ("A", "AAAA")) -> list[Address]:
+    """The addresses of `host` of the first record type in `order` that has some (IPv4
+    first by default; one type only when the other must not be used);
+    ProbeFailure("dns") when there are none."""
+    found = [entry for entry in hosts_lookup(host) if entry[0] in {_FAMILIES[rdtype] for rdtype in order}]
     if found:
+        if order[0] == "AAAA":
+            found.sort(key=lambda entry: entry[0] != socket.AF_INET6)
         return found
     resolver = _resolver()
     addresses: list[Address] = []
     try:
-        for rdtype, family in (("A", socket.AF_INET), ("AAAA", socket.AF_INET6)):
+        for rdtype in order:
+            family = _FAMILIES[rdtype]
             answer = await resolver.resolve(host, rdtype, search=True, raise_on_no_answer=False)
             addresses += [(family, rdata.address) for rdata in answer]
             if addresses:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 # The bounded set of failure reasons: a metric label, so it must never grow with input.
@@ -70,3 +71,25 @@ class ProbeResult:
     facts: dict[str, float] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
     info: dict[str, str] = field(default_factory=dict)
+
+
+# The attempt in progress in this task, so that one the deadline interrupts is reported with
+# what it learnt so far (a status code, an address), as blackbox_exporter does, rather than
+# as an empty failure. A kind opts in by passing its Attempt to `in_progress` when it starts.
+_IN_PROGRESS: ContextVar[Attempt | None] = ContextVar("tocsin_attempt_in_progress", default=None)
+
+
+def in_progress(attempt: Attempt | None) -> Attempt | None:
+    """Name the attempt now running in this task (None before a new one starts)."""
+    _IN_PROGRESS.set(attempt)
+    return attempt
+
+
+def interrupted(reason: str, message: str) -> Attempt:
+    """The attempt in progress, ended with `reason`; an empty one if the kind did not say."""
+    attempt = _IN_PROGRESS.get()
+    _IN_PROGRESS.set(None)
+    if attempt is None:
+        return Attempt(False, reason, message)
+    attempt.success, attempt.reason, attempt.message = False, reason, message
+    return attempt

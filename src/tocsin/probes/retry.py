@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from ..fields import Duration, Model, PositiveDuration
-from .result import Attempt, ProbeResult
+from .result import Attempt, ProbeResult, in_progress, interrupted
 
 AttemptFn = Callable[[Any, float, str], Awaitable[Attempt]]
 
@@ -47,11 +47,12 @@ def backoff_delay(retry: RetryConfig, failures: int, rng: random.Random = random
 
 
 async def _bounded(attempt_fn: AttemptFn, settings: Any, deadline: float, correlation_id: str) -> Attempt:
+    in_progress(None)
     try:
         async with asyncio.timeout_at(deadline):
             return await attempt_fn(settings, deadline, correlation_id)
     except TimeoutError:
-        return Attempt(False, "timeout", "deadline exceeded")
+        return interrupted("timeout", "deadline exceeded")
     except Exception as exc:  # noqa: BLE001 - a probe never raises for a target's fault, whatever the kind missed
         return Attempt(False, "error", f"{type(exc).__name__}: {str(exc)[:200]}")
 

@@ -1,15 +1,21 @@
-"""The TCP probe: connect, optionally upgrade to TLS, optionally send and expect.
+"""The TCP probe: connect, optionally upgrade to TLS, then a dialogue with the server.
 
-`expect` is an RE2 pattern searched, line-anchored, in what the server sends (a banner
-such as `^SSH-2.0-` or a reply to `send`); reading stops at the first match, at
-`_MAX_READ` bytes, or at the deadline.
+Two ways to write the dialogue. `send`/`expect`: one message, then an RE2 pattern searched,
+line-anchored, in what the server sends (reading stops at the first match, at `_MAX_READ`
+bytes, or at the deadline). `query_response`: blackbox_exporter's list of steps, each an
+`expect` (read lines until one matches), a `send` (the text and a newline) and/or a
+`starttls` (upgrade the connection mid-dialogue, as SMTP, IMAP or XMPP do), run in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+from pydantic import Field, model_validator
 
 from ..fields import HostPort, Model, Regexp
+from .addresses import IPOptions, over_addresses
 from .kind import ProbeKind
 from .net import (
     CONNECTION_FACTS,
@@ -17,25 +23,53 @@ from .net import (
     TLS_FACTS,
     TLS_FAMILIES,
     TLS_INFO_GAUGES,
+    Connection,
     ProbeFailure,
     TLSConfig,
     classify_read_error,
     connect,
-    resolve,
+    record_address,
+    resolve_all,
     start_tls,
 )
 from .patterns import search
-from .result import PATTERN_FAMILIES, Attempt
+from .resolver import Address
+from .result import PATTERN_FAMILIES, Attempt, in_progress
 
 _MAX_READ = 64 * 1024
 
 
-class TCPConfig(Model):
+class QueryStep(Model):
+    """One step of blackbox's `query_response`; its parts run in this order: expect, send, starttls."""
+
+    expect: Regexp | None = None
+    send: str | None = None
+    starttls: bool = False
+
+
+class TCPConfig(IPOptions):
     address: HostPort
     tls: bool = False
     tls_config: TLSConfig = TLSConfig()
     send: str | None = None
     expect: Regexp | None = None
+    query_response: list[QueryStep] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tls_may_be_the_options(cls, data: Any) -> Any:
+        """`tls: {ca_file: …}` (HTTP's spelling) means TLS with those options."""
+        if isinstance(data, dict) and isinstance(data.get("tls"), dict):
+            if "tls_config" in data:
+                raise ValueError("give the TLS options as tls or as tls_config, not both")
+            data = {**data, "tls": True, "tls_config": data["tls"]}
+        return data
+
+    @model_validator(mode="after")
+    def _one_dialogue(self) -> "TCPConfig":
+        if self.query_response and (self.send is not None or self.expect is not None):
+            raise ValueError("give query_response or send/expect, not both")
+        return self
 
 
 def _unescape(text: str) -> bytes:
@@ -43,21 +77,31 @@ def _unescape(text: str) -> bytes:
     return text.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
 
 
-async def attempt(options: TCPConfig, _deadline: float, _correlation_id: str) -> Attempt:
-    result = Attempt(False)
-    host, _, port_text = options.address.rpartition(":")
-    host, port = host.strip("[]"), int(port_text)
+async def _dialogue(conn: Connection, options: TCPConfig, host: str, result: Attempt) -> None:
+    if options.send is not None:
+        conn.writer.write(_unescape(options.send))
+    if options.expect is not None:
+        await _expect(conn.reader, options.expect)
+    for step in options.query_response:
+        if step.expect is not None:
+            await _expect_line(conn.reader, step.expect)
+        if step.send is not None:
+            conn.writer.write(step.send.encode("utf-8") + b"\n")
+        if step.starttls:
+            await start_tls(conn, options.tls_config, host, result)
+
+
+async def _attempt_at(options: TCPConfig, host: str, port: int, address: Address) -> Attempt:
+    result = in_progress(Attempt(False))
+    assert result is not None
+    result.facts["failed_due_to_regex"] = 0.0
+    record_address(address[1], address[0], result)
     try:
-        address, _ = await resolve(host, result)
-        conn = await connect(address, port, result)
+        conn = await connect(address[1], port, result)
         try:
             if options.tls:
                 await start_tls(conn, options.tls_config, host, result)
-            if options.send is not None:
-                conn.writer.write(_unescape(options.send))
-            if options.expect is not None:
-                await _expect(conn.reader, options.expect)
-                result.facts["failed_due_to_regex"] = 0.0
+            await _dialogue(conn, options, host, result)
         finally:
             conn.close()
     except ProbeFailure as failure:
@@ -67,6 +111,30 @@ async def attempt(options: TCPConfig, _deadline: float, _correlation_id: str) ->
         return result
     result.success = True
     return result
+
+
+async def attempt(options: TCPConfig, _deadline: float, _correlation_id: str) -> Attempt:
+    host, _, port_text = options.address.rpartition(":")
+    host, port = host.strip("[]"), int(port_text)
+    resolved = in_progress(Attempt(False))
+    assert resolved is not None
+    resolved.facts["failed_due_to_regex"] = 0.0
+    try:
+        found = await resolve_all(host, resolved, options)
+    except ProbeFailure as failure:
+        resolved.reason, resolved.message = failure.reason, failure.message
+        return resolved
+
+    async def probe_one(address: Address) -> Attempt:
+        outcome = await _attempt_at(options, host, port, address)
+        for fact in ("dns_lookup_time_seconds",):
+            outcome.facts[fact] = resolved.facts[fact]
+        outcome.phases["resolve"] = resolved.phases["resolve"]
+        return outcome
+
+    if options.addresses == "first":
+        return await probe_one(found[0])
+    return await over_addresses(found, options.addresses, probe_one)
 
 
 async def _expect(reader: asyncio.StreamReader, pattern: str) -> None:
@@ -84,10 +152,26 @@ async def _expect(reader: asyncio.StreamReader, pattern: str) -> None:
     raise ProbeFailure("expect", f"did not receive a match for {pattern!r} ({len(received)} bytes read)")
 
 
+async def _expect_line(reader: asyncio.StreamReader, pattern: str) -> None:
+    """Read lines until one matches `pattern` (its newline, and a CR before it, removed)."""
+    read = 0
+    while read < _MAX_READ:
+        try:
+            line = await reader.readline()
+        except Exception as exc:  # noqa: BLE001 - as above
+            raise classify_read_error(exc) from None
+        if not line:
+            break
+        read += len(line)
+        if await search(pattern, line.rstrip(b"\n").removesuffix(b"\r")):
+            return
+    raise ProbeFailure("expect", f"no line matched {pattern!r} ({read} bytes read)")
+
+
 KIND = ProbeKind(
     name="tcp", key="tcp", key_text="tcp", target_fields={"tcp": (TCPConfig | None, None)},
     settings=lambda get: get("tcp"), attempt=attempt, endpoint=lambda options: options.address,
     target_keys=lambda endpoint: {"tcp": {"address": endpoint}},
     families={**CONNECTION_FAMILIES, **PATTERN_FAMILIES, **TLS_FAMILIES},
-    facts=CONNECTION_FACTS, optional_facts=(*TLS_FACTS, "failed_due_to_regex"), info_gauges=TLS_INFO_GAUGES,
+    facts=(*CONNECTION_FACTS, "failed_due_to_regex"), optional_facts=TLS_FACTS, info_gauges=TLS_INFO_GAUGES,
 )
