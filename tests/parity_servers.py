@@ -14,6 +14,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import zlib
 
 import dns.message
 import dns.rcode
@@ -72,6 +73,22 @@ class HTTPBehaviours:
             stop.wait(30)
         elif path == "/missing":
             conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found")
+        elif path == "/headers":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Env: staging\r\nX-Env: production\r\nContent-Length: 0\r\n"
+                         b"Connection: close\r\n\r\n")
+        elif path == "/hints-forever":
+            try:
+                while not stop.is_set():
+                    conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+            except OSError:
+                pass
+        elif path in ("/deflate", "/raw-deflate", "/bomb"):
+            if path == "/bomb":
+                packed = gzip.compress(b"\0" * 5_000_000, compresslevel=1, mtime=0)
+            else:
+                packer = zlib.compressobj(wbits=zlib.MAX_WBITS if path == "/deflate" else -zlib.MAX_WBITS)
+                packed = packer.compress(body * 20) + packer.flush()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(packed), packed))
         elif path == "/gzip":
             packed = gzip.compress(body * 20, mtime=0)
             if b"accept-encoding: gzip" in lower:
@@ -91,10 +108,15 @@ class _Threaded(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
+class _Threaded6(_Threaded):
+    address_family = socket.AF_INET6
+
+
 class HTTPServer:
     """The routes above on 127.0.0.1, over TLS when `context` is given."""
 
-    def __init__(self, behaviours: HTTPBehaviours, context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, behaviours: HTTPBehaviours, context: ssl.SSLContext | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         self.stop = threading.Event()
         self.requests: list[bytes] = []
         outer = self
@@ -116,7 +138,7 @@ class HTTPServer:
                 except (OSError, ssl.SSLError):
                     pass
 
-        self.server = _Threaded(("127.0.0.1", 0), Handler)
+        self.server = (_Threaded6 if ":" in host else _Threaded)((host, port), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -124,6 +146,66 @@ class HTTPServer:
         self.stop.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class Proxy:
+    """A forward proxy: CONNECT tunnels, and absolute-form requests passed on as they came.
+    `request_lines` keeps the first line of each request it received."""
+
+    def __init__(self) -> None:
+        self.request_lines: list[bytes] = []
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                conn: socket.socket = self.request
+                conn.settimeout(10)
+                try:
+                    head = _read_head(conn)
+                    line = head.split(b"\r\n", 1)[0]
+                    outer.request_lines.append(line)
+                    method, target, _ = line.split(b" ", 2)
+                    if method == b"CONNECT":
+                        host, _, port = target.decode().rpartition(":")
+                        upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+                        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    else:
+                        authority = target.decode().split("/", 3)[2]
+                        host, _, port = authority.rpartition(":")
+                        upstream = socket.create_connection((host, int(port or 80)), timeout=10)
+                        upstream.sendall(head)
+                    _pipe(conn, upstream)
+                except (OSError, ValueError):
+                    pass
+
+        self.server = _Threaded(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    def copy(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    other = threading.Thread(target=copy, args=(b, a), daemon=True)
+    other.start()
+    copy(a, b)
+    other.join(10)
+    b.close()
 
 
 class Chain:
@@ -193,6 +275,15 @@ def _answer(query: dns.message.Message) -> dns.message.Message:
         response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "127.0.0.1", "127.0.0.2"))
         response.authority.append(dns.rrset.from_text(ZONE, 60, "IN", "NS", f"ns.{ZONE}"))
         response.additional.append(dns.rrset.from_text(f"ns.{ZONE}", 60, "IN", "A", "127.0.0.53"))
+    elif name == f"rr.{ZONE}" and rdtype == "A":  # the first address has nothing listening
+        response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "127.0.0.2"))
+        response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "127.0.0.1"))
+    elif name == f"dual.{ZONE}" and rdtype in ("A", "AAAA"):
+        response.answer.append(dns.rrset.from_text(name, 60, "IN", rdtype, "127.0.0.1" if rdtype == "A" else "::1"))
+    elif name == f"v4.{ZONE}" and rdtype == "A":
+        response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "127.0.0.1"))
+    elif name in (f"rr.{ZONE}", f"dual.{ZONE}", f"v4.{ZONE}"):
+        response.authority.append(soa)
     elif name == ZONE and rdtype == "SOA":
         response.answer.append(soa)
     elif name in (f"ok.{ZONE}", f"ns.{ZONE}", ZONE):
@@ -207,12 +298,17 @@ class DNSServer:
     """One zone over UDP and TCP on the same port."""
 
     def __init__(self) -> None:
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket()
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
+        for _ in range(50):  # the UDP port's number may be taken for TCP: try another
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.bind(("127.0.0.1", 0))
+            self.port = self.udp.getsockname()[1]
+            self.tcp = socket.socket()
+            try:
+                self.tcp.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                self.udp.close()
+                self.tcp.close()
         self.tcp.listen(16)
         self.closed = False
         threading.Thread(target=self._serve_udp, daemon=True).start()
