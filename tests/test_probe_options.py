@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
+import parity_servers as ps
 import pytest
 
-import parity_servers as ps
 from conftest import free_port
 from tocsin import aio
 from tocsin.config import parse_config
