@@ -92,7 +92,8 @@ def test_http_proxy_plain_and_connect(servers):
     assert (dead.success, dead.reason) == (False, "connect")
 
 
-def test_every_address_with_any_and_all(servers, zone):
+@pytest.mark.usefixtures("zone")
+def test_every_address_with_any_and_all(servers):
     # (dnspython shuffles the records of one set on the wire: each address is a set of its own)
     # rr.parity.test is 127.0.0.2 (nothing listens) then 127.0.0.1 (the server)
     url = f"http://rr.parity.test:{servers['http'].port}/plain"
@@ -105,7 +106,8 @@ def test_every_address_with_any_and_all(servers, zone):
     assert tcp_any.success, tcp_any.message
 
 
-def test_ip_protocol_and_fallback(servers, zone):
+@pytest.mark.usefixtures("zone")
+def test_ip_protocol_and_fallback(servers):
     # dual.parity.test has 127.0.0.1 and ::1; the v6 server listens on ::1 only
     url = f"http://dual.parity.test:{servers['v6'].port}/plain"
     assert run(url=url, http={"ip_protocol": "ip6"}).facts["ip_protocol"] == 6
