@@ -73,17 +73,30 @@ def _cmd_test_rules(args: argparse.Namespace) -> int:
     return run_files(args.files)
 
 
-def _probe_target(endpoint: str, kind: str | None, timeout: float) -> dict:
+def _probe_target(endpoint: str, kind: str | None, timeout: float, insecure: bool = False,
+                  ca_file: str | None = None) -> dict:
     """The configuration of a target probing `endpoint` (a URL is HTTP, anything else TCP by default)."""
+    from .probes.report import tls_keys
+
     if kind is None:
         kind = "http" if endpoint.startswith(("http://", "https://")) else "tcp"
     deadline = f"{int(timeout * 1000)}ms"
-    return {"name": endpoint, "timeout": deadline, "interval": deadline, **KINDS[kind].target_keys(endpoint)}
+    keys = KINDS[kind].target_keys(endpoint)
+    tls = tls_keys(kind, insecure, ca_file)
+    if tls:
+        keys[kind] = {**(keys.get(kind) or {}), **tls}
+    return {"name": endpoint, "timeout": deadline, "interval": deadline, **keys}
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
+    from .probes.report import report_lines
+
     try:
-        config = parse_config({"targets": [_probe_target(args.endpoint, args.kind, args.timeout)]}, "command line")
+        target_spec = _probe_target(args.endpoint, args.kind, args.timeout, args.insecure, args.ca_file)
+        config = parse_config({"targets": [target_spec]}, "command line")
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except ConfigError as exc:
         for line in exc.errors:
             print(line.replace("command line: targets[0].", ""), file=sys.stderr)
@@ -98,12 +111,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     print(f"{target.kind} probe of {target.endpoint}: {verdict}")  # the endpoint shows no password
     print(f"  duration        {result.duration * 1000:.1f} ms, attempts {result.attempts}")
     print(f"  correlation id  {result.correlation_id}")
-    for name, value in sorted(result.facts.items()):
-        print(f"  {name:<30} {value:g}")
-    for phase, seconds in result.phases.items():
-        print(f"  phase {phase:<24} {seconds * 1000:.1f} ms")
-    for name, value in result.info.items():
-        print(f"  {name:<30} {value}")
+    print("\n".join(report_lines(result)))
     return 0 if result.success else 1
 
 
@@ -174,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("endpoint", help="URL, host:port, or name[@server:port] with --kind dns")
     probe.add_argument("--kind", choices=list(KINDS))
     probe.add_argument("--timeout", type=float, default=5.0, help="total deadline in seconds (default 5)")
+    probe.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate")
+    probe.add_argument("--ca-file", help="verify the TLS certificate against these CAs (PEM)")
     probe.set_defaults(func=_cmd_probe)
 
     notify = sub.add_parser("notify", help="notification tools")
