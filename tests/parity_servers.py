@@ -225,7 +225,7 @@ class Chain:
 
 class BannerServer:
     """`SSH-2.0-parity` on connect; answers `STARTTLS` with `220 ready` and upgrades,
-    `PING` with `PONG`, then closes."""
+    `PING` with `PONG`, `ECHO x` with `GOT x`, `QUIT` with `BYE` and closes."""
 
     def __init__(self, context: ssl.SSLContext | None = None, banner: bytes = b"SSH-2.0-parity\r\n") -> None:
         self.stop = threading.Event()
@@ -248,6 +248,8 @@ class BannerServer:
                         if command == b"STARTTLS" and context is not None:
                             conn.sendall(b"220 ready\r\n")
                             conn = context.wrap_socket(conn, server_side=True)
+                        elif command.startswith(b"ECHO "):
+                            conn.sendall(b"GOT " + command[5:] + b"\r\n")
                         elif command == b"PING":
                             conn.sendall(b"PONG\r\n")
                         elif command == b"QUIT":

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import parity_servers as ps
 import pytest
 
-import parity_servers as ps
 from conftest import free_port
 from tocsin.probes.report import when
 

@@ -3,7 +3,8 @@
 Two ways to write the dialogue. `send`/`expect`: one message, then an RE2 pattern searched,
 line-anchored, in what the server sends (reading stops at the first match, at `_MAX_READ`
 bytes, or at the deadline). `query_response`: blackbox_exporter's list of steps, each an
-`expect` (read lines until one matches), a `send` (the text and a newline) and/or a
+`expect` (read lines until one matches), a `send` (the text and a newline; `${1}` is
+the expect's group) and/or a
 `starttls` (upgrade the connection mid-dialogue, as SMTP, IMAP or XMPP do), run in order.
 """
 
@@ -12,9 +13,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import re2
 from pydantic import Field, model_validator
 
 from ..fields import HostPort, Model, Regexp
+from ..gofmt import expand
 from .addresses import IPOptions, over_addresses
 from .kind import ProbeKind
 from .net import (
@@ -83,10 +86,14 @@ async def _dialogue(conn: Connection, options: TCPConfig, host: str, result: Att
     if options.expect is not None:
         await _expect(conn.reader, options.expect)
     for step in options.query_response:
+        send = step.send
         if step.expect is not None:
-            await _expect_line(conn.reader, step.expect)
-        if step.send is not None:
-            conn.writer.write(step.send.encode("utf-8") + b"\n")
+            line = await _expect_line(conn.reader, step.expect)
+            if send is not None and "$" in send:  # `${1}`: the line's groups, as blackbox expands them
+                match = re2.search(step.expect, line.decode("latin-1"))
+                send = expand(send, match) if match is not None else send
+        if send is not None:
+            conn.writer.write(send.encode("utf-8") + b"\n")
         if step.starttls:
             await start_tls(conn, options.tls_config, host, result)
 
@@ -152,8 +159,9 @@ async def _expect(reader: asyncio.StreamReader, pattern: str) -> None:
     raise ProbeFailure("expect", f"did not receive a match for {pattern!r} ({len(received)} bytes read)")
 
 
-async def _expect_line(reader: asyncio.StreamReader, pattern: str) -> None:
-    """Read lines until one matches `pattern` (its newline, and a CR before it, removed)."""
+async def _expect_line(reader: asyncio.StreamReader, pattern: str) -> bytes:
+    """Read lines until one matches `pattern` (its newline, and a CR before it, removed);
+    return that line."""
     read = 0
     while read < _MAX_READ:
         try:
@@ -163,8 +171,9 @@ async def _expect_line(reader: asyncio.StreamReader, pattern: str) -> None:
         if not line:
             break
         read += len(line)
-        if await search(pattern, line.rstrip(b"\n").removesuffix(b"\r")):
-            return
+        line = line.rstrip(b"\n").removesuffix(b"\r")
+        if await search(pattern, line):
+            return line
     raise ProbeFailure("expect", f"no line matched {pattern!r} ({read} bytes read)")
 
 
