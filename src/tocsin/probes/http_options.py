@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
 from ..fields import Model, Regexp, SecretFromFile, Size
 from .addresses import IPOptions
@@ -101,13 +101,6 @@ class HTTPConfig(IPOptions):
     bearer_token_file: SecretFromFile | None = None
     keep_alive: bool = False  # a health check should exercise connect and TLS every time
 
-    # The lower-cased names of the headers the regexps read: the only others a response keeps.
-    _header_names: frozenset[bytes] = PrivateAttr(default=frozenset())
-
-    @property
-    def header_names(self) -> frozenset[bytes]:
-        return self._header_names
-
     @model_validator(mode="before")
     @classmethod
     def _tls_config_is_tls(cls, data: Any) -> Any:
@@ -132,8 +125,6 @@ class HTTPConfig(IPOptions):
 
     @model_validator(mode="after")
     def _bearer_token_fits(self) -> "HTTPConfig":
-        self._header_names = frozenset(rule.header.lower().encode("latin-1") for rule in
-                                       (*self.fail_if_header_matches, *self.fail_if_header_not_matches))
         problem = _header_value_problem(self.secret("bearer_token") or "")
         if problem:  # the token itself is never put in the message
             raise ValueError(f"bearer token {problem}")

@@ -115,12 +115,16 @@ class HTTPRequest:
     options: HTTPConfig
     endpoint: Endpoint = field(init=False, compare=False, repr=False)
     head: str = field(init=False, compare=False, repr=False)
+    # The lower-cased names of the headers the regexps read: the only others a response keeps.
+    header_names: frozenset[bytes] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         endpoint = endpoint_of(self.url)
         object.__setattr__(self, "endpoint", endpoint)
         object.__setattr__(self, "head", static_head(endpoint, self.options.method, self.options, True,
-                                                      url_credentials(self.url)))
+                                                     url_credentials(self.url)))
+        rules = (*self.options.fail_if_header_matches, *self.options.fail_if_header_not_matches)
+        object.__setattr__(self, "header_names", frozenset(rule.header.lower().encode("latin-1") for rule in rules))
 
 
 def traceparent(correlation_id: str) -> str:
