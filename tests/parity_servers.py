@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import gzip
+import ipaddress
 import socket
 import socketserver
 import ssl
@@ -19,7 +20,10 @@ import zlib
 import dns.message
 import dns.rcode
 import dns.rrset
-import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"  # 1445412480
 LAST_MODIFIED_UNIX = 1445412480.0
@@ -208,19 +212,53 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
     b.close()
 
 
+def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None,
+                 issuer_key: ec.EllipticCurvePrivateKey, not_after: datetime.datetime, ca: bool,
+                 sans: list[x509.GeneralName] | None = None) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tocsin parity"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer or name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(not_after - datetime.timedelta(days=365)).not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if ca:
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+            key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
+            critical=True)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
 class Chain:
-    """A root CA, an intermediate and a leaf for 127.0.0.1 with expiries known to the second."""
+    """A root CA, an intermediate and a leaf for 127.0.0.1, each expiring on a known second
+    and in the order that tells the expiries apart: the root first (the verified chain's
+    earliest), then the intermediate (the presented chain's earliest), then the leaf."""
 
     def __init__(self, tmp_dir: str) -> None:
-        self.root = trustme.CA()
-        self.intermediate = self.root.create_child_ca()
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-        self.leaf_not_after = now + datetime.timedelta(days=30)
-        self.leaf = self.intermediate.issue_cert("127.0.0.1", "localhost", not_after=self.leaf_not_after)
+        self.root_not_after = now + datetime.timedelta(days=40)
+        self.intermediate_not_after = now + datetime.timedelta(days=50)
+        self.leaf_not_after = now + datetime.timedelta(days=60)
+        root_key, intermediate_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+        root = _certificate("Parity Root", root_key, None, root_key, self.root_not_after, ca=True)
+        intermediate = _certificate("Parity Intermediate", intermediate_key, root.subject, root_key,
+                                    self.intermediate_not_after, ca=True)
+        leaf = _certificate("127.0.0.1", leaf_key, intermediate.subject, intermediate_key, self.leaf_not_after,
+                            ca=False, sans=[x509.DNSName("localhost"),
+                                            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+        pem = serialization.Encoding.PEM
         self.ca_file = f"{tmp_dir}/ca.pem"
-        self.root.cert_pem.write_to_path(self.ca_file)
+        with open(self.ca_file, "wb") as file:
+            file.write(root.public_bytes(pem))
+        chain_file, key_file = f"{tmp_dir}/chain.pem", f"{tmp_dir}/leaf.key"
+        with open(chain_file, "wb") as file:
+            file.write(leaf.public_bytes(pem) + intermediate.public_bytes(pem))
+        with open(key_file, "wb") as file:
+            file.write(leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.leaf.configure_cert(self.context)
+        self.context.load_cert_chain(chain_file, key_file)
 
 
 class BannerServer:

@@ -270,6 +270,11 @@ def test_every_shared_metric_equals_blackbox_exporter(world, tmp_path):
             wanted = 0.0 if case.name in _FAILING else 1.0
             if theirs.get(("probe_success", frozenset())) != wanted:
                 problems.append(f"{case.name}: blackbox's probe_success is not {wanted}: the test server is off")
+            if case.name == "https-chain":  # three expiries, told apart: root < intermediate < leaf
+                chain = world.chain
+                assert theirs[("probe_ssl_earliest_cert_expiry", frozenset())] == chain.intermediate_not_after.timestamp()
+                assert theirs[("probe_ssl_last_chain_expiry_timestamp_seconds", frozenset())] == \
+                    chain.root_not_after.timestamp()
             try:
                 ours = samples(_tocsin_text(case), drop_labels=frozenset({"target"}))
             except ConfigError as exc:
