@@ -50,6 +50,7 @@ class Case:
 @dataclass
 class World:
     http: ps.HTTPServer
+    http6: ps.HTTPServer
     https: ps.HTTPServer
     banner: ps.BannerServer
     banner_tls: ps.BannerServer
@@ -62,10 +63,11 @@ def world(tmp_path_factory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("parity")
     chain = ps.Chain(str(tmp))
     behaviours = ps.HTTPBehaviours(dead_port=free_port())
-    servers = World(ps.HTTPServer(behaviours), ps.HTTPServer(behaviours, chain.context),
+    servers = World(ps.HTTPServer(behaviours), ps.HTTPServer(behaviours, host="::1"),
+                    ps.HTTPServer(behaviours, chain.context),
                     ps.BannerServer(), ps.BannerServer(chain.context), ps.DNSServer(), chain)
     yield servers
-    for server in (servers.http, servers.https, servers.banner, servers.banner_tls, servers.dns):
+    for server in (servers.http, servers.http6, servers.https, servers.banner, servers.banner_tls, servers.dns):
         server.close()
 
 
@@ -77,6 +79,10 @@ def _cases(w: World) -> list[Case]:
                              "redirects followed")
     cases = [
         Case("plain", {"prober": "http"}, f"{http}/plain", {"url": f"{http}/plain"}),
+        Case("ipv6", {"prober": "http"}, f"http://[::1]:{w.http6.port}/plain",
+             {"url": f"http://[::1]:{w.http6.port}/plain"}),
+        Case("head", {"prober": "http", "http": {"method": "HEAD"}}, f"{http}/plain",
+             {"url": f"{http}/plain", "http": {"method": "HEAD"}}),
         Case("chunked", {"prober": "http"}, f"{http}/chunked", {"url": f"{http}/chunked"}),
         Case("redirect", {"prober": "http"}, f"{http}/redirect", {"url": f"{http}/redirect"}),
         Case("redirect-not-followed", {"prober": "http", "http": {"follow_redirects": False,
@@ -110,6 +116,8 @@ def _cases(w: World) -> list[Case]:
               "no chain is verified: blackbox reports year 1 (-62135596800), tocsin leaves the series out",
               "probe_ssl_last_chain_info": "no chain is verified, so there is no last chain to describe"}),
         Case("https-untrusted", {"prober": "http"}, f"{https}/plain", {"url": f"{https}/plain"}),
+        Case("tcp-tls", {"prober": "tcp", "tcp": {"tls": True, **trusted}}, f"127.0.0.1:{w.https.port}",
+             {"tcp": {"address": f"127.0.0.1:{w.https.port}", "tls": True, **trusted}}),
         Case("tcp-connect", {"prober": "tcp"}, f"127.0.0.1:{w.banner.port}",
              {"tcp": {"address": f"127.0.0.1:{w.banner.port}"}}),
         Case("tcp-banner", {"prober": "tcp", "tcp": {"query_response": [
@@ -134,6 +142,8 @@ def _cases(w: World) -> list[Case]:
                  {"send": "PING"}, {"expect": "^PONG"}], **trusted}}),
         Case("dns-a", {"prober": "dns", "dns": {"query_name": "ok.parity.test", "transport_protocol": "udp"}},
              dns_server, {"dns": {"query": "ok.parity.test", "server": dns_server}}),
+        Case("dns-server-by-name", {"prober": "dns", "dns": {"query_name": "ok.parity.test"}},
+             f"localhost:{w.dns.port}", {"dns": {"query": "ok.parity.test", "server": f"localhost:{w.dns.port}"}}),
         Case("dns-tcp", {"prober": "dns", "dns": {"query_name": "ok.parity.test", "transport_protocol": "tcp"}},
              dns_server, {"dns": {"query": "ok.parity.test", "server": dns_server, "transport": "tcp"}}),
         Case("dns-soa", {"prober": "dns", "dns": {"query_name": "parity.test", "query_type": "SOA"}},
@@ -255,6 +265,7 @@ _BLACKBOX_FAMILIES = frozenset({
 })
 
 
+@pytest.mark.timeout(60)
 def test_every_shared_metric_equals_blackbox_exporter(world, tmp_path):
     if not Path(BLACKBOX).exists():
         require_tool("prometheus-blackbox-exporter")
