@@ -161,3 +161,12 @@ def test_cookie_jar_keeps_cookies_to_their_site():
     assert jar.header(endpoint_of("http://app.example:8080/admin/x")) == "scoped=4; sid=1"
     assert jar.header(endpoint_of("https://app.example/")) == "sid=1; tls=5"
     assert jar.header(endpoint_of("http://evil.example/")) == ""
+
+
+@pytest.mark.usefixtures("zone")
+def test_the_proxy_resolves_the_target(servers):
+    # nowhere.parity.test does not resolve here; the proxy is asked for it and answers (it
+    # cannot resolve it either, so the tunnel fails: a connect failure, not a dns one)
+    result = run(url="http://nowhere.parity.test/plain", http={"proxy_url": f"http://127.0.0.1:{servers['proxy'].port}"})
+    assert result.reason != "dns", result.message
+    assert servers["proxy"].request_lines[-1] == b"GET http://nowhere.parity.test/plain HTTP/1.1"

@@ -111,12 +111,14 @@ def _last_modified(headers: dict[str, str], attempt: Attempt) -> None:
             pass  # blackbox ignores a date it cannot parse too
 
 
-async def _open(endpoint: Endpoint, address: Address, options: HTTPConfig, attempt: Attempt) -> Connection:
-    """A connection to `address`, or through the proxy (a CONNECT tunnel for HTTPS)."""
+async def _open(endpoint: Endpoint, address: Address | None, options: HTTPConfig, attempt: Attempt) -> Connection:
+    """A connection to `address`, or through the proxy (a CONNECT tunnel for HTTPS), which
+    resolves the target's name itself: the address facts are then the proxy's."""
     if not options.proxy_url:
+        assert address is not None
         return await connect(address[1], endpoint.port, attempt)
     proxy = endpoint_of(options.proxy_url)
-    family, proxy_address = (await resolve_all(proxy.host, attempt, options))[0]
+    _, proxy_address = (await resolve_all(proxy.host, attempt, options))[0]
     conn = await connect(proxy_address, proxy.port, attempt)
     if endpoint.tls:
         authority = f"{f'[{endpoint.host}]' if ':' in endpoint.host else endpoint.host}:{endpoint.port}"
@@ -134,7 +136,7 @@ async def _open(endpoint: Endpoint, address: Address, options: HTTPConfig, attem
     return conn
 
 
-async def _exchange(endpoint: Endpoint, address: Address, head: str, method: str, body: bytes | None,
+async def _exchange(endpoint: Endpoint, address: Address | None, head: str, method: str, body: bytes | None,
                     request: HTTPRequest, correlation_id: str, attempt: Attempt,
                     jar: CookieJar) -> tuple[ResponseHead, bytes | None]:
     """One request/response on a fresh connection. Returns the body only when it must be read."""
@@ -214,10 +216,11 @@ async def _follow(request: HTTPRequest, result: Attempt, correlation_id: str, fi
     jar = CookieJar()
     redirects = 0
     while True:
+        address: Address | None = None
         if first is not None and endpoint is request.endpoint:
             address = first
             record_address(address[1], address[0], result)
-        else:
+        elif not options.proxy_url:
             address = (await resolve_all(endpoint.host, result, options))[0]
         response, payload = await _exchange(endpoint, address, head, method, body, request, correlation_id, result, jar)
         if payload is None:  # a redirect to follow
