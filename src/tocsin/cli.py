@@ -15,9 +15,10 @@ DEFAULT_CONFIG = "etc/tocsin.yml"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .cluster.view import ClusterOverride
     from .daemon import run_daemon
 
-    return run_daemon(args.config)
+    return run_daemon(args.config, ClusterOverride(args.shard, args.replica))
 
 
 def _load_or_report(path: str) -> LoadedConfig | None:
@@ -153,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon in the foreground (what systemd runs)")
     run.add_argument("--config", default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})")
+    run.add_argument("--shard", metavar="I[/N]", help="run shard I of N (N defaults to cluster.shards): "
+                     "only the targets that hash to it, on the listen port + I, state under state_dir/shard-I")
+    run.add_argument("--replica", metavar="NAME", help="this copy's name in an HA pair (cluster.replica); "
+                     "labels tocsin_shard_info and the log, never the alerts")
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check", help="validate files without running anything")
