@@ -134,3 +134,24 @@ def test_a_shard_the_file_does_not_have_is_refused(tmp_path):
                           capture_output=True, text=True, timeout=scaled(30), cwd=tmp_path)
     assert proc.returncode == 78
     assert "numbered 0 to 1" in proc.stderr
+
+
+def test_check_config_warns_a_replica_that_pages_through_its_own_receivers(tmp_path):
+    config = tmp_path / "tocsin.yml"
+    text = """
+cluster: {replica: b}
+targets: [{name: x, tcp: {address: "127.0.0.1:1"}}]
+alerting:
+  route: {receiver: am, routes: [{receiver: hook, matchers: ['severity="page"']}]}
+  receivers:
+    - {name: am, alertmanager: {urls: ["http://127.0.0.1:9093"]}}
+    - {name: hook, webhook: {url: "http://127.0.0.1:9/hook"}}
+"""
+    config.write_text(text)
+    check = [sys.executable, "-m", "tocsin.cli", "check", "config", str(config)]
+    out = subprocess.run(check, capture_output=True, text=True, timeout=scaled(30))
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "receivers[1] (hook, webhook)" in warnings[0] and "once per replica" in warnings[0]
+    config.write_text(text.replace("cluster: {replica: b}", ""))
+    assert "warning" not in subprocess.run(check, capture_output=True, text=True, timeout=scaled(30)).stderr

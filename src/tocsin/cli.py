@@ -58,6 +58,10 @@ def _check_config_file(path: str) -> bool:
         for line in errors:
             print(line, file=sys.stderr)
         return False
+    from .cluster.view import replica_warnings
+
+    for warning in replica_warnings(loaded):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{path}: OK ({len(loaded.targets)} targets, {rules} rules in {len(files)} rule files)")
     return True
 

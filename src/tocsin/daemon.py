@@ -18,7 +18,7 @@ import time
 
 from . import aio, logs, statedb
 from .clock import ClockWatch
-from .cluster.view import ClusterOverride, shard_view
+from .cluster.view import ClusterOverride, replica_warnings, shard_view
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .metrics import ProbeMetrics, SelfMetrics
@@ -383,6 +383,8 @@ def run_daemon(config_path: str | os.PathLike[str], override: ClusterOverride | 
             log.error("%s", line)
         return 78  # EX_CONFIG: systemd does not restart-loop on a broken file with RestartPreventExitStatus
     logs.setup_logging(loaded.config.logging)
+    for warning in replica_warnings(loaded, override):
+        log.warning("%s", warning)
     daemon = Daemon(loaded, override)
     try:
         return aio.run(daemon.run())

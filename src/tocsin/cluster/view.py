@@ -73,3 +73,23 @@ def shard_view(loaded: LoadedConfig, override: ClusterOverride | None = None) ->
             log_file = config.logging.file.model_copy(update={"path": _shard_file(config.logging.file.path, i)})
             updates["logging"] = config.logging.model_copy(update={"file": log_file})
     return LoadedConfig(path=loaded.path, config=config.model_copy(update=updates))
+
+
+# Receivers that notify nobody twice however many replicas send to them.
+_SAFE_FOR_REPLICAS = {"alertmanager", "log", None}
+
+
+def replica_warnings(loaded: LoadedConfig, override: ClusterOverride | None = None) -> list[str]:
+    """What goes wrong when this file runs as one of an HA pair: receivers that page once per replica.
+
+    Only an Alertmanager (cluster) deduplicates what two replicas send; a webhook, Slack,
+    PagerDuty or email receiver is sent to by every replica, so each page arrives twice.
+    """
+    cluster = effective_cluster(loaded, override)
+    alerting = loaded.config.alerting
+    if not cluster.replica or alerting is None:
+        return []
+    return [f"{loaded.path}: alerting.receivers[{index}] ({receiver.name}, {receiver.kind}): this is replica "
+            f"{cluster.replica!r} of an HA pair, and every replica sends to a {receiver.kind} receiver, so each "
+            "notification arrives once per replica; send to an Alertmanager cluster instead (it deduplicates)"
+            for index, receiver in enumerate(alerting.receivers) if receiver.kind not in _SAFE_FOR_REPLICAS]
