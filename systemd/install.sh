@@ -4,6 +4,7 @@
 #   systemd/install.sh install      venv in $INSTALL_DIR, unit in $UNIT_DIR, config in $CONFIG_DIR
 #   systemd/install.sh uninstall    stop and remove the service and the venv; keep config, state, logs
 #   PURGE=1 systemd/install.sh uninstall    also remove config, state and logs
+#   systemd/install.sh template     print tocsin@.service (what install writes beside tocsin.service)
 #
 # Environment: INSTALL_DIR (/opt/tocsin), CONFIG_DIR (/etc/tocsin), UNIT_DIR (/etc/systemd/system),
 # PYTHON (python3, 3.11 or newer, with the venv module), WHEELS (a directory of wheels: install
@@ -19,11 +20,22 @@ PURGE=${PURGE:-0}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 VENV=$INSTALL_DIR/venv
 UNIT=$UNIT_DIR/tocsin.service
+TEMPLATE=$UNIT_DIR/tocsin@.service
 
 say() { printf 'tocsin install: %s\n' "$*"; }
 die() { printf 'tocsin install: error: %s\n' "$*" >&2; exit 1; }
 # systemctl only where systemd is the running init (not in a chroot or an image build).
 have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
+
+# tocsin@.service, from tocsin.service: instance I runs shard I of the file's cluster.shards
+# (port + I, state under /var/lib/tocsin/shard-I, log file tocsin-shardI.log). User=tocsin
+# makes every instance the same dynamic user, so they share StateDirectory= and LogsDirectory=.
+sharded_unit() {
+    sed -e 's|^Description=tocsin |Description=tocsin shard %i: |' \
+        -e 's|^\(ExecStart=.* run --config [^ ]*\)$|\1 --shard %i|' \
+        -e 's|^DynamicUser=yes$|DynamicUser=yes\nUser=tocsin|' \
+        -e 's|journalctl -u tocsin|journalctl -u tocsin@0|'
+}
 
 do_install() {
     [ "$(id -u)" = 0 ] || die "run as root (sudo make install)"
@@ -51,6 +63,10 @@ do_install() {
         "$SRC/systemd/tocsin.service" > "$UNIT.tmp"
     chmod 0644 "$UNIT.tmp"
     mv "$UNIT.tmp" "$UNIT"
+    say "installing $TEMPLATE (one shard per instance: systemctl start tocsin@0 tocsin@1)"
+    sharded_unit < "$UNIT" > "$TEMPLATE.tmp"
+    chmod 0644 "$TEMPLATE.tmp"
+    mv "$TEMPLATE.tmp" "$TEMPLATE"
 
     mkdir -p "$CONFIG_DIR/rules"
     chmod 0755 "$CONFIG_DIR" "$CONFIG_DIR/rules"
@@ -74,8 +90,9 @@ do_uninstall() {
     [ "$(id -u)" = 0 ] || die "run as root (sudo make uninstall)"
     if have_systemd && [ -e "$UNIT" ]; then
         systemctl disable --now tocsin.service 2>/dev/null || true
+        systemctl disable --now 'tocsin@*.service' 2>/dev/null || true
     fi
-    rm -f "$UNIT"
+    rm -f "$UNIT" "$TEMPLATE"
     have_systemd && systemctl daemon-reload
     rm -rf "$VENV"
     rmdir "$INSTALL_DIR" 2>/dev/null || true
@@ -91,5 +108,6 @@ do_uninstall() {
 case "${1:-}" in
     install) do_install ;;
     uninstall) do_uninstall ;;
-    *) sed -n '2,11p' "$0"; exit 2 ;;
+    template) sharded_unit < "$SRC/systemd/tocsin.service" ;;
+    *) sed -n '2,12p' "$0"; exit 2 ;;
 esac

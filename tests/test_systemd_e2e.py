@@ -235,3 +235,39 @@ def test_service_start_reload_journal_watchdog_stop():
     _sh("sh /mnt/tocsin/systemd/install.sh uninstall")
     assert _sh("test -e /etc/systemd/system/tocsin.service || test -e /opt/tocsin", check=False).returncode != 0
     assert _sh("test -f /etc/tocsin/tocsin.yml", check=False).returncode == 0
+
+
+SHARDED = """
+global: {listen_address: "127.0.0.1:9469", interval: 1s, timeout: 500ms, state_dir: /var/lib/tocsin}
+cluster: {shards: 2}
+logging:
+  file: {path: /var/log/tocsin/tocsin.log, format: json}
+targets:
+""" + "".join(f'  - {{name: t{i}, tcp: {{address: "127.0.0.1:1"}}}}\n' for i in range(8))
+
+
+@pytest.mark.usefixtures("container")
+def test_two_shards_run_as_instances_of_the_template_unit():
+    from tocsin.cluster.config import shard_of
+
+    _write("/etc/tocsin/tocsin.yml", SHARDED)  # kept by the install, which checks it
+    _sh("WHEELS=/mnt/wheels sh /mnt/tocsin/systemd/install.sh install", timeout=300)
+    assert _sh("systemd-analyze verify /etc/systemd/system/tocsin@0.service", check=False).returncode == 0
+    _sh("systemctl daemon-reload && systemctl start tocsin@0.service tocsin@1.service", timeout=90)
+    for shard in (0, 1):
+        out = _sh("python3 -c 'import sys, urllib.request; "
+                  "print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "
+                  f"http://127.0.0.1:{9469 + shard}/api/v1/targets").stdout
+        names = {t["name"] for t in json.loads(out)["data"]}
+        assert names == {f"t{i}" for i in range(8) if shard_of(f"t{i}", 2) == shard}, (shard, names)
+        state = _sh(f"systemctl show tocsin@{shard}.service -p ActiveState,SubState").stdout
+        assert "ActiveState=active" in state and "SubState=running" in state, state
+    # One file, separate state and log files, one shared dynamic user.
+    _sh("test -d /var/lib/tocsin/shard-0 && test -d /var/lib/tocsin/shard-1")
+    wait_for(lambda: _sh("test -s /var/log/tocsin/tocsin-shard1.log", check=False).returncode == 0,
+             timeout=10, what="shard 1's log file")
+    journal = _sh("journalctl -u tocsin@1.service -o cat --no-pager").stdout
+    assert "tocsin started" in journal and "shard=1/2" in journal, journal[-2000:]
+    _sh("systemctl stop tocsin@0.service tocsin@1.service", timeout=60)
+    _sh("sh /mnt/tocsin/systemd/install.sh uninstall")
+    assert _sh("test -e /etc/systemd/system/tocsin@.service", check=False).returncode != 0

@@ -15,9 +15,10 @@ DEFAULT_CONFIG = "etc/tocsin.yml"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .cluster.view import ClusterOverride
     from .daemon import run_daemon
 
-    return run_daemon(args.config)
+    return run_daemon(args.config, ClusterOverride(args.shard, args.replica))
 
 
 def _load_or_report(path: str) -> LoadedConfig | None:
@@ -57,6 +58,10 @@ def _check_config_file(path: str) -> bool:
         for line in errors:
             print(line, file=sys.stderr)
         return False
+    from .cluster.view import replica_warnings
+
+    for warning in replica_warnings(loaded):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{path}: OK ({len(loaded.targets)} targets, {rules} rules in {len(files)} rule files)")
     return True
 
@@ -115,6 +120,30 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def _cmd_prometheus_config(args: argparse.Namespace) -> int:
+    """Print the scrape configuration for every shard and replica; write file_sd and fleet rules if asked."""
+    from .cluster import prometheus
+
+    loaded = _load_or_report(args.config)
+    if loaded is None:
+        return 1
+    try:
+        replicas = [prometheus.parse_replica(text) for text in args.replica]
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.file_sd:
+        with open(args.file_sd, "w", encoding="utf-8") as f:
+            f.write(prometheus.file_sd(loaded, replicas))
+    if args.rules:
+        quorum = args.quorum or len(replicas) // 2 + 1
+        with open(args.rules, "w", encoding="utf-8") as f:
+            f.write(prometheus.fleet_rules(job=args.job, quorum=quorum, for_=args.for_))
+    print(prometheus.scrape_config(loaded, replicas, job=args.job, file_sd=args.file_sd,
+                                   interval=args.scrape_interval), end="")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import serve_demo
 
@@ -161,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon in the foreground (what systemd runs)")
     run.add_argument("--config", default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})")
+    run.add_argument("--shard", metavar="I[/N]", help="run shard I of N (N defaults to cluster.shards): "
+                     "only the targets that hash to it, on the listen port + I, state under state_dir/shard-I")
+    run.add_argument("--replica", metavar="NAME", help="this copy's name in an HA pair (cluster.replica); "
+                     "labels tocsin_shard_info and the log, never the alerts")
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check", help="validate files without running anything")
@@ -192,6 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     notify_test.add_argument("receiver", metavar="RECEIVER")
     notify_test.add_argument("--config", default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})")
     notify_test.set_defaults(func=_cmd_notify_test)
+
+    prom = sub.add_parser("prometheus-config", help="print a Prometheus scrape configuration for every shard "
+                          "and replica (and write the fleet's rule file)")
+    prom.add_argument("--config", default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})")
+    prom.add_argument("--replica", action="append", default=[], metavar="NAME=HOST",
+                      help="a replica and the host its shards run on; repeat for each (default: this host)")
+    prom.add_argument("--job", default="tocsin", help="the scrape job's name (default tocsin)")
+    prom.add_argument("--scrape-interval", default="15s", help="scrape_interval (default 15s)")
+    prom.add_argument("--file-sd", metavar="FILE", help="write the targets to FILE (file_sd JSON) and scrape from it")
+    prom.add_argument("--rules", metavar="FILE", help="write the fleet's rule file to FILE")
+    prom.add_argument("--quorum", type=int, help="replicas that must see a target down for TargetDownFromQuorum "
+                      "(default: a majority)")
+    prom.add_argument("--for", dest="for_", default="1m", help="the fleet alerts' `for:` (default 1m)")
+    prom.set_defaults(func=_cmd_prometheus_config)
 
     demo = sub.add_parser("demo-target", help="serve the flaky demo service")
     demo.add_argument("--port", type=int, default=8000)

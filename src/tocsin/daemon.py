@@ -18,6 +18,7 @@ import time
 
 from . import aio, logs, statedb
 from .clock import ClockWatch
+from .cluster.view import ClusterOverride, replica_warnings, shard_view
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .metrics import ProbeMetrics, SelfMetrics
@@ -50,8 +51,9 @@ def _raise_fd_limit() -> None:
 
 
 class Daemon:
-    def __init__(self, loaded: LoadedConfig) -> None:
-        self.loaded = loaded
+    def __init__(self, loaded: LoadedConfig, override: ClusterOverride | None = None) -> None:
+        self.loaded = loaded  # as this shard runs it (cluster/view.py)
+        self.override = override
         self.self_metrics = SelfMetrics()
         self.probe_metrics = ProbeMetrics()
         # Alert notifications: routed, grouped and delivered through a durable outbox; None
@@ -92,6 +94,7 @@ class Daemon:
         g = self.loaded.global_
         self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
         self._apply(self.loaded)
+        self._label_shard(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,
                          (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
         self.web = WebServer(g.listen_address, views, self, g.web)  # binds here: a taken port fails start-up
@@ -231,12 +234,13 @@ class Daemon:
             self.systemd.status("reloading configuration")
             try:
                 with logs.error_context("reload", config=str(self.loaded.path)) as facts:
-                    loaded = await asyncio.to_thread(load_config, self.loaded.path)
+                    loaded = await asyncio.to_thread(load_shard, self.loaded.path, self.override)
                     if loaded.global_.listen_address != self.loaded.global_.listen_address:
                         log.warning("listen_address changed; it takes effect at the next restart")
                     logs.setup_logging(loaded.config.logging)
                     tls_context.cache_clear()  # CA and client certificate files may have changed
                     changes = self._apply(loaded)
+                    self._label_shard(loaded)
                     rule_errors = await self.rules.areload(loaded)
                     if _alerting_of(loaded) != _alerting_of(self.loaded):
                         await asyncio.to_thread(self._start_notifier, loaded)
@@ -284,6 +288,14 @@ class Daemon:
         for kind, count in kinds.items():
             self.self_metrics.targets.labels(kind).set(count)
         return changes
+
+    def _label_shard(self, loaded: LoadedConfig) -> None:
+        """tocsin_shard_info and the log's shard/replica fields, from the cluster section in force."""
+        cluster = loaded.config.cluster
+        self.self_metrics.shard_info.clear()
+        self.self_metrics.shard_info.labels(str(cluster.shard), str(cluster.shards), cluster.replica).set(1)
+        logs.set_process_fields(shard=f"{cluster.shard}/{cluster.shards}" if cluster.sharded else "",
+                                replica=cluster.replica)
 
     # ---------------------------------------------------------------- results
 
@@ -351,7 +363,12 @@ def _alerting_of(loaded: LoadedConfig) -> tuple:
     return (loaded.config.alerting, g.state_dir, tuple(sorted(g.external_labels.items())), g.listen_address)
 
 
-def run_daemon(config_path: str | os.PathLike[str]) -> int:
+def load_shard(path: str | os.PathLike[str], override: ClusterOverride | None = None) -> LoadedConfig:
+    """Load the file, then narrow it to this process's shard (every target when unsharded)."""
+    return shard_view(load_config(path), override)
+
+
+def run_daemon(config_path: str | os.PathLike[str], override: ClusterOverride | None = None) -> int:
     """`tocsin run`: load, start, and serve until SIGTERM/SIGINT. Returns the exit code."""
     # Start-up allocates the configuration and every target's state and job: hundreds of
     # thousands of objects, none of them garbage. Collecting while they pile up walked
@@ -359,14 +376,16 @@ def run_daemon(config_path: str | os.PathLike[str]) -> int:
     # back on once start-up is done, with all of them frozen.
     gc.disable()
     try:
-        loaded = load_config(config_path)
+        loaded = load_shard(config_path, override)
     except ConfigError as exc:
         logs.setup_logging()
         for line in exc.errors:
             log.error("%s", line)
         return 78  # EX_CONFIG: systemd does not restart-loop on a broken file with RestartPreventExitStatus
     logs.setup_logging(loaded.config.logging)
-    daemon = Daemon(loaded)
+    for warning in replica_warnings(loaded, override):
+        log.warning("%s", warning)
+    daemon = Daemon(loaded, override)
     try:
         return aio.run(daemon.run())
     except OSError as exc:

@@ -60,7 +60,7 @@ class LoggingConfig(Model):
     syslog: SyslogLog | None = None
 
 
-FIELDS = ("target", "rule", "receiver", "correlation_id")
+FIELDS = ("target", "rule", "receiver", "correlation_id", "shard", "replica")
 # Never mutated: log_context() sets a new mapping, so the shared empty default is safe.
 _context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
     "tocsin_log_context", default=MappingProxyType({}))
@@ -91,6 +91,15 @@ def set_error_hook(hook: Callable[[str], None] | None) -> None:
         _early_errors.clear()
 
 
+def set_process_fields(**fields: str) -> None:
+    """Fields every record of this process carries (a shard's index, a replica's name)."""
+    global _process_fields
+    _process_fields = MappingProxyType({k: v for k, v in fields.items() if v})
+
+
+_process_fields: Mapping[str, str] = MappingProxyType({})
+
+
 @contextlib.contextmanager
 def log_context(**fields: str) -> Iterator[None]:
     """Attach fields to every record logged inside the block (and tasks it starts)."""
@@ -105,9 +114,10 @@ class ContextFilter(logging.Filter):
     """Copy the context fields onto the record, so every formatter can use them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in _context.get().items():
-            if not hasattr(record, key):
-                setattr(record, key, value)
+        for fields in (_context.get(), _process_fields):
+            for key, value in fields.items():
+                if not hasattr(record, key):
+                    setattr(record, key, value)
         return True
 
 

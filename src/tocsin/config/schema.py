@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from .. import redaction
+from ..cluster.config import ClusterConfig
 from ..errors import ConfigError
 from ..fields import Labels, ListenAddress, Model, PositiveDuration, ReadableFile
 from ..logs import LoggingConfig
@@ -239,6 +240,7 @@ class Config(Model):
     targets: list[Annotated[Target, WrapValidator(_reuse_validated)]] = Field(default_factory=list)
     rule_files: list[str] = Field(default_factory=list)
     alerting: AlertingConfig | None = None
+    cluster: ClusterConfig = ClusterConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True)
 

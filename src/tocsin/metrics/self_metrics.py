@@ -51,6 +51,9 @@ class SelfMetrics:
         self.state_write_errors = Counter("tocsin_state_write_errors_total",
                                           "Writes to a state database under state_dir that failed (a full disk, "
                                           "a read-only file system), by database file.", ["db"], registry=r)
+        self.shard_info = Gauge("tocsin_shard_info", "Which shard of how many this process is, and its replica "
+                                "name (empty outside an HA pair); always 1.", ["shard", "shards", "replica"],
+                                registry=r)
         for db in ("notify.sqlite", "rules.db"):
             self.state_write_errors.labels(db)
         self.reload_success.set(1)

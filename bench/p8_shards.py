@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""P8: 30 000 HTTP targets every 10 s (3 000 probes/s) as shards on one host, against blackbox's ceiling.
+
+tocsin   one config file with `cluster: {shards: N}`, N `tocsin run --shard i` processes (what
+         `systemctl start tocsin@0 … tocsin@N-1` runs), every target a fast loopback nginx
+         (`return 200`). After every shard is READY the script waits out the first round
+         (--warmup), then measures a window: scheduling lateness p99 (the shards' histogram
+         bucket deltas added together), missed + skipped runs, probes done against
+         targets × window / interval, failures, and the shards' RSS (summed) and CPU.
+blackbox Debian's prometheus-blackbox-exporter probing the same nginx, driven as fast as it
+         answers (P1's open-loop driver at a rate far above what it can do, over many
+         keep-alive connections): its ceiling is the /probe requests completed per second.
+         The driver shares the machine's CPUs, as Prometheus's scrapes would.
+
+    python bench/p8_shards.py [--targets 30000] [--interval 10] [--shards 3] [--window 60]
+                              [--warmup 40] [--blackbox-seconds 30] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from p1_probe_cpu import BLACKBOX, BLACKBOX_YML, Driver  # noqa: E402
+
+from common import (  # noqa: E402
+    Processes,
+    cpu_seconds,
+    free_port,
+    histogram_quantile,
+    http_get,
+    loadavg,
+    machine,
+    new_run,
+    probe_counts,
+    remove_workdir,
+    rss_mib,
+    scrape,
+    self_metrics,
+    start_nginx,
+    tocsin_argv,
+    wait_until,
+    write_json,
+)
+
+GOALS = {"lateness_p99_s": 0.25, "missed_runs": 0, "rss_mib_total": 600.0}
+
+
+def write_config(path: Path, port: int, url: str, args) -> None:
+    cfg = {
+        "global": {"listen_address": f"127.0.0.1:{port}", "interval": f"{args.interval}s", "timeout": "5s",
+                   "state_dir": str(path.parent / "state")},
+        "cluster": {"shards": args.shards},
+        "logging": {"level": "warning", "console": {"format": "text"}},
+        "targets": [{"name": f"t{i:05d}", "url": url} for i in range(args.targets)],
+    }
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def _port_block(count: int) -> int:
+    """A port p with p … p+count-1 free (shard i listens on p + i)."""
+    import socket
+
+    for _ in range(200):
+        port = free_port()
+        try:
+            for i in range(1, count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + i))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no block of free ports")
+
+
+def run_tocsin(procs: Processes, workdir: Path, url: str, args) -> dict:
+    port = _port_block(args.shards)
+    config = workdir / "tocsin.yml"
+    write_config(config, port, url, args)
+    shards = [procs.start([*tocsin_argv(), "run", "--config", str(config), "--shard", str(i)],
+                          workdir / f"shard{i}.log", cwd=workdir) for i in range(args.shards)]
+    bases = [f"http://127.0.0.1:{port + i}" for i in range(args.shards)]
+    for base, proc in zip(bases, shards, strict=True):
+        wait_until(lambda base=base: http_get(base + "/-/ready", 2)[0] == 200, 180, "shard ready", proc)
+    time.sleep(args.warmup)
+    before = [scrape(b, 60)[0] for b in bases]
+    cpu0 = [cpu_seconds(p.pid) for p in shards]
+    t0 = time.monotonic()
+    time.sleep(args.window)
+    after = [scrape(b, 60)[0] for b in bases]
+    elapsed = time.monotonic() - t0
+    cpu1 = [cpu_seconds(p.pid) for p in shards]
+    rss = [rss_mib(p.pid) for p in shards]
+    s0, s1 = [self_metrics(t) for t in before], [self_metrics(t) for t in after]
+    buckets0: dict[float, float] = {}
+    buckets1: dict[float, float] = {}
+    for a, b in zip(s0, s1, strict=True):
+        for le, v in a["lateness_buckets"].items():
+            buckets0[le] = buckets0.get(le, 0.0) + v
+        for le, v in b["lateness_buckets"].items():
+            buckets1[le] = buckets1.get(le, 0.0) + v
+
+    def delta(name: str) -> float:
+        return sum(b.get(name, 0.0) - a.get(name, 0.0) for a, b in zip(s0, s1, strict=True))
+
+    done = failures = 0.0
+    owned = 0
+    for text0, text1 in zip(before, after, strict=True):
+        c0, c1 = probe_counts(text0), probe_counts(text1)
+        owned += len(c1)
+        for name, counts in c1.items():
+            prev = c0.get(name, {"success": 0.0, "failure": 0.0})
+            done += counts["success"] + counts["failure"] - prev["success"] - prev["failure"]
+            failures += counts["failure"] - prev["failure"]
+    return {
+        "shards": args.shards, "targets_owned": owned, "window_s": round(elapsed, 1),
+        "lateness_p50_s": round(histogram_quantile(0.5, buckets0, buckets1), 4),
+        "lateness_p99_s": round(histogram_quantile(0.99, buckets0, buckets1), 4),
+        "missed_runs": delta("tocsin_scheduler_missed_runs_total"),
+        "skipped_runs": delta("tocsin_scheduler_skipped_runs_total"),
+        "probes_done": int(done), "probes_expected": int(args.targets * elapsed / args.interval),
+        "probes_per_s": round(done / elapsed, 1), "failures": int(failures),
+        "rss_mib_total": round(sum(r[0] for r in rss), 1), "rss_mib_peak_total": round(sum(r[1] for r in rss), 1),
+        "cpu_cores": round(sum(b - a for a, b in zip(cpu0, cpu1, strict=True)) / elapsed, 2),
+        "load_average_after": loadavg(),
+    }
+
+
+def run_blackbox(procs: Processes, workdir: Path, url: str, args) -> dict:
+    port = free_port()
+    cfg = workdir / "blackbox.yml"
+    cfg.write_text(BLACKBOX_YML.format(timeout=5))
+    proc = procs.start([BLACKBOX, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}"],
+                       workdir / "blackbox.log")
+    wait_until(lambda: http_get(f"http://127.0.0.1:{port}/-/healthy", 1)[0] == 200, 30, "blackbox_exporter", proc)
+    driver = Driver(port, url, rate=20_000, conns=args.blackbox_connections)
+    driver.start()
+    try:
+        time.sleep(5)
+        d0, f0, c0, t0 = driver.done, driver.failed, cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(args.blackbox_seconds)
+        d1, f1, c1, t1 = driver.done, driver.failed, cpu_seconds(proc.pid), time.monotonic()
+    finally:
+        driver.stop()
+        procs.stop(proc)
+    rate, cores = (d1 - d0) / (t1 - t0), (c1 - c0) / (t1 - t0)
+    # The driver (Python, one thread) may be what limits the rate; blackbox's own ceiling on
+    # this machine is then the CPUs it could have over its CPU per probe.
+    return {"probes_per_s": round(rate, 1), "failures": f1 - f0, "cpu_cores": round(cores, 2),
+            "cpu_ms_per_probe": round(cores / max(rate, 1) * 1000, 3),
+            "ceiling_from_cpu_per_s": round((os.cpu_count() or 1) / max(cores / max(rate, 1), 1e-9), 0),
+            "connections": args.blackbox_connections, "load_average_after": loadavg()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", type=int, default=30_000)
+    parser.add_argument("--interval", type=int, default=10)
+    parser.add_argument("--shards", type=int, default=3)
+    parser.add_argument("--window", type=float, default=60)
+    parser.add_argument("--warmup", type=float, default=40)
+    parser.add_argument("--blackbox-seconds", type=float, default=30)
+    parser.add_argument("--blackbox-connections", type=int, default=64)
+    parser.add_argument("--skip-blackbox", action="store_true")
+    parser.add_argument("--nginx-workers", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    procs, workdir = new_run("p8")
+    summary: dict = {"machine": machine(), "args": vars(args) | {"json": str(args.json)}, "goals": GOALS,
+                     "load_average_before": loadavg()}
+    try:
+        url, _nginx = start_nginx(procs, workdir, args.nginx_workers, connections=16384, rlimit_nofile=40000)
+        summary["tocsin"] = run_tocsin(procs, workdir, url, args)
+        if not args.skip_blackbox:
+            summary["blackbox"] = run_blackbox(procs, workdir, url, args)
+    finally:
+        procs.stop_all()
+        remove_workdir(workdir, args.keep, "p8")
+    t = summary["tocsin"]
+    print(f"tocsin, {args.shards} shards, {args.targets} targets / {args.interval}s: {t['probes_per_s']} probes/s "
+          f"({t['probes_done']} of {t['probes_expected']} expected), lateness p99 {t['lateness_p99_s'] * 1000:.0f} ms, "
+          f"missed {t['missed_runs']:.0f} + skipped {t['skipped_runs']:.0f}, failures {t['failures']}, "
+          f"RSS {t['rss_mib_total']} MiB (peak {t['rss_mib_peak_total']}), CPU {t['cpu_cores']} cores, "
+          f"load {t['load_average_after']}")
+    if "blackbox" in summary:
+        b = summary["blackbox"]
+        ceiling = max(b["probes_per_s"], b["ceiling_from_cpu_per_s"])
+        print(f"blackbox_exporter: {b['probes_per_s']} probes/s driven ({b['failures']} failed), CPU {b['cpu_cores']} "
+              f"cores = {b['cpu_ms_per_probe']} ms/probe, so at most {b['ceiling_from_cpu_per_s']:.0f} probes/s on "
+              f"{os.cpu_count()} CPUs; load {b['load_average_after']}; tocsin/blackbox ceiling: "
+              f"{t['probes_per_s'] / max(ceiling, 1):.2f}")
+    write_json(args.json, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
