@@ -45,6 +45,9 @@ class ProbeKind:
     phases: tuple[str, ...] = ()
     # Label-carrying facts: (Attempt.info key, family, label name), a sample of value 1.
     info_gauges: tuple[tuple[str, str, str], ...] = ()
+    # Facts reported as one sample of a labelled family, when measured: (fact, family, (label, value)),
+    # e.g. ("icmp_rtt_min_seconds", "probe_icmp_rtt_seconds", ("stat", "min")).
+    labelled_facts: tuple[tuple[str, str, tuple[str, str]], ...] = ()
     # Derived: (fact, family name) for facts and optional facts, the `probe_` prefix added once.
     fact_families: tuple[tuple[str, str], ...] = field(init=False)
     optional_fact_families: tuple[tuple[str, str], ...] = field(init=False)
