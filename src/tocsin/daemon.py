@@ -26,6 +26,7 @@ from .notify.metrics import NotifyMetrics
 from .notify.notifier import Notifier
 from .probes import KINDS, ProbeResult
 from .probes.net import tls_context
+from .probes.push import configure as push_targets
 from .rules.manager import RuleManager
 from .scheduler import ProbeScheduler, TargetState
 from .service_status import ServiceStatus
@@ -278,6 +279,7 @@ class Daemon:
         for name in changes["changed"]:
             self.probe_metrics.set_interval(name, self.scheduler.states[name].interval)
         self.status.recount(self.scheduler.states)
+        push_targets(loaded.global_.state_dir, loaded.targets)
         kinds = dict.fromkeys(KINDS, 0)
         for target in loaded.targets:
             kinds[target.kind] += 1
