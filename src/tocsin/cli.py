@@ -107,6 +107,12 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def _cmd_import_blackbox(args: argparse.Namespace) -> int:
+    from .importers.blackbox import command
+
+    return command(args.blackbox_config, args.prometheus_config)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import serve_demo
 
@@ -175,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--kind", choices=list(KINDS))
     probe.add_argument("--timeout", type=float, default=5.0, help="total deadline in seconds (default 5)")
     probe.set_defaults(func=_cmd_probe)
+
+    importer = sub.add_parser("import", help="convert another tool's configuration to tocsin targets")
+    import_sub = importer.add_subparsers(dest="what", required=True)
+    blackbox = import_sub.add_parser("blackbox", help="blackbox_exporter modules and the Prometheus jobs using them")
+    blackbox.add_argument("--blackbox-config", required=True, help="blackbox_exporter's configuration (modules)")
+    blackbox.add_argument("--prometheus-config", required=True, help="Prometheus's configuration (scrape jobs)")
+    blackbox.set_defaults(func=_cmd_import_blackbox)
 
     notify = sub.add_parser("notify", help="notification tools")
     notify_sub = notify.add_subparsers(dest="what", required=True)
