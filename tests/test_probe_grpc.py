@@ -143,3 +143,28 @@ def test_insecure_skip_verify_is_refused_at_load():
     with pytest.raises(ConfigError, match="insecure_skip_verify is not available for gRPC"):
         parse_config({"targets": [{"name": "svc", "grpc": {"address": "127.0.0.1:1", "tls": True,
                                                             "tls_config": {"insecure_skip_verify": True}}}]}, "test")
+
+
+def test_tocsin_probe_command_takes_the_kinds_options():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    with HealthServer() as server:
+        def probe(*options: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "tocsin.cli", "probe", "--kind", "grpc",
+                                   f"127.0.0.1:{server.port}", *options], capture_output=True, text=True, env=env,
+                                  timeout=60)
+
+        healthy = probe("--set", "service=app")
+        assert healthy.returncode == 0 and f"grpc probe of 127.0.0.1:{server.port}: success" in healthy.stdout
+        down = probe("--set", "service=down")
+        assert down.returncode == 1 and "not_serving" in down.stdout, down.stdout
+        bad = probe("--set", "service")
+        assert bad.returncode == 2 and "give KEY=VALUE" in bad.stderr
+    push = subprocess.run([sys.executable, "-m", "tocsin.cli", "probe", "--kind", "push", "job"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert push.returncode == 2 and "a push target is not probed" in push.stderr

@@ -142,3 +142,18 @@ def test_refused_socket_is_a_clear_error():
     assert not out["success"] and out["reason"] == "error", out
     assert "net.ipv4.ping_group_range = 1 0" in out["message"]
     assert "sysctl -w net.ipv4.ping_group_range=" in out["message"]
+
+
+def test_tocsin_probe_command_pings():
+    command = [sys.executable, "-m", "tocsin.cli", "probe", "--kind", "icmp", "127.0.0.1", "--set", "packets=2",
+               "--set", "packet_interval=10ms"]
+    if _can_use_namespaces():
+        setup = f"ip link set lo up && echo '{OPEN}' > /proc/sys/net/ipv4/ping_group_range && exec \"$@\""
+        command = ["unshare", "-n", "sh", "-c", setup, "sh", *command]
+    elif not _host_allows_ping():
+        pytest.skip("needs root (a network namespace) or net.ipv4.ping_group_range open to this group")
+    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                          timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "icmp probe of 127.0.0.1: success" in proc.stdout
+    assert "icmp_packets_received          2" in proc.stdout

@@ -10,6 +10,7 @@ from . import __version__, aio
 from .config import LoadedConfig, load_config, parse_config
 from .errors import ConfigError
 from .probes import KINDS, run_probe
+from .probes.kind import set_option
 
 DEFAULT_CONFIG = "etc/tocsin.yml"
 
@@ -73,17 +74,25 @@ def _cmd_test_rules(args: argparse.Namespace) -> int:
     return run_files(args.files)
 
 
-def _probe_target(endpoint: str, kind: str | None, timeout: float) -> dict:
-    """The configuration of a target probing `endpoint` (a URL is HTTP, anything else TCP by default)."""
+def _probe_target(endpoint: str, kind: str | None, timeout: float, options: list[str] | None = None) -> dict:
+    """The configuration of a target probing `endpoint` (a URL is HTTP, anything else TCP by default),
+    with `options` (`KEY=VALUE`, dotted keys, YAML values) set in the kind's own section."""
     if kind is None:
         kind = "http" if endpoint.startswith(("http://", "https://")) else "tcp"
     deadline = f"{int(timeout * 1000)}ms"
-    return {"name": endpoint, "timeout": deadline, "interval": deadline, **KINDS[kind].target_keys(endpoint)}
+    keys = KINDS[kind].target_keys(endpoint)
+    for option in options or []:
+        set_option(keys, KINDS[kind], option)
+    return {"name": endpoint, "timeout": deadline, "interval": deadline, **keys}
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     try:
-        config = parse_config({"targets": [_probe_target(args.endpoint, args.kind, args.timeout)]}, "command line")
+        config = parse_config({"targets": [_probe_target(args.endpoint, args.kind, args.timeout, args.set)]},
+                              "command line")
+    except ValueError as exc:  # an option that is not KEY=VALUE, or a kind with nothing to probe
+        print(f"tocsin probe: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         for line in exc.errors:
             print(line.replace("command line: targets[0].", ""), file=sys.stderr)
@@ -180,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("endpoint", help="URL, host:port, or name[@server:port] with --kind dns")
     probe.add_argument("--kind", choices=list(KINDS))
     probe.add_argument("--timeout", type=float, default=5.0, help="total deadline in seconds (default 5)")
+    probe.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="an option of the kind, as in the configuration (e.g. packets=3, service=app, "
+                            "tls=true, tls_config.ca_file=ca.pem); repeatable")
     probe.set_defaults(func=_cmd_probe)
 
     importer = sub.add_parser("import", help="convert another tool's configuration to tocsin targets")

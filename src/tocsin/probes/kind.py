@@ -72,3 +72,26 @@ class Probe:
     @property
     def endpoint(self) -> str:
         return self.kind.endpoint(self.settings)
+
+
+def set_option(keys: dict[str, Any], kind: ProbeKind, option: str) -> None:
+    """Set `option` (`a.b=VALUE`, the value read as YAML) in the kind's options within a target's
+    `keys`, as `tocsin probe --set` does: its key's section, or, where the key is a plain value
+    (HTTP's `url`), the section of its other key (`http`)."""
+    import yaml
+
+    name, equals, text = option.partition("=")
+    if not equals or not name.strip():
+        raise ValueError(f"--set {option!r}: give KEY=VALUE, such as packets=3")
+    section = kind.key
+    if not isinstance(keys.get(section, {}), dict):
+        section = next((key for key in kind.target_fields if key != kind.key), section)
+    node = keys.setdefault(section, {})
+    if not isinstance(node, dict):
+        raise ValueError(f"--set {name}: {section} takes no options here")
+    *parents, leaf = name.strip().split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"--set {name}: {part} is not a section")
+    node[leaf] = yaml.safe_load(text) if text else ""
