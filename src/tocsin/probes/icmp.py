@@ -2,7 +2,8 @@
 
 A raw socket needs CAP_NET_RAW, which the hardened unit does not grant. Linux offers
 `socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)` (and its ICMPv6 twin) to the groups in
-`net.ipv4.ping_group_range` instead; systemd opens that range to every group by default.
+`net.ipv4.ping_group_range` instead; upstream systemd opens that range to every group (Debian's
+leaves it closed, so `systemd/install.sh` installs a sysctl.d file that opens it).
 The kernel sets the echo identifier to the socket's port and delivers only the replies to
 it, so two probes of the same host never see each other's replies. Where the range leaves
 the daemon's group out, the socket is refused with EACCES: the probe says so, and how to
@@ -54,9 +55,9 @@ class ICMPConfig(Model):
 def _ping_range_text() -> str:
     try:
         with open("/proc/sys/net/ipv4/ping_group_range", encoding="ascii") as file:
-            return " ".join(file.read().split())
-    except OSError:
-        return "unknown"
+            return " = " + " ".join(file.read().split())
+    except OSError:  # hidden from a hardened service (ProcSubset=pid)
+        return ""
 
 
 def open_socket(family: int, ttl: int | None = None) -> socket.socket:
@@ -71,8 +72,9 @@ def open_socket(family: int, ttl: int | None = None) -> socket.socket:
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise ProbeFailure("error", (
                 f"the kernel refuses unprivileged ICMP sockets to this process (group {os.getgid()} is not in "
-                f"net.ipv4.ping_group_range = {_ping_range_text()}); allow it with "
-                "`sysctl -w net.ipv4.ping_group_range='0 2147483647'` (systemd's default)")) from None
+                f"net.ipv4.ping_group_range{_ping_range_text()}); allow it with "
+                "`sysctl -w net.ipv4.ping_group_range='0 2147483647'` (upstream systemd's default; "
+                "systemd/install.sh installs it in /etc/sysctl.d)")) from None
         if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
             raise ProbeFailure("connect", f"ICMP over {'IPv6' if family == socket.AF_INET6 else 'IPv4'} "
                                           f"is not available here: {exc.strerror}") from None
