@@ -118,3 +118,42 @@ def test_push_takes_its_token_not_the_listeners_basic_auth():
         assert router.handle(Request("GET", "/metrics", {"host": "127.0.0.1"})).status == 401  # the rest still asks
     finally:
         heartbeats.STORE.configure({})
+
+
+def test_a_push_shows_at_once_even_with_a_long_interval(daemon_factory, tmp_path):
+    # A nightly job: probed on its schedule once an hour, yet a push is reflected at once.
+    (tmp_path / "token").write_text(TOKEN)
+    daemon = daemon_factory(CONFIG.replace("interval: 1s, push:", "interval: 1h, push:"))
+    assert _push(daemon).status_code == 200
+    wait_for(lambda: _success(daemon) == 1, timeout=3, what="the push reflected before the hourly probe")
+    assert _push(daemon, query="?status=down&msg=failed").status_code == 200
+    wait_for(lambda: _success(daemon) == 0, timeout=3, what="the down push reflected at once")
+
+
+def test_watch_probes_on_a_push_and_when_the_deadline_passes(tmp_path):
+    import asyncio
+    import threading
+    import time
+
+    from tocsin.probes.push import PushWatch
+
+    targets = parse_config({"targets": [{"name": "job", "interval": "1s",
+                                         "push": {"token": "t0ken", "grace": "500ms"}}]}, "test").targets
+    store = HeartbeatStore()
+    runs: list[tuple[str, float]] = []
+
+    async def scenario() -> None:
+        watch = PushWatch(asyncio.get_running_loop(), lambda name: runs.append((name, time.monotonic())), store)
+        watch.configure(str(tmp_path), targets)
+        await asyncio.sleep(0.05)
+        assert runs == []  # nothing due yet: the start counts as the last push
+        pushed = time.monotonic()
+        threading.Thread(target=store.push, args=("job", True)).start()  # the listener's thread
+        await asyncio.sleep(min(scaled(0.2), 1.0))
+        assert [name for name, _ in runs] == ["job"] and runs[0][1] - pushed < 1.0, runs
+        await asyncio.sleep(1.5 - (time.monotonic() - pushed) + scaled(0.3))
+        assert len(runs) == 2, runs  # once more, just past push + interval + grace
+        assert 1.5 <= runs[1][1] - pushed < 1.5 + scaled(0.3)
+        watch.close()
+
+    asyncio.run(scenario())

@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -48,6 +49,7 @@ class HeartbeatStore:
         self._last: dict[str, Heartbeat] = {}
         self._tokens: dict[str, bytes] = {}  # push target -> token digest
         self._path: Path | None = None
+        self._listeners: list[Callable[[str], object]] = []
         self.opened_at = time.time()  # the reference of a target that never pushed
 
     def open(self, state_dir: str | os.PathLike[str]) -> None:
@@ -81,6 +83,10 @@ class HeartbeatStore:
             return "unauthorised"
         return "ok"
 
+    def subscribe(self, listener: Callable[[str], object]) -> None:
+        """Call `listener(target)` after each push (on the listener's thread: hand it on, do not block)."""
+        self._listeners.append(listener)
+
     def push(self, name: str, up: bool, message: str = "") -> Heartbeat:
         beat = Heartbeat(time.time(), up, message[:MAX_MESSAGE])
         with self._lock:
@@ -90,6 +96,8 @@ class HeartbeatStore:
             path = self._path
         if path is not None:
             self._save(path, kept)
+        for listener in self._listeners:
+            listener(name)
         return beat
 
     def last(self, name: str) -> Heartbeat | None:

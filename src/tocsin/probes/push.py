@@ -10,8 +10,9 @@ not page before its job had its first chance to run.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +21,7 @@ from pydantic import SecretStr, model_validator
 
 from ..fields import Duration, Model, SecretFromFile
 from ..gofmt import rfc3339_millis
-from .heartbeats import STORE, token_digest
+from .heartbeats import STORE, HeartbeatStore, token_digest
 from .kind import ProbeKind
 from .result import Attempt
 
@@ -79,10 +80,59 @@ async def attempt(settings: PushSettings, _deadline: float, _correlation_id: str
     return result
 
 
-def configure(state_dir: str, targets: Iterable[Any]) -> None:
-    """Tell the listener which push targets there are now, and where their heartbeats are kept."""
-    STORE.open(state_dir)
-    STORE.configure({target.name: target.probe.settings.digest for target in targets if target.kind == "push"})
+class PushWatch:
+    """Probes a push target the moment its state can change, not only on its schedule.
+
+    A push target's schedule is its `interval`, which for a nightly job is a day: checked
+    only then, a push would show a day late and a missed one up to a day after its
+    deadline. So a push asks the scheduler for a probe at once, and each target has a timer
+    for the moment its last push (or the start, if it never pushed) becomes too old.
+    Lives on the event loop; pushes arrive on the listener's threads and are handed over.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, run_soon: Callable[[str], None],
+                 store: HeartbeatStore = STORE) -> None:
+        self._loop, self._run_soon, self._store = loop, run_soon, store
+        self._allowed: dict[str, float] = {}  # push target -> interval + grace
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        store.subscribe(self._from_listener)
+
+    def configure(self, state_dir: str, targets: Iterable[Any]) -> None:
+        """The push targets of the configuration now loaded, and where their heartbeats are kept."""
+        self._store.open(state_dir)
+        settings = [target.probe.settings for target in targets if target.kind == "push"]
+        self._store.configure({push.name: push.digest for push in settings})
+        self._allowed = {push.name: push.interval + push.grace for push in settings}
+        for name in [name for name in self._timers if name not in self._allowed]:
+            self._timers.pop(name).cancel()
+        for name in self._allowed:
+            self._arm(name)
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    def _from_listener(self, name: str) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._pushed, name)
+        except RuntimeError:  # the loop is closed: the daemon is stopping
+            pass
+
+    def _pushed(self, name: str) -> None:
+        if name in self._allowed:
+            self._run_soon(name)
+            self._arm(name)
+
+    def _arm(self, name: str) -> None:
+        beat = self._store.last(name)
+        deadline = (beat.at if beat else self._store.opened_at) + self._allowed[name]
+        old = self._timers.pop(name, None)
+        if old is not None:
+            old.cancel()
+        delay = deadline - time.time() + 0.05  # just past it: the probe must see the push as too old
+        if delay > 0:
+            self._timers[name] = self._loop.call_later(delay, self._run_soon, name)
 
 
 def _target_keys(_endpoint: str) -> dict:
