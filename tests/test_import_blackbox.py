@@ -119,7 +119,7 @@ def test_relabelling_variants_and_what_cannot_be_applied():
     prometheus = {"global": {"scrape_interval": "1m"}, "scrape_configs": [
         {"job_name": "mixed", "metrics_path": "/probe", "relabel_configs": relabel_module,
          "static_configs": [{"targets": ["web@https://a.example/", "web@https://skip.example/", "ws@ws://b/"],
-                             "labels": {"env": "prod"}}]},
+                             "labels": {"env": "prod", "le": "x"}}]},
         {"job_name": "hashed", "metrics_path": "/probe", "params": {"module": ["web"]},
          "relabel_configs": [{"action": "hashmod", "source_labels": ["__address__"], "modulus": 2,
                               "target_label": "shard"}], "static_configs": [{"targets": ["x"]}]},
@@ -131,6 +131,7 @@ def test_relabelling_variants_and_what_cannot_be_applied():
     notes = "\n".join(out.notes)
     assert "job mixed, module ws: prober 'websocket': tocsin has no such kind of probe" in notes
     assert "job hashed: relabel_configs: action 'hashmod' cannot be applied" in notes
+    assert "job mixed, module web, target https://a.example/: label le='x': the name is tocsin's own" in notes
     assert "job discovered: file_sd_configs: targets discovered at run time are not converted" in notes
 
 

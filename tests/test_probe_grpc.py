@@ -168,3 +168,24 @@ def test_tocsin_probe_command_takes_the_kinds_options():
     push = subprocess.run([sys.executable, "-m", "tocsin.cli", "probe", "--kind", "push", "job"], capture_output=True,
                           text=True, env=env, timeout=60)
     assert push.returncode == 2 and "a push target is not probed" in push.stderr
+
+
+def test_daemon_probes_grpc_on_its_event_loop(daemon_factory):
+    with HealthServer() as server:
+        daemon = daemon_factory(f"""
+global: {{listen_address: "127.0.0.1:{{port}}", state_dir: "{{dir}}/state"}}
+targets:
+  - {{name: app, interval: 500ms, grpc: {{address: "127.0.0.1:{server.port}", service: app}}}}
+  - {{name: down, interval: 500ms, grpc: {{address: "127.0.0.1:{server.port}", service: down}}}}
+""")
+        from conftest import wait_for
+
+        wait_for(lambda: daemon.sample("probe_success", target="app") == 1
+                 and daemon.sample("probe_success", target="down") == 0, timeout=10, what="both gRPC targets probed")
+        assert daemon.sample("probe_grpc_healthcheck_response", target="app", serving_status="SERVING") == 1
+        assert daemon.sample("probe_grpc_healthcheck_response", target="down", serving_status="NOT_SERVING") == 1
+        assert daemon.sample("tocsin_probe_failure_reason", target="down", reason="not_serving") == 1
+        server.health.set("app", NOT_SERVING)
+        wait_for(lambda: daemon.sample("probe_success", target="app") == 0, timeout=5, what="app no longer serving")
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.output(), daemon.output()

@@ -117,6 +117,9 @@ def _target(job: str, labels: dict[str, str], modules: dict, interval: float, ti
     probe_timeout = min(timeout, module_timeout) if module_timeout else timeout
     name = labels.get("instance") or labels["__address__"]
     extra = {k: v for k, v in labels.items() if not k.startswith("__") and k not in _TOCSIN_RESERVED}
+    for reserved in sorted(k for k in labels if k in _TOCSIN_RESERVED - {"job", "instance"}):
+        out.notes.append(f"{where}, target {probed}: label {reserved}={labels[reserved]!r}: "
+                         "the name is tocsin's own; rename it with a relabel rule")
     target: dict = {"name": name, "interval": format_duration(interval), "timeout": format_duration(probe_timeout)}
     if extra:
         target["labels"] = extra
