@@ -9,6 +9,7 @@ without touching the host's. Without root they use the host's range as it is.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -48,8 +49,13 @@ def _host_allows_ping(family: int = socket.AF_INET) -> bool:
         return False
 
 
+@functools.cache
 def _can_use_namespaces() -> bool:
-    return os.geteuid() == 0 and shutil.which("unshare") is not None and shutil.which("ip") is not None
+    """Root, with unshare and ip, in a place that lets it make a network namespace (some containers do not)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+        return False
+    return subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True,
+                          timeout=30).returncode == 0
 
 
 def _probe(icmp: dict, ping_range: str = OPEN, timeout: str = "2s") -> dict:
