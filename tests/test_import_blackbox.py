@@ -92,7 +92,7 @@ def test_what_each_prober_becomes():
     assert by_job["icmp"]["icmp"] == {"host": "127.0.0.1", "ip_protocol": "ip6"}  # blackbox prefers IPv6
     assert by_job["icmp_ttl5"]["icmp"]["ttl"] == 5 and by_job["icmp_ttl5"]["timeout"] == "5s"
     assert by_job["icmp_example"]["icmp"]["ip_protocol"] == "ip4"
-    assert "icmp_example: icmp.source_ip_address" in notes
+    assert by_job["icmp_example"]["icmp"]["source_ip_address"] == "127.0.0.1"
     assert by_job["grpc_plain"]["grpc"] == {"address": "127.0.0.1:50051", "service": "service1"}
     assert by_job["grpc"]["grpc"] == {"address": "127.0.0.1:50051", "tls": True}
     assert by_job["dns_soa"]["dns"] == {"query": "prometheus.io", "type": "SOA", "server": "127.0.0.1:53",
@@ -120,7 +120,7 @@ def test_relabelling_variants_and_what_cannot_be_applied():
         {"job_name": "mixed", "metrics_path": "/probe", "relabel_configs": relabel_module,
          "static_configs": [{"targets": ["web@https://a.example/", "web@https://skip.example/", "ws@ws://b/"],
                              "labels": {"env": "prod", "le": "x"}}]},
-        {"job_name": "hashed", "metrics_path": "/probe", "params": {"module": ["web"]},
+        {"job_name": "hashed", "metrics_path": "/probe", "params": {"module": ["web"], "debug": ["true"]},
          "relabel_configs": [{"action": "hashmod", "source_labels": ["__address__"], "modulus": 2,
                               "target_label": "shard"}], "static_configs": [{"targets": ["x"]}]},
         {"job_name": "discovered", "metrics_path": "/probe", "file_sd_configs": [{"files": ["a.yml"]}]},
@@ -132,6 +132,7 @@ def test_relabelling_variants_and_what_cannot_be_applied():
     assert "job mixed, module ws: prober 'websocket': tocsin has no such kind of probe" in notes
     assert "job hashed: relabel_configs: action 'hashmod' cannot be applied" in notes
     assert "job mixed, module web, target https://a.example/: label le='x': the name is tocsin's own" in notes
+    assert "job hashed: params.debug: not converted" in notes
     assert "job discovered: file_sd_configs: targets discovered at run time are not converted" in notes
 
 

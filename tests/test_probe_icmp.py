@@ -124,6 +124,14 @@ def test_ip_protocol_preference_and_fallback():
     assert "127.0.0.1 has no ip6 address" in out["message"]
 
 
+def test_source_address():
+    out = _probe({"host": "127.0.0.1", "source_ip_address": "127.0.0.1"})
+    assert out["success"], out
+    out = _probe({"host": "127.0.0.1", "source_ip_address": "192.0.2.77"})  # not an address of this host
+    assert not out["success"] and out["reason"] == "connect", out
+    assert "cannot send from 192.0.2.77" in out["message"]
+
+
 @pytest.mark.skipif(not _can_use_namespaces(), reason="silencing echo replies needs a network namespace of our own")
 def test_unanswered_echoes_are_full_loss_before_the_deadline():
     # A host that ignores echo requests: every packet lost, reported (not a bare timeout).

@@ -73,6 +73,10 @@ def _job(job: dict, modules: dict, interval: float, timeout: float, out: Convers
         if key.endswith("_sd_configs"):
             out.notes.append(f"job {name}: {key}: targets discovered at run time are not converted; "
                              "list them as static targets")
+    for key in params:
+        if key not in ("module", "target"):
+            out.notes.append(f"job {name}: params.{key}: not converted (tocsin takes a target's options "
+                             "from its configuration)")
     if job.get("metric_relabel_configs"):
         out.notes.append(f"job {name}: metric_relabel_configs: tocsin's probe series are not relabelled")
     try:

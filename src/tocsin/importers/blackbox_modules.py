@@ -148,10 +148,10 @@ def icmp(target: str, options: dict, notes: Notes) -> dict:
     for key in ("ttl", "payload_size"):
         if options.get(key):
             out[key] = int(options[key])
-    done = {"preferred_ip_protocol", "ip_protocol_fallback", "ttl", "payload_size"}
-    _rest(options, done, "icmp", notes,
-          {"source_ip_address": "tocsin lets the kernel choose the source address",
-           "dont_fragment": "ping sockets cannot set don't-fragment"})
+    if options.get("source_ip_address"):
+        out["source_ip_address"] = str(options["source_ip_address"])
+    done = {"preferred_ip_protocol", "ip_protocol_fallback", "ttl", "payload_size", "source_ip_address"}
+    _rest(options, done, "icmp", notes, {"dont_fragment": "no equivalent in tocsin's ICMP probe"})
     return {"icmp": out}
 
 

@@ -25,7 +25,7 @@ import struct
 import time
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..fields import Duration, Model
 from .kind import ProbeKind
@@ -50,6 +50,14 @@ class ICMPConfig(Model):
     packet_interval: Duration = Field(default=0.1, ge=0.001, le=10.0)
     payload_size: int = Field(default=len(_PAYLOAD), ge=0, le=1400)
     ttl: int | None = Field(default=None, ge=1, le=255)
+    source_ip_address: str | None = None  # send from this local address (a multi-homed host)
+
+    @field_validator("source_ip_address")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None and not is_ip(value):
+            raise ValueError("expected an IP address of this host, such as 192.0.2.10")
+        return value
 
 
 def _ping_range_text() -> str:
@@ -166,6 +174,13 @@ async def attempt(options: ICMPConfig, deadline: float, _correlation_id: str) ->
         started = time.monotonic()
         sock = open_socket(family, options.ttl)
         result.phases["setup"] = time.monotonic() - started
+        if options.source_ip_address is not None:
+            try:
+                sock.bind((options.source_ip_address, 0))
+            except OSError as exc:
+                sock.close()
+                raise ProbeFailure("connect", f"cannot send from {options.source_ip_address}: "
+                                              f"{exc.strerror or exc}") from None
         try:
             await _ping(sock, family, address, options, deadline, result, loop)
         finally:
