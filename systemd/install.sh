@@ -8,7 +8,8 @@
 #
 # Environment: INSTALL_DIR (/opt/tocsin), CONFIG_DIR (/etc/tocsin), UNIT_DIR (/etc/systemd/system),
 # PYTHON (python3, 3.11 or newer, with the venv module), WHEELS (a directory of wheels: install
-# from it alone, without a package index).
+# from it alone, without a package index), SYSCTL_DIR (/etc/sysctl.d; empty: leave
+# net.ipv4.ping_group_range alone, and ICMP probes fail where it is closed).
 set -eu
 
 INSTALL_DIR=${INSTALL_DIR:-/opt/tocsin}
@@ -21,6 +22,8 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 VENV=$INSTALL_DIR/venv
 UNIT=$UNIT_DIR/tocsin.service
 TEMPLATE=$UNIT_DIR/tocsin@.service
+SYSCTL_DIR=${SYSCTL_DIR-/etc/sysctl.d}
+SYSCTL=$SYSCTL_DIR/60-tocsin-ping.conf
 
 say() { printf 'tocsin install: %s\n' "$*"; }
 die() { printf 'tocsin install: error: %s\n' "$*" >&2; exit 1; }
@@ -68,6 +71,16 @@ do_install() {
     chmod 0644 "$TEMPLATE.tmp"
     mv "$TEMPLATE.tmp" "$TEMPLATE"
 
+    if [ -n "$SYSCTL_DIR" ]; then
+        # ICMP probes use unprivileged ping sockets; the unit grants no capability.
+        say "installing $SYSCTL (ping sockets for unprivileged processes, as upstream systemd has it)"
+        mkdir -p "$SYSCTL_DIR"
+        install -m 0644 "$SRC/systemd/60-tocsin-ping.conf" "$SYSCTL"
+        if [ -w /proc/sys/net/ipv4/ping_group_range ]; then
+            echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range
+        fi
+    fi
+
     mkdir -p "$CONFIG_DIR/rules"
     chmod 0755 "$CONFIG_DIR" "$CONFIG_DIR/rules"
     if [ -e "$CONFIG_DIR/tocsin.yml" ]; then
@@ -93,6 +106,7 @@ do_uninstall() {
         systemctl disable --now 'tocsin@*.service' 2>/dev/null || true
     fi
     rm -f "$UNIT" "$TEMPLATE"
+    [ -n "$SYSCTL_DIR" ] && rm -f "$SYSCTL"  # the running kernel keeps the range until the next boot
     have_systemd && systemctl daemon-reload
     rm -rf "$VENV"
     rmdir "$INSTALL_DIR" 2>/dev/null || true

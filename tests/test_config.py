@@ -62,7 +62,7 @@ def test_every_error_reported_with_file_and_key_path():
 def test_cross_field_rules():
     assert errors_of({"targets": [{"name": "a", "url": "http://x/"}, {"name": "a", "url": "http://y/"}]}) == [
         "tocsin.yml: targets[1].name: duplicate target name 'a' (first at targets[0])"]
-    assert any("give exactly one of url (HTTP), tcp or dns" in e
+    assert any("give exactly one of url (HTTP), tcp, dns, icmp, grpc or push" in e
                for e in errors_of({"targets": [{"name": "a", "url": "http://x/", "tcp": {"address": "x:1"}}]}))
     assert errors_of({"targets": [{"name": "a", "url": "http://x/", "interval": "5s", "timeout": "10s"}]}) == [
         "tocsin.yml: targets[0].timeout: must not exceed the interval (10s > 5s)"]

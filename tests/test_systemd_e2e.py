@@ -115,6 +115,8 @@ logging:
 targets:
   - {name: demo, url: "http://127.0.0.1:8000/health", labels: {service: demo}}
   - {name: closed, tcp: {address: "127.0.0.1:1"}}
+  - {name: ping4, icmp: {host: 127.0.0.1, packets: 2, packet_interval: 50ms}}
+  - {name: ping6, icmp: {host: "::1"}}
 """
 
 # The test's drop-in: a short watchdog, and the hang hook (never set outside tests).
@@ -173,8 +175,14 @@ def test_service_start_reload_journal_watchdog_stop():
     first_pid = state["MainPID"]
     wait_for(lambda: _sample("probe_success", target="demo", service="demo") == 1, timeout=20,
              what="the demo target probed")
-    wait_for(lambda: "2 targets: 1 up, 1 down" in _show("StatusText")["StatusText"], timeout=10,
-             what="STATUS= with the targets' health")
+    try:
+        wait_for(lambda: "4 targets: 3 up, 1 down" in _show("StatusText")["StatusText"], timeout=10,
+                 what="STATUS= with the targets' health")
+    except AssertionError as exc:  # say which target is not as expected, and why
+        raise AssertionError(f"{exc}\n{_get('/api/v1/targets')}") from None
+    # ICMP under the hardened unit: an unprivileged ping socket, no capability (install.sh opened ping_group_range).
+    assert _sample("probe_success", target="ping4") == 1 and _sample("probe_icmp_packets_received", target="ping4") == 2
+    assert _sample("probe_success", target="ping6") == 1 and _sample("probe_ip_protocol", target="ping6") == 6
 
     # reload: a new target is probed, the removed one leaves /metrics, same process.
     _write("/etc/tocsin/tocsin.yml", CONFIG.replace("name: closed", "name: demo-again")

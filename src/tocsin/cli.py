@@ -10,6 +10,7 @@ from . import __version__, aio
 from .config import LoadedConfig, load_config, parse_config
 from .errors import ConfigError
 from .probes import KINDS, run_probe
+from .probes.kind import set_option
 
 DEFAULT_CONFIG = "etc/tocsin.yml"
 
@@ -79,8 +80,9 @@ def _cmd_test_rules(args: argparse.Namespace) -> int:
 
 
 def _probe_target(endpoint: str, kind: str | None, timeout: float, insecure: bool = False,
-                  ca_file: str | None = None) -> dict:
-    """The configuration of a target probing `endpoint` (a URL is HTTP, anything else TCP by default)."""
+                  ca_file: str | None = None, options: list[str] | None = None) -> dict:
+    """The configuration of a target probing `endpoint` (a URL is HTTP, anything else TCP by default),
+    with `options` (`KEY=VALUE`, dotted keys, YAML values) set in the kind's own section."""
     from .probes.report import tls_keys
 
     if kind is None:
@@ -90,6 +92,8 @@ def _probe_target(endpoint: str, kind: str | None, timeout: float, insecure: boo
     tls = tls_keys(kind, insecure, ca_file)
     if tls:
         keys[kind] = {**(keys.get(kind) or {}), **tls}
+    for option in options or []:
+        set_option(keys, KINDS[kind], option)
     return {"name": endpoint, "timeout": deadline, "interval": deadline, **keys}
 
 
@@ -97,10 +101,10 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from .probes.report import report_lines
 
     try:
-        target_spec = _probe_target(args.endpoint, args.kind, args.timeout, args.insecure, args.ca_file)
+        target_spec = _probe_target(args.endpoint, args.kind, args.timeout, args.insecure, args.ca_file, args.set)
         config = parse_config({"targets": [target_spec]}, "command line")
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
+    except ValueError as exc:  # an option that is not KEY=VALUE, or a kind with nothing to probe
+        print(f"tocsin probe: {exc}", file=sys.stderr)
         return 2
     except ConfigError as exc:
         for line in exc.errors:
@@ -142,6 +146,12 @@ def _cmd_prometheus_config(args: argparse.Namespace) -> int:
     print(prometheus.scrape_config(loaded, replicas, job=args.job, file_sd=args.file_sd,
                                    interval=args.scrape_interval), end="")
     return 0
+
+
+def _cmd_import_blackbox(args: argparse.Namespace) -> int:
+    from .importers.blackbox import command
+
+    return command(args.blackbox_config, args.prometheus_config)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -217,7 +227,17 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--timeout", type=float, default=5.0, help="total deadline in seconds (default 5)")
     probe.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate")
     probe.add_argument("--ca-file", help="verify the TLS certificate against these CAs (PEM)")
+    probe.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="an option of the kind, as in the configuration (e.g. packets=3, service=app, "
+                            "tls=true, tls_config.ca_file=ca.pem); repeatable")
     probe.set_defaults(func=_cmd_probe)
+
+    importer = sub.add_parser("import", help="convert another tool's configuration to tocsin targets")
+    import_sub = importer.add_subparsers(dest="what", required=True)
+    blackbox = import_sub.add_parser("blackbox", help="blackbox_exporter modules and the Prometheus jobs using them")
+    blackbox.add_argument("--blackbox-config", required=True, help="blackbox_exporter's configuration (modules)")
+    blackbox.add_argument("--prometheus-config", required=True, help="Prometheus's configuration (scrape jobs)")
+    blackbox.set_defaults(func=_cmd_import_blackbox)
 
     notify = sub.add_parser("notify", help="notification tools")
     notify_sub = notify.add_subparsers(dest="what", required=True)

@@ -27,6 +27,7 @@ from .notify.metrics import NotifyMetrics
 from .notify.notifier import Notifier
 from .probes import KINDS, ProbeResult
 from .probes.net import tls_context
+from .probes.push import PushWatch
 from .rules.manager import RuleManager
 from .scheduler import ProbeScheduler, TargetState
 from .service_status import ServiceStatus
@@ -68,6 +69,7 @@ class Daemon:
         self.systemd = ServiceNotifier()  # sd_notify: READY, RELOADING, STOPPING, STATUS, WATCHDOG
         self.status = ServiceStatus(self.systemd, self.self_metrics.targets_up)
         self.scheduler: ProbeScheduler | None = None
+        self.push_watch: PushWatch | None = None  # push targets: probed on a push and at their deadline
         self.web: WebServer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
@@ -93,6 +95,7 @@ class Daemon:
         self.systemd.status("starting")
         g = self.loaded.global_
         self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
+        self.push_watch = PushWatch(self.loop, self.scheduler.run_soon)
         self._apply(self.loaded)
         self._label_shard(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,
@@ -282,6 +285,8 @@ class Daemon:
         for name in changes["changed"]:
             self.probe_metrics.set_interval(name, self.scheduler.states[name].interval)
         self.status.recount(self.scheduler.states)
+        if self.push_watch is not None:
+            self.push_watch.configure(loaded.global_.state_dir, loaded.targets)
         kinds = dict.fromkeys(KINDS, 0)
         for target in loaded.targets:
             kinds[target.kind] += 1

@@ -280,6 +280,13 @@ class ProbeScheduler:
                                 id=HEARTBEAT_JOB, replace_existing=True,
                                 next_run_time=datetime.now(timezone.utc))
 
+    def run_soon(self, name: str) -> None:
+        """Probe `name` at the next step of the grid as well as on its schedule (whose phase stays):
+        a push target whose job just reported, or whose deadline just passed."""
+        job = self._scheduler.get_job(name)
+        if job is not None:
+            job.modify(next_run_time=on_grid(datetime.now(timezone.utc)))
+
     def next_run(self, name: str) -> datetime | None:
         job = self._scheduler.get_job(name)
         return getattr(job, "next_run_time", None)

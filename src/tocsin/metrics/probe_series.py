@@ -170,6 +170,9 @@ class ProbeMetrics:
             family, phases = kind.phase_family, result.phases
             for phase in kind.phases:
                 out.append((family, labels + (("phase", phase),), phases.get(phase, 0.0)))
+        for fact, family, label_pair in kind.labelled_facts:
+            if fact in facts:
+                out.append((family, labels + (label_pair,), facts[fact]))
         info = result.info
         for key, family, label in kind.info_gauges:
             if isinstance(key, str):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import random
 
-from . import dns, http, tcp
+from . import dns, grpc, http, icmp, push, tcp
 from .kind import Probe, ProbeKind
 from .result import REASONS, Attempt, ProbeResult
 from .retry import run_attempts
 
-KINDS: dict[str, ProbeKind] = {kind.name: kind for kind in (http.KIND, tcp.KIND, dns.KIND)}
+KINDS: dict[str, ProbeKind] = {kind.name: kind for kind in (http.KIND, tcp.KIND, dns.KIND, icmp.KIND, grpc.KIND, push.KIND)}
 
 
 def new_correlation_id() -> str:

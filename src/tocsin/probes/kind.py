@@ -46,6 +46,9 @@ class ProbeKind:
     # Label-carrying facts: (Attempt.info key, family, label name), a sample of value 1; or
     # (keys, family, label names) for a sample with several labels, reported when the first key is.
     info_gauges: tuple[tuple[str, str, str] | tuple[tuple[str, ...], str, tuple[str, ...]], ...] = ()
+    # Facts reported as one sample of a labelled family, when measured: (fact, family, (label, value)),
+    # e.g. ("icmp_rtt_min_seconds", "probe_icmp_rtt_seconds", ("stat", "min")).
+    labelled_facts: tuple[tuple[str, str, tuple[str, str]], ...] = ()
     # Derived: (fact, family name) for facts and optional facts, the `probe_` prefix added once.
     fact_families: tuple[tuple[str, str], ...] = field(init=False)
     optional_fact_families: tuple[tuple[str, str], ...] = field(init=False)
@@ -70,3 +73,26 @@ class Probe:
     @property
     def endpoint(self) -> str:
         return self.kind.endpoint(self.settings)
+
+
+def set_option(keys: dict[str, Any], kind: ProbeKind, option: str) -> None:
+    """Set `option` (`a.b=VALUE`, the value read as YAML) in the kind's options within a target's
+    `keys`, as `tocsin probe --set` does: its key's section, or, where the key is a plain value
+    (HTTP's `url`), the section of its other key (`http`)."""
+    import yaml
+
+    name, equals, text = option.partition("=")
+    if not equals or not name.strip():
+        raise ValueError(f"--set {option!r}: give KEY=VALUE, such as packets=3")
+    section = kind.key
+    if not isinstance(keys.get(section, {}), dict):
+        section = next((key for key in kind.target_fields if key != kind.key), section)
+    node = keys.setdefault(section, {})
+    if not isinstance(node, dict):
+        raise ValueError(f"--set {name}: {section} takes no options here")
+    *parents, leaf = name.strip().split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"--set {name}: {part} is not a section")
+    node[leaf] = yaml.safe_load(text) if text else ""

@@ -20,6 +20,8 @@ REASONS = (
     "expect",         # TCP expect pattern not seen
     "rcode",          # DNS response code not in valid_rcodes
     "no_answer",      # DNS answer section empty
+    "not_serving",    # gRPC health: not SERVING, an unknown service, or the check failed with a status
+    "push",           # a push target: no push within interval + grace, or its job pushed status=down
     "error",          # anything else; logged with its message
 )
 

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from .auth import Authenticator
 from .origin import HostPolicy, cross_site_reason
+from .push import PREFIX as PUSH_PREFIX
+from .push import handle_push
 
 log = logging.getLogger("tocsin.web")
 
@@ -86,6 +88,8 @@ class Router:
     def handle(self, request: Request) -> Response:
         if not self.hosts.allows(request.headers.get("host")):
             return text(421, "this listener does not answer to that Host name (see web.allowed_hosts)")
+        if request.path.startswith(PUSH_PREFIX):  # its own bearer token, before basic auth (see web/push.py)
+            return text(*handle_push(request.method, request.target, request.headers))
         refused = cross_site_reason(request.method, request.headers)
         if refused is not None:
             return text(*refused)

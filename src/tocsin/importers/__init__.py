@@ -1,0 +1,1 @@
+"""Converters from other monitoring tools' configurations to tocsin's (`tocsin import …`)."""
