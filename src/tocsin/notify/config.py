@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from ..fields import Duration, Model, PositiveDuration
-from .matchers import check_matchers, compile_go_regexp
+from .matchers import check_matchers, compile_go_regexp, parse_matcher_list
 from .receivers.alertmanager import AlertmanagerConfig
 from .receivers.email import EmailConfig
 from .receivers.log import LogConfig
@@ -146,7 +146,7 @@ class AlertingConfig(Model):
         if not root.receiver:
             raise ValueError("route.receiver: the root route needs a receiver")
         for key in ("matchers", "match", "match_re", "mute_time_intervals", "active_time_intervals"):
-            if getattr(root, key):
+            if parse_matcher_list(root.matchers) if key == "matchers" else getattr(root, key):  # '' is none
                 raise ValueError(f"route.{key}: the root route must not have {key.replace('_', ' ')}")
         if root.continue_:
             raise ValueError("route.continue: the root route cannot have continue")

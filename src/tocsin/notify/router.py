@@ -68,9 +68,10 @@ class Route:
 
 def route_matchers(cfg: RouteConfig) -> list[Matcher]:
     """The route's matchers as Alertmanager orders them: `match`, `match_re` and `matchers`
-    together, sorted."""
+    together, sorted. A `match_re` value becomes the anchored source Alertmanager compiled
+    (`^(?:x)$`), which is what its route key shows."""
     legacy = [Matcher(name, "=", value) for name, value in cfg.match.items()]
-    legacy += [Matcher(name, "=~", value) for name, value in cfg.match_re.items()]
+    legacy += [Matcher(name, "=~", f"^(?:{value})$") for name, value in cfg.match_re.items()]
     return sorted_matchers(legacy + parse_matcher_list(cfg.matchers))
 
 

@@ -1,0 +1,150 @@
+"""tocsin reads routing trees and matchers as Alertmanager 0.25 does: differential tests.
+
+The same generated trees, alerts and matcher strings go through tocsin and through the real
+amtool (`check-config`, `config routes show`, `config routes test`) and a real Alertmanager
+whose webhooks give the reference `groupKey` and group labels. Seeds are fixed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import pytest
+
+from am_harness import alertmanager, check_configs, post_alerts, routes_show, routes_test
+from conftest import scaled
+from dialect_gen import CURATED, RECEIVERS, alert, fuzz_matcher, matcher_line, tree
+from notify_sinks import HTTPSink
+from tocsin.config import parse_config
+from tocsin.errors import ConfigError
+from tocsin.notify.matchers import format_matchers, parse_matchers, sorted_matchers
+from tocsin.notify.router import build
+
+TREES, ALERTS_PER_TREE = 30, 8
+
+
+def tocsin_accepts(alerting: dict[str, Any]) -> str | None:
+    try:
+        parse_config({"alerting": alerting}, "t.yml")
+    except ConfigError as exc:
+        return "; ".join(exc.errors) or str(exc)
+    return None
+
+
+def test_matcher_strings_are_accepted_and_read_as_alertmanager_does(tmp_path):
+    rng = random.Random(1325)
+    strings = list(dict.fromkeys(CURATED + [fuzz_matcher(rng) for _ in range(300)]
+                                 + [matcher_line(rng) for _ in range(100)]))
+    configs = [{"route": {"receiver": "r0", "routes": [{"matchers": [s]}]}, "receivers": [{"name": "r0"}]}
+               for s in strings]
+    verdicts = check_configs(tmp_path / "check", configs)
+    ours: dict[str, str | None] = {}
+    for s in strings:
+        try:
+            parse_matchers(s)
+            ours[s] = None
+        except ValueError as exc:
+            ours[s] = str(exc)
+    disagree = [(s, am, ours[s]) for s, am in zip(strings, verdicts, strict=True) if (am is None) != (ours[s] is None)]
+    assert not disagree, f"{len(disagree)} of {len(strings)} matcher strings judged differently: {disagree[:10]}"
+    accepted = [s for s, am in zip(strings, verdicts, strict=True) if am is None]
+    assert 100 < len(accepted) < len(strings) - 50, "the corpus has both kinds"
+    shown = routes_show(tmp_path, {"route": {"receiver": "r0", "routes": [{"matchers": [s]} for s in accepted]},
+                                   "receivers": [{"name": "r0"}]})
+    mine = [format_matchers(sorted_matchers(parse_matchers(s))) for s in accepted]
+    wrong = [(s, theirs, m) for s, theirs, m in zip(accepted, shown, mine, strict=True) if theirs != m]
+    assert not wrong, f"{len(wrong)} of {len(accepted)} read differently (string, amtool, tocsin): {wrong[:10]}"
+
+
+def test_generated_trees_route_and_group_as_in_alertmanager(tmp_path):
+    """Receivers (amtool), route keys, group labels and groupKey (webhooks) for every alert."""
+    rng = random.Random(2023)
+    route = {"receiver": "r0", "group_wait": "1s", "group_interval": "1h", "repeat_interval": "4h",
+             "routes": [tree(rng, i) for i in range(TREES)]}
+    alerts = list({tuple(sorted(a.items())): a for a in (alert(rng, i) for i in range(TREES)
+                                                          for _ in range(ALERTS_PER_TREE))}.values())
+    sink = HTTPSink()
+    try:
+        config = parse_config({"alerting": {"route": route, "receivers": [
+            {"name": r, "webhook": {"url": f"{sink.url}/{r}"}} for r in RECEIVERS]}}, "t.yml")
+        root, _ = build(config.alerting)
+        am_config = {"route": route, "receivers": [
+            {"name": r, "webhook_configs": [{"url": f"{sink.url}/{r}", "send_resolved": False}]} for r in RECEIVERS]}
+        assert check_configs(tmp_path / "check", [am_config]) == [None]
+
+        expected: dict[tuple, set[tuple[str, str]]] = {}
+        group_labels: dict[tuple[str, str], dict[str, str]] = {}
+        for labels in alerts:
+            routes = root.match(labels)
+            assert routes_test(tmp_path / "check" / "c0.yml", labels) == [r.receiver for r in routes], labels
+            for r in routes:
+                gl = r.group_labels(labels)
+                group_labels[(r.receiver, r.group_key(gl))] = gl
+            expected[tuple(sorted(labels.items()))] = {(r.receiver, r.group_key(r.group_labels(labels))) for r in routes}
+
+        with alertmanager(tmp_path / "am", am_config) as url:
+            post_alerts(url, alerts)
+            deadline = time.monotonic() + scaled(20)
+            want = sum(len(v) for v in expected.values())
+            got: dict[tuple, set[tuple[str, str]]] = {}
+            while time.monotonic() < deadline:
+                got = {}
+                for body in sink.bodies():
+                    for a in body["alerts"]:
+                        got.setdefault(tuple(sorted(a["labels"].items())), set()).add(
+                            (body["receiver"], body["groupKey"]))
+                if sum(len(v) for v in got.values()) >= want:
+                    break
+                time.sleep(0.2)
+            time.sleep(scaled(1.5))  # anything Alertmanager sends beyond what tocsin expects
+        got = {}
+        theirs_labels = {}
+        for body in sink.bodies():
+            theirs_labels[(body["receiver"], body["groupKey"])] = body["groupLabels"]
+            for a in body["alerts"]:
+                got.setdefault(tuple(sorted(a["labels"].items())), set()).add((body["receiver"], body["groupKey"]))
+        wrong = [(dict(k), sorted(got.get(k, ())), sorted(v)) for k, v in expected.items() if got.get(k, set()) != v]
+        assert not wrong, f"{len(wrong)} of {len(alerts)} alerts grouped differently (alert, AM, tocsin): {wrong[:5]}"
+        assert theirs_labels == group_labels
+        keys = {k for v in expected.values() for _, k in v}
+        assert len(alerts) >= 200 and len(keys) >= 100, (len(alerts), len(keys))
+    finally:
+        sink.stop()
+
+
+STRICT_CASES = [
+    {"group_wait": " 5m"}, {"group_wait": "5m "}, {"group_wait": "\uff15m"}, {"group_wait": "5"},
+    {"group_wait": "0"}, {"group_wait": "1h30m"}, {"group_wait": "1.5m"}, {"group_interval": "0s"},
+    {"continue": "true"}, {"continue": True}, {"continue": "yes"}, {"group_by": ["...", "a"]},
+    {"group_by": ["a", "a"]}, {"group_by": ["a-b"]}, {"group_by": []}, {"match": {"a-b": "x"}},
+    {"match": {"a": "x"}}, {"match_re": {"a": "("}}, {"match_re": {"a": "\\C"}}, {"match_re": {"a": "(?<n>x)"}},
+    {"match_re": {"a": "x|y"}}, {"receiver": ""}, {"receiver": "nope"}, {"matchers": ["a=b", ""]},
+    {"mute_time_intervals": ["nope"]}, {"active_time_intervals": ["night"]}, {"mute_time_intervals": ["night"]},
+]
+ROOT_CASES = [{"continue": True}, {"matchers": ["a=b"]}, {"match": {"a": "b"}}, {"receiver": ""},
+              {"mute_time_intervals": ["night"]}, {"group_by": []}, {"matchers": [""]}]
+
+
+@pytest.mark.parametrize("root_level", [False, True])
+def test_config_strictness_agrees_with_alertmanager(tmp_path, root_level):
+    night = [{"name": "night", "time_intervals": [{"times": [{"start_time": "00:00", "end_time": "06:00"}]}]}]
+    cases = ROOT_CASES if root_level else STRICT_CASES
+    routes = [{"receiver": "r0", **case} if root_level else {"receiver": "r0", "routes": [case]} for case in cases]
+    theirs = check_configs(tmp_path, [{"route": r, "receivers": [{"name": "r0"}], "time_intervals": night}
+                                      for r in routes])
+    ours = [tocsin_accepts({"route": r, "receivers": [{"name": "r0"}], "time_intervals": night}) for r in routes]
+    wrong = [(case, am, mine) for case, am, mine in zip(cases, theirs, ours, strict=True) if (am is None) != (mine is None)]
+    assert not wrong, wrong
+
+
+def test_env_references_do_not_reach_matchers(monkeypatch):
+    monkeypatch.setenv("TEAM", "db")
+    config = parse_config({"alerting": {
+        "route": {"receiver": "${TEAM}", "routes": [{"matchers": ["cost=cost$$", 'team="${TEAM}"'],
+                                                    "match": {"x": "$$"}, "match_re": {"y": "a$$"}}]},
+        "receivers": [{"name": "db"}]}}, "t.yml")
+    root, _ = build(config.alerting)
+    assert root.receiver == "db"  # expanded elsewhere, as before
+    assert root.routes[0].key == '{}/{cost="cost$$",team="${TEAM}",x="$$",y=~"^(?:a$$)$"}'
