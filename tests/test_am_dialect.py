@@ -12,10 +12,10 @@ import time
 from typing import Any
 
 import pytest
-
 from am_harness import alertmanager, check_configs, post_alerts, routes_show, routes_test
-from conftest import scaled
 from dialect_gen import CURATED, RECEIVERS, alert, fuzz_matcher, matcher_line, tree
+
+from conftest import scaled
 from notify_sinks import HTTPSink
 from tocsin.config import parse_config
 from tocsin.errors import ConfigError
