@@ -118,7 +118,7 @@ STRICT_CASES = [
     {"group_wait": " 5m"}, {"group_wait": "5m "}, {"group_wait": "\uff15m"}, {"group_wait": "5"},
     {"group_wait": "0"}, {"group_wait": "1h30m"}, {"group_wait": "1.5m"}, {"group_interval": "0s"},
     {"continue": "true"}, {"continue": True}, {"continue": "yes"}, {"group_by": ["...", "a"]},
-    {"group_by": ["a", "a"]}, {"group_by": ["a-b"]}, {"group_by": []}, {"match": {"a-b": "x"}},
+    {"group_by": ["a", "a"]}, {"group_by": ["a-b"]}, {"group_by": []}, {"group_by": ["...", "..."]}, {"match": {"a-b": "x"}},
     {"match": {"a": "x"}}, {"match_re": {"a": "("}}, {"match_re": {"a": "\\C"}}, {"match_re": {"a": "(?<n>x)"}},
     {"match_re": {"a": "x|y"}}, {"receiver": ""}, {"receiver": "nope"}, {"matchers": ["a=b", ""]},
     {"mute_time_intervals": ["nope"]}, {"active_time_intervals": ["night"]}, {"mute_time_intervals": ["night"]},

@@ -21,7 +21,7 @@ from conftest import scaled
 from notify_sinks import HTTPSink
 from tocsin.config import parse_config
 from tocsin.errors import ConfigError
-from tocsin.notify.timeintervals import WEEKDAYS, load_location, muted_at
+from tocsin.timeintervals import WEEKDAYS, load_location, muted_at
 
 PAIRS = 240
 ZONES = [None, "UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Kiritimati",

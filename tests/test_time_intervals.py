@@ -12,7 +12,7 @@ from conftest import scaled, wait_for
 from notify_sinks import HTTPSink
 from tocsin.config import parse_config
 from tocsin.notify import Alert, Notifier, NotifyMetrics
-from tocsin.notify.timeintervals import TimeInterval, days_in_month, muted_at
+from tocsin.timeintervals import TimeInterval, days_in_month, muted_at
 
 ALWAYS = [{"weekdays": ["sunday:saturday"]}]
 NEVER = [{"years": ["1999"]}]

@@ -91,6 +91,7 @@ class Daemon:
         self.systemd.status("starting")
         g = self.loaded.global_
         self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
+        self.scheduler.on_maintenance = self._on_maintenance
         self._apply(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,
                          (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
@@ -286,6 +287,9 @@ class Daemon:
         return changes
 
     # ---------------------------------------------------------------- results
+
+    def _on_maintenance(self, state: TargetState, inside: bool) -> None:
+        self.probe_metrics.set_maintenance(state.target.name, inside)
 
     def _on_result(self, state: TargetState, result: ProbeResult, previous: ProbeResult | None) -> None:
         self.probe_metrics.record(result, state.interval)

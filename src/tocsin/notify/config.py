@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from ..fields import Duration, Model, PositiveDuration
+from ..timeintervals import NamedTimeInterval, TimeInterval
 from .matchers import check_matchers, compile_go_regexp, parse_matcher_list
 from .receivers.alertmanager import AlertmanagerConfig
 from .receivers.email import EmailConfig
@@ -22,7 +23,6 @@ from .receivers.log import LogConfig
 from .receivers.pagerduty import PagerDutyConfig
 from .receivers.slack import SlackConfig
 from .receivers.webhook import WebhookConfig
-from .timeintervals import NamedTimeInterval, TimeInterval
 
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 Matchers = Annotated[list[str], AfterValidator(check_matchers)]
@@ -56,9 +56,10 @@ def _group_by(names: list[str]) -> list[str]:
     for name in names:
         if name != "..." and not _LABEL.match(name):
             raise ValueError(f"invalid label name {name!r} (or '...' for all labels)")
-    if "..." in names and len(names) > 1:
+    labels = [name for name in names if name != "..."]
+    if "..." in names and labels:
         raise ValueError("'...' groups by all labels and cannot be combined with names")
-    if len(set(names)) != len(names):
+    if len(set(labels)) != len(labels):
         raise ValueError("duplicate label name")
     return names
 

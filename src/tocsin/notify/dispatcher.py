@@ -35,13 +35,13 @@ from typing import Any
 
 from ..gofmt import rfc3339_millis
 from ..statedb import StateWriteError, retry_delay
+from ..timeintervals import muted_at
 from .alert import Alert
 from .config import AlertingConfig
 from .notification import Notification
 from .outbox import LogEntry, Outbox
 from .receivers import Receiver
 from .router import Inhibitor, Route
-from .timeintervals import muted_at
 
 log = logging.getLogger("tocsin.notify")
 RESOLVED_RETENTION = 900.0       # how long a resolved alert stays in the active view

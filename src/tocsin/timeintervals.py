@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from ..fields import Model
+from .fields import Model
 
 WEEKDAYS = {name: i for i, name in enumerate(
     ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"))}
