@@ -12,10 +12,11 @@ import time
 from typing import Any
 
 import pytest
+import requests
 from am_harness import alertmanager, check_configs, post_alerts, routes_show, routes_test
 from dialect_gen import CURATED, RECEIVERS, alert, fuzz_matcher, matcher_line, tree
 
-from conftest import scaled
+from conftest import scaled, wait_for
 from notify_sinks import HTTPSink
 from tocsin.config import parse_config
 from tocsin.errors import ConfigError
@@ -148,3 +149,37 @@ def test_env_references_do_not_reach_matchers(monkeypatch):
     root, _ = build(config.alerting)
     assert root.receiver == "db"  # expanded elsewhere, as before
     assert root.routes[0].key == '{}/{cost="cost$$",team="${TEAM}",x="$$",y=~"^(?:a$$)$"}'
+
+
+INHIBIT_RULES = [
+    {"source_match": {"severity": "critical"}, "target_match": {"severity": "warning"}, "equal": ["team", "n"]},
+    {"source_matchers": ['alertname=~"Node.*"'], "target_match_re": {"alertname": "Disk.*|Cpu"}, "equal": ["n"]},
+    {"source_match_re": {"env": "prod|stage"}, "target_matchers": ['env="dev"'], "equal": ["svc", "n"]},
+    {"target_matchers": ["alertname=Noisy"]},
+]
+
+
+def test_inhibit_rules_with_legacy_keys_mute_as_in_alertmanager(tmp_path):
+    """Which alerts a real Alertmanager lists as inhibited, for seeded alerts and four rules."""
+    rng = random.Random(77)
+    alerts = list({tuple(sorted(a.items())): a for a in (
+        {"alertname": rng.choice(["NodeDown", "DiskFull", "Cpu", "Noisy", "Other"]),
+         "severity": rng.choice(["critical", "warning"]), "team": rng.choice("ab"),
+         "env": rng.choice(["prod", "stage", "dev"]), "svc": rng.choice("xy"), "n": str(i % 8)}
+        for i in range(40))}.values())
+    config = parse_config({"alerting": {"route": {"receiver": "r0"}, "receivers": [{"name": "r0"}],
+                                        "inhibit_rules": INHIBIT_RULES}}, "t.yml")
+    _, inhibitor = build(config.alerting)
+    muted = inhibitor.muter(alerts)
+    ours = {tuple(sorted(a.items())) for a in alerts if muted(a)}
+    assert 5 < len(ours) < len(alerts) - 5, f"both kinds in the corpus: {len(ours)} of {len(alerts)} muted"
+    with alertmanager(tmp_path / "am", {"route": {"receiver": "r0"}, "receivers": [{"name": "r0"}],
+                                        "inhibit_rules": INHIBIT_RULES}) as url:
+        post_alerts(url, alerts)
+
+        def inhibited() -> set[tuple] | None:
+            listed = requests.get(url + "/api/v2/alerts", timeout=5).json()
+            if len(listed) < len(alerts):
+                return None
+            return {tuple(sorted(a["labels"].items())) for a in listed if a["status"]["inhibitedBy"]}
+        wait_for(lambda: inhibited() == ours, timeout=10, what="Alertmanager's inhibitions")

@@ -25,7 +25,8 @@ from .. import yamlfile
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Matchers are pasted from Alertmanager, which expands nothing: `cost$$` there is literal.
-_NOT_EXPANDED = frozenset({"matchers", "source_matchers", "target_matchers", "match", "match_re"})
+_NOT_EXPANDED = frozenset({"matchers", "source_matchers", "target_matchers", "match", "match_re", "source_match",
+                           "source_match_re", "target_match", "target_match_re"})
 
 Loc = tuple[Any, ...]
 Problem = tuple[Loc, str]  # where in the file (a key path) and what is wrong there

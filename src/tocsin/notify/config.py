@@ -49,6 +49,8 @@ def _regexps(mapping: dict[str, str]) -> dict[str, str]:
 
 
 LegacyValue = Annotated[str, BeforeValidator(_yaml_string)]
+LegacyEqual = Annotated[dict[str, LegacyValue], AfterValidator(_label_names)]
+LegacyRegexps = Annotated[dict[str, LegacyValue], AfterValidator(_regexps)]
 
 
 def _group_by(names: list[str]) -> list[str]:
@@ -69,8 +71,8 @@ class RouteConfig(Model):
 
     receiver: str | None = None
     matchers: Matchers = Field(default_factory=list)
-    match: Annotated[dict[str, LegacyValue], AfterValidator(_label_names)] = Field(default_factory=dict)
-    match_re: Annotated[dict[str, LegacyValue], AfterValidator(_regexps)] = Field(default_factory=dict)
+    match: LegacyEqual = Field(default_factory=dict)
+    match_re: LegacyRegexps = Field(default_factory=dict)
     continue_: StrictBool = Field(default=False, alias="continue")
     group_by: Annotated[list[str], AfterValidator(_group_by)] | None = None
     group_wait: Duration | None = None
@@ -82,9 +84,15 @@ class RouteConfig(Model):
 
 
 class InhibitRule(Model):
+    """Alertmanager's inhibit rule; no source (target) matcher at all matches every alert, as there."""
+
     name: str | None = None
-    source_matchers: Matchers = Field(min_length=1)
-    target_matchers: Matchers = Field(min_length=1)
+    source_matchers: Matchers = Field(default_factory=list)
+    target_matchers: Matchers = Field(default_factory=list)
+    source_match: LegacyEqual = Field(default_factory=dict)
+    source_match_re: LegacyRegexps = Field(default_factory=dict)
+    target_match: LegacyEqual = Field(default_factory=dict)
+    target_match_re: LegacyRegexps = Field(default_factory=dict)
     equal: list[str] = Field(default_factory=list)
 
 

@@ -66,13 +66,17 @@ class Route:
         return f"{self.key}:{go_label_set(group_labels)}"
 
 
+def legacy_matchers(match: dict[str, str], match_re: dict[str, str]) -> list[Matcher]:
+    """Alertmanager's deprecated `match` / `match_re` maps as matchers. A `match_re` value
+    becomes the anchored source Alertmanager compiled (`^(?:x)$`), which its route keys show."""
+    return ([Matcher(name, "=", value) for name, value in match.items()]
+            + [Matcher(name, "=~", f"^(?:{value})$") for name, value in match_re.items()])
+
+
 def route_matchers(cfg: RouteConfig) -> list[Matcher]:
     """The route's matchers as Alertmanager orders them: `match`, `match_re` and `matchers`
-    together, sorted. A `match_re` value becomes the anchored source Alertmanager compiled
-    (`^(?:x)$`), which is what its route key shows."""
-    legacy = [Matcher(name, "=", value) for name, value in cfg.match.items()]
-    legacy += [Matcher(name, "=~", f"^(?:{value})$") for name, value in cfg.match_re.items()]
-    return sorted_matchers(legacy + parse_matcher_list(cfg.matchers))
+    together, sorted."""
+    return sorted_matchers(legacy_matchers(cfg.match, cfg.match_re) + parse_matcher_list(cfg.matchers))
 
 
 def build_route(cfg: RouteConfig, parent: Route | None = None, index: int = 0) -> Route:
@@ -109,8 +113,9 @@ class Inhibitor:
     """Decides which alerts are muted, given the alerts firing now."""
 
     def __init__(self, rules: list[InhibitRule]) -> None:
-        self.rules = [(parse_matcher_list(r.source_matchers), parse_matcher_list(r.target_matchers), tuple(r.equal))
-                      for r in rules]
+        self.rules = [(legacy_matchers(r.source_match, r.source_match_re) + parse_matcher_list(r.source_matchers),
+                       legacy_matchers(r.target_match, r.target_match_re) + parse_matcher_list(r.target_matchers),
+                       tuple(r.equal)) for r in rules]
 
     def muter(self, firing: list[dict[str, str]]):
         """A function `labels -> bool` (muted?) for the current set of firing alerts' labels."""
