@@ -140,6 +140,17 @@ def test_config_strictness_agrees_with_alertmanager(tmp_path, root_level):
     assert not wrong, wrong
 
 
+def test_send_resolved_is_a_boolean_not_a_string(tmp_path):
+    def config(value: object, tocsin: bool) -> dict[str, Any]:
+        hook = {"url": "http://127.0.0.1:1/", "send_resolved": value}
+        return {"route": {"receiver": "r0"}, "receivers": [{"name": "r0", **(
+            {"webhook": hook} if tocsin else {"webhook_configs": [hook]})}]}
+    values = [True, "true", "yes", 1]
+    theirs = check_configs(tmp_path, [config(v, tocsin=False) for v in values])
+    ours = [tocsin_accepts(config(v, tocsin=True)) for v in values]
+    assert [t is None for t in theirs] == [o is None for o in ours] == [True, False, False, False]
+
+
 def test_env_references_do_not_reach_matchers(monkeypatch):
     monkeypatch.setenv("TEAM", "db")
     config = parse_config({"alerting": {
