@@ -107,3 +107,17 @@ def fuzz_matcher(rng: random.Random) -> str:
     """A short string near the matcher grammar: a name, an operator, then noise."""
     head = rng.choice(["a", "a_b", "{a", " a", "a:b", "é", ""]) + rng.choice(["=", "!=", "=~", "!~", "==", ""])
     return head + "".join(rng.choice(FUZZ_ALPHABET) for _ in range(rng.randint(0, 8)))
+
+
+REGEX_ALPHABET = list("()[]{}*+?|^$.\\:<>=!PpLCdwsbzAQEx019,-a_&#'`") + [
+    "\\p{Greek}", "[:alpha:]", "(?i)", "(?P<n>", "(?<", "{2,3}", "\\x{41}", "\\Q", "\\E", "(?:", "(?s)", "\\pN",
+    "\\C", "\\8", "\\z", "\\Z", "\\v", "\\e", "\\a", "\\f", "\\_", "\\-", "\\é", "é"]
+
+
+def fuzz_regex(rng: random.Random) -> str:
+    """A short string of regexp syntax, valid or not. (`~` and `null` alone are left out: yaml.v2
+    fails to read those quoted strings into Alertmanager's Regexp type, a YAML quirk.)"""
+    while True:
+        text = "".join(rng.choice(REGEX_ALPHABET) for _ in range(rng.randint(1, 7)))
+        if text not in ("~", "null"):
+            return text

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import requests
 from am_harness import alertmanager, check_configs, post_alerts, routes_show, routes_test
-from dialect_gen import CURATED, RECEIVERS, alert, fuzz_matcher, matcher_line, tree
+from dialect_gen import CURATED, RECEIVERS, alert, fuzz_matcher, fuzz_regex, matcher_line, tree
 
 from conftest import scaled, wait_for
 from notify_sinks import HTTPSink
 from tocsin.config import parse_config
 from tocsin.errors import ConfigError
-from tocsin.notify.matchers import format_matchers, parse_matchers, sorted_matchers
+from tocsin.notify.matchers import compile_go_regexp, format_matchers, parse_matchers, sorted_matchers
 from tocsin.notify.router import build
 
 TREES, ALERTS_PER_TREE = 30, 8
@@ -57,6 +57,25 @@ def test_matcher_strings_are_accepted_and_read_as_alertmanager_does(tmp_path):
     mine = [format_matchers(sorted_matchers(parse_matchers(s))) for s in accepted]
     wrong = [(s, theirs, m) for s, theirs, m in zip(accepted, shown, mine, strict=True) if theirs != m]
     assert not wrong, f"{len(wrong)} of {len(accepted)} read differently (string, amtool, tocsin): {wrong[:10]}"
+
+
+def test_regexps_are_accepted_as_go_accepts_them(tmp_path):
+    """RE2 in C++ takes `\\C` and `(?<name>x)`; Go's regexp (Alertmanager 0.25 is built with Go
+    1.19) does not."""
+    rng = random.Random(4242)
+    patterns = list(dict.fromkeys(fuzz_regex(rng) for _ in range(800)))
+    theirs = check_configs(tmp_path, [{"route": {"receiver": "r0", "routes": [{"match_re": {"a": p}}]},
+                                       "receivers": [{"name": "r0"}]} for p in patterns])
+    ours = []
+    for pattern in patterns:
+        try:
+            compile_go_regexp(pattern)
+            ours.append(True)
+        except ValueError:
+            ours.append(False)
+    wrong = [(p, t) for p, t, o in zip(patterns, theirs, ours, strict=True) if (t is None) != o]
+    assert not wrong, f"{len(wrong)} of {len(patterns)} regexps judged differently: {wrong[:10]}"
+    assert 100 < ours.count(True) < len(patterns) - 100
 
 
 def test_generated_trees_route_and_group_as_in_alertmanager(tmp_path):
