@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 import requests
 from am_harness import alertmanager, check_configs, post_alerts, routes_show, routes_test
 from dialect_gen import CURATED, RECEIVERS, alert, fuzz_matcher, fuzz_regex, matcher_line, tree
+from prometheus_client import CollectorRegistry
 
 from conftest import scaled, wait_for
 from notify_sinks import HTTPSink
 from tocsin.config import parse_config
 from tocsin.errors import ConfigError
+from tocsin.notify import Alert, Notifier, NotifyMetrics
 from tocsin.notify.matchers import compile_go_regexp, format_matchers, parse_matchers, sorted_matchers
 from tocsin.notify.router import build
 
@@ -78,60 +82,77 @@ def test_regexps_are_accepted_as_go_accepts_them(tmp_path):
     assert 100 < ours.count(True) < len(patterns) - 100
 
 
+def delivered(sink: HTTPSink) -> tuple[dict[tuple, set[tuple[str, str]]], dict[tuple[str, str], dict[str, str]]]:
+    """From webhook bodies: each alert's (receiver, groupKey) pairs, and each group's labels."""
+    by_alert: dict[tuple, set[tuple[str, str]]] = {}
+    labels: dict[tuple[str, str], dict[str, str]] = {}
+    for body in sink.bodies():
+        labels[(body["receiver"], body["groupKey"])] = body["groupLabels"]
+        for a in body["alerts"]:
+            by_alert.setdefault(tuple(sorted(a["labels"].items())), set()).add((body["receiver"], body["groupKey"]))
+    return by_alert, labels
+
+
+def wait_deliveries(sink: HTTPSink, want: int) -> None:
+    deadline = time.monotonic() + scaled(20)
+    while time.monotonic() < deadline and sum(len(v) for v in delivered(sink)[0].values()) < want:
+        time.sleep(0.2)
+    time.sleep(scaled(1.5))  # anything sent beyond what is expected
+
+
 def test_generated_trees_route_and_group_as_in_alertmanager(tmp_path):
-    """Receivers (amtool), route keys, group labels and groupKey (webhooks) for every alert."""
+    """Receivers (amtool), route keys, group labels and groupKey (webhooks of Alertmanager and
+    of tocsin's own dispatcher) for every alert."""
     rng = random.Random(2023)
     route = {"receiver": "r0", "group_wait": "1s", "group_interval": "1h", "repeat_interval": "4h",
              "routes": [tree(rng, i) for i in range(TREES)]}
     alerts = list({tuple(sorted(a.items())): a for a in (alert(rng, i) for i in range(TREES)
                                                           for _ in range(ALERTS_PER_TREE))}.values())
-    sink = HTTPSink()
+    am_sink, our_sink = HTTPSink(), HTTPSink()
+    notifier = None
     try:
         config = parse_config({"alerting": {"route": route, "receivers": [
-            {"name": r, "webhook": {"url": f"{sink.url}/{r}"}} for r in RECEIVERS]}}, "t.yml")
+            {"name": r, "webhook": {"url": f"{our_sink.url}/{r}", "send_resolved": False}} for r in RECEIVERS]}},
+            "t.yml")
         root, _ = build(config.alerting)
         am_config = {"route": route, "receivers": [
-            {"name": r, "webhook_configs": [{"url": f"{sink.url}/{r}", "send_resolved": False}]} for r in RECEIVERS]}
+            {"name": r, "webhook_configs": [{"url": f"{am_sink.url}/{r}", "send_resolved": False}]}
+            for r in RECEIVERS]}
         assert check_configs(tmp_path / "check", [am_config]) == [None]
 
         expected: dict[tuple, set[tuple[str, str]]] = {}
         group_labels: dict[tuple[str, str], dict[str, str]] = {}
-        for labels in alerts:
+        with ThreadPoolExecutor(4) as pool:  # one amtool process per alert
+            amtool = list(pool.map(lambda labels: routes_test(tmp_path / "check" / "c0.yml", labels), alerts))
+        for labels, receivers in zip(alerts, amtool, strict=True):
             routes = root.match(labels)
-            assert routes_test(tmp_path / "check" / "c0.yml", labels) == [r.receiver for r in routes], labels
+            assert receivers == [r.receiver for r in routes], labels
             for r in routes:
-                gl = r.group_labels(labels)
-                group_labels[(r.receiver, r.group_key(gl))] = gl
+                group_labels[(r.receiver, r.group_key(r.group_labels(labels)))] = r.group_labels(labels)
             expected[tuple(sorted(labels.items()))] = {(r.receiver, r.group_key(r.group_labels(labels))) for r in routes}
+        want = sum(len(v) for v in expected.values())
 
+        notifier = Notifier(config.alerting, state_dir=str(tmp_path / "state"), external_labels={},
+                            metrics=NotifyMetrics(CollectorRegistry()))
+        notifier.start()
+        now = datetime.now(timezone.utc)
+        notifier.submit([Alert(labels=labels, starts_at=now) for labels in alerts])
         with alertmanager(tmp_path / "am", am_config) as url:
             post_alerts(url, alerts)
-            deadline = time.monotonic() + scaled(20)
-            want = sum(len(v) for v in expected.values())
-            got: dict[tuple, set[tuple[str, str]]] = {}
-            while time.monotonic() < deadline:
-                got = {}
-                for body in sink.bodies():
-                    for a in body["alerts"]:
-                        got.setdefault(tuple(sorted(a["labels"].items())), set()).add(
-                            (body["receiver"], body["groupKey"]))
-                if sum(len(v) for v in got.values()) >= want:
-                    break
-                time.sleep(0.2)
-            time.sleep(scaled(1.5))  # anything Alertmanager sends beyond what tocsin expects
-        got = {}
-        theirs_labels = {}
-        for body in sink.bodies():
-            theirs_labels[(body["receiver"], body["groupKey"])] = body["groupLabels"]
-            for a in body["alerts"]:
-                got.setdefault(tuple(sorted(a["labels"].items())), set()).add((body["receiver"], body["groupKey"]))
-        wrong = [(dict(k), sorted(got.get(k, ())), sorted(v)) for k, v in expected.items() if got.get(k, set()) != v]
-        assert not wrong, f"{len(wrong)} of {len(alerts)} alerts grouped differently (alert, AM, tocsin): {wrong[:5]}"
-        assert theirs_labels == group_labels
+            wait_deliveries(am_sink, want)
+        wait_deliveries(our_sink, want)
+        for who, sink in (("Alertmanager", am_sink), ("tocsin", our_sink)):
+            got, labels_sent = delivered(sink)
+            wrong = [(dict(k), sorted(got.get(k, ())), sorted(v)) for k, v in expected.items() if got.get(k, set()) != v]
+            assert not wrong, f"{who}: {len(wrong)} of {len(alerts)} alerts grouped differently: {wrong[:5]}"
+            assert labels_sent == group_labels, who
         keys = {k for v in expected.values() for _, k in v}
         assert len(alerts) >= 200 and len(keys) >= 100, (len(alerts), len(keys))
     finally:
-        sink.stop()
+        if notifier is not None:
+            notifier.stop()
+        am_sink.stop()
+        our_sink.stop()
 
 
 STRICT_CASES = [
