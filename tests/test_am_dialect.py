@@ -234,3 +234,10 @@ def test_inhibit_rules_with_legacy_keys_mute_as_in_alertmanager(tmp_path):
                 return None
             return {tuple(sorted(a["labels"].items())) for a in listed if a["status"]["inhibitedBy"]}
         wait_for(lambda: inhibited() == ours, timeout=10, what="Alertmanager's inhibitions")
+
+
+def test_group_keys_quote_label_values_as_go_does():
+    """prometheus/common's LabelSet.String(): `, ` between pairs and strconv.Quote'd values."""
+    from tocsin.gofmt import go_label_set, strconv_quote
+    assert strconv_quote('a\tb\x01\x7f\u00a0é\u200b\U0001f600\n"\\') == '"a\\tb\\x01\\x7f\\u00a0é\\u200b\U0001f600\\n\\"\\\\"'
+    assert go_label_set({"b": "x", "a": "y\tz"}) == '{a="y\\tz", b="x"}'
