@@ -11,15 +11,17 @@ boundary crossed) is left out and counted.
 from __future__ import annotations
 
 import random
+import subprocess
+import textwrap
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 from am_harness import alertmanager, check_configs, post_alerts
 
-from conftest import scaled
+from conftest import require_tool, scaled
 from notify_sinks import HTTPSink
-from tocsin.config import parse_config
+from tocsin.config import load_config, parse_config
 from tocsin.errors import ConfigError
 from tocsin.timeintervals import WEEKDAYS, load_location, muted_at
 
@@ -164,3 +166,30 @@ def test_time_interval_grammar_agrees_with_alertmanager(tmp_path):
     wrong = [(case, am, mine) for case, am, mine in zip(INTERVAL_CASES, theirs, ours, strict=True)
              if (am is None) != (mine is None)]
     assert not wrong, wrong
+
+
+UNQUOTED = """
+  route:
+    receiver: r0
+    routes: [{receiver: r0, mute_time_intervals: [office]}]
+  receivers: [{name: r0}]
+  time_intervals:
+    - name: office
+      time_intervals:
+        - times: [{start_time: 09:00, end_time: 17:30}]
+          days_of_month: [1:5, 10]
+          months: [1:3]
+          years: [2020:2030]
+"""
+
+
+def test_unquoted_times_and_ranges_read_as_go_yaml_reads_them(tmp_path):
+    """`17:30` and `1:5` are strings in Alertmanager's YAML, not YAML 1.1's base-60 numbers."""
+    amtool = require_tool("amtool")
+    (tmp_path / "am.yml").write_text(textwrap.dedent(UNQUOTED))
+    checked = subprocess.run([amtool, "check-config", str(tmp_path / "am.yml")], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout
+    (tmp_path / "tocsin.yml").write_text("alerting:" + UNQUOTED)
+    (office,) = load_config(tmp_path / "tocsin.yml").config.alerting.time_interval_table()["office"]
+    assert office.times[0].minutes == (540, 1050)
+    assert office.days_of_month == [(1, 5), (10, 10)] and office.months == [(1, 3)] and office.years == [(2020, 2030)]
