@@ -29,7 +29,9 @@ Matchers = Annotated[list[str], AfterValidator(check_matchers)]
 
 
 def _yaml_string(value: Any) -> Any:
-    """A YAML scalar where Alertmanager wants a string: yaml.v2 takes `1` or `true` as their text."""
+    """A YAML scalar where Alertmanager wants a string: yaml.v2 keeps the text as written.
+    What was written is gone here, so `1` and `true` come back as that text (`yes` and `0x10`,
+    rare in label values, would not)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value) if isinstance(value, int) else value
