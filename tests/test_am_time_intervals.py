@@ -10,6 +10,7 @@ boundary crossed) is left out and counted.
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import textwrap
@@ -28,7 +29,7 @@ from tocsin.timeintervals import WEEKDAYS, load_location, muted_at
 PAIRS = 240
 ZONES = [None, "UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Pacific/Kiritimati",
          "Pacific/Pago_Pago", "Australia/Lord_Howe", "America/St_Johns", "Etc/GMT+12", "Etc/GMT-14", "Asia/Tokyo",
-         "America/Santiago", "Africa/Casablanca"]
+         "America/Santiago", "Africa/Casablanca", "Local"]
 MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
                "november", "december"]
 DAY_NAMES = list(WEEKDAYS)
@@ -91,7 +92,8 @@ def interval(rng: random.Random, now: datetime) -> dict[str, Any]:
     return out
 
 
-def test_time_intervals_mute_as_in_alertmanager(tmp_path):
+def test_time_intervals_mute_as_in_alertmanager(tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "America/Denver")  # 'Local' for both: this process and Alertmanager
     rng = random.Random(2025)
     now = datetime.now(timezone.utc)
     cases = []
@@ -116,7 +118,7 @@ def test_time_intervals_mute_as_in_alertmanager(tmp_path):
                              (name,) if key == "active_time_intervals" else (), table) for name, _, key in cases]
 
         before = verdicts(datetime.now(timezone.utc))
-        with alertmanager(tmp_path / "am", am_config) as url:
+        with alertmanager(tmp_path / "am", am_config, env=dict(os.environ)) as url:
             post_alerts(url, [{"alertname": "Window", "case": str(i)} for i in range(PAIRS)])
             want = before.count(False)
             deadline = time.monotonic() + scaled(15)

@@ -20,6 +20,7 @@ so the grammar and the edge cases are Alertmanager's (timeinterval/timeinterval.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -107,15 +108,26 @@ def load_location(name: str) -> tzinfo:
     if name in ("", "UTC"):
         return timezone.utc
     if name == "Local":
-        local = datetime.now().astimezone().tzinfo
-        assert local is not None
-        return local
+        return _local_zone()
     try:
         return ZoneInfo(name)
     except (ValueError, OSError) as exc:  # ZoneInfoNotFoundError is a KeyError, caught below
         raise ValueError(f"unknown time zone {name}") from exc
     except KeyError:
         raise ValueError(f"unknown time zone {name}") from None
+
+
+def _local_zone() -> tzinfo:
+    """Go's time.Local: $TZ when set ('' is UTC), else /etc/localtime, else UTC; with its rules,
+    so an instant in summer is read in summer time even if loaded in winter."""
+    name = os.environ.get("TZ")
+    try:
+        if name is not None:
+            return ZoneInfo(name.removeprefix(":")) if name not in ("", ":", "UTC") else timezone.utc
+        with open("/etc/localtime", "rb") as file:
+            return ZoneInfo.from_file(file, key="Local")
+    except (OSError, ValueError, KeyError):
+        return timezone.utc
 
 
 class TimeRange(Model):
