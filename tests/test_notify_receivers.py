@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 import subprocess
@@ -136,6 +137,7 @@ def test_pagerduty_trigger_then_resolve_with_one_dedup_key(tmp_path, sinks):
         assert trigger["event_action"] == update["event_action"] == "trigger"
         assert resolve["event_action"] == "resolve" and "payload" not in resolve
         assert trigger["dedup_key"] == update["dedup_key"] == resolve["dedup_key"]
+        assert trigger["dedup_key"] == hashlib.sha256(b'{}:{alertname="HighLatency"}').hexdigest(), "Alertmanager's"
         assert trigger["payload"]["severity"] == "critical"
         assert trigger["payload"]["summary"].startswith("[FIRING:1] HighLatency")
         assert sink.received[0].path == "/v2/enqueue" and not sink.errors

@@ -96,6 +96,7 @@ class Daemon:
         g = self.loaded.global_
         self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
         self.push_watch = PushWatch(self.loop, self.scheduler.run_soon)
+        self.scheduler.on_maintenance = self._on_maintenance
         self._apply(self.loaded)
         self._label_shard(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,
@@ -303,6 +304,9 @@ class Daemon:
                                 replica=cluster.replica)
 
     # ---------------------------------------------------------------- results
+
+    def _on_maintenance(self, state: TargetState, inside: bool) -> None:
+        self.probe_metrics.set_maintenance(state.target.name, inside)
 
     def _on_result(self, state: TargetState, result: ProbeResult, previous: ProbeResult | None) -> None:
         self.probe_metrics.record(result, state.interval)

@@ -109,6 +109,35 @@ def quote(text: str) -> str:
     return '"' + escape_label_value(text) + '"'
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+               "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def strconv_quote(text: str) -> str:
+    """Go's strconv.Quote (and `%q`) in full: control characters as `\\t` or `\\x01`, runes Go
+    does not print as `\\u00a0` / `\\U0001f600`. Go's printable set (letters, marks, numbers,
+    punctuation, symbols, ASCII space) is Python's `isprintable()`."""
+    out = []
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def go_label_set(labels: dict[str, str]) -> str:
+    """`{a="b", c="d\\t"}`: prometheus/common's model.LabelSet.String(), which Alertmanager's
+    group keys are made of: names sorted, values quoted with strconv.Quote."""
+    return "{" + ", ".join(f"{name}={strconv_quote(labels[name])}" for name in sorted(labels)) + "}"
+
+
 def format_label_set(pairs: Iterable[tuple[str, str]], separator: str = ", ") -> str:
     """`{a="b", c="d"}`: Prometheus's labels.Labels.String() of already sorted pairs, the
     metric name being an ordinary label. `separator=","` gives Alertmanager's compact form."""
@@ -220,8 +249,10 @@ __all__ = [
     "format_float_fixed",
     "format_label_set",
     "format_metric",
+    "go_label_set",
     "quote",
     "rfc3339_millis",
     "rfc3339_nano",
+    "strconv_quote",
     "time_string",
 ]

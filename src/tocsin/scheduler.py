@@ -40,6 +40,7 @@ from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import Counter
 
+from . import maintenance
 from .clock import ClockWatch
 from .config import Target
 from .logs import log_context
@@ -138,6 +139,7 @@ class TargetState:
     last_result: ProbeResult | None = None
     last_started: float = field(default_factory=time.monotonic)  # monotonic; see OVERDUE_INTERVALS
     overdue: bool = False  # reported as overdue, not started since
+    maintenance: bool = False  # inside one of its maintenance windows: not probed (see maintenance.py)
 
     @property
     def up(self) -> bool | None:
@@ -189,6 +191,7 @@ class ProbeScheduler:
             registry=metrics.registry)
         self._next_overdue_check = 0.0
         self.clock = clock
+        self.on_maintenance: Callable[[TargetState, bool], None] | None = None  # entering (True) / leaving
         if clock is not None:
             clock.subscribe(self._on_clock_step)
         self._scheduler.before_pass = self._before_pass
@@ -298,6 +301,8 @@ class ProbeScheduler:
         if state is None:
             return
         target = state.target
+        if maintenance.skip_run(state, self.on_maintenance):
+            return
         correlation_id = new_correlation_id()
         task = asyncio.current_task()
         self._in_flight.add(task)  # type: ignore[arg-type]  # never None inside a task

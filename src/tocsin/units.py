@@ -13,7 +13,10 @@ import re
 
 _DURATION_UNITS = {"y": 365 * 86400.0, "w": 7 * 86400.0, "d": 86400.0, "h": 3600.0,
                    "m": 60.0, "s": 1.0, "ms": 0.001}
-_DURATION_RE = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+# ASCII digits and nothing around, as prometheus/common's model.ParseDuration: Python's \d would
+# take fullwidth digits, and a stripped ' 5m' would be an error in Prometheus and Alertmanager.
+_DURATION_RE = re.compile(r"(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?"
+                          r"(?:([0-9]+)ms)?")
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?$", re.IGNORECASE)
 MAX_DURATION_NS = 2**63 - 1  # Go's time.Duration
 MAX_SIZE = 2**63 - 1  # Go's int64
@@ -31,9 +34,9 @@ def parse_duration(text: str) -> float:
     """Return seconds for a Prometheus duration such as `1h30m` or `250ms`; `0` is allowed."""
     if not isinstance(text, str):
         raise ValueError("expected a duration such as 30s, 5m or 1h30m")
-    match = _DURATION_RE.match(text.strip())
-    if text.strip() in ("", ) or not match or not any(match.groups()):
-        if text.strip() == "0":
+    match = _DURATION_RE.fullmatch(text)
+    if not match or not any(match.groups()):
+        if text == "0":
             return 0.0
         raise ValueError(f"expected a duration such as 30s, 5m or 1h30m, got {shown(text)}")
     units = ("y", "w", "d", "h", "m", "s", "ms")

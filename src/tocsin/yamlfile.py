@@ -23,6 +23,7 @@ shadowed key is a lost setting); merge keys (`<<: *defaults`) work as in Go's ya
 from __future__ import annotations
 
 import collections.abc
+import re
 from pathlib import Path
 from typing import Any
 
@@ -353,3 +354,19 @@ def line_of(tree: Any, loc: tuple[Any, ...]) -> int | None:
             line = node._marks[part].line + 1
             node = node[part]
     return line
+
+
+def _without_sexagesimal(tag: str, pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """YAML 1.1's base-60 numbers (`17:00` is 1020, `1:5` is 65) are strings to Go's yaml
+    packages, which Prometheus and Alertmanager read their files with; operators copy
+    `start_time: 17:00` and `days_of_month: [1:5]` from those files."""
+    if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+        return pattern
+    alternatives = re.split(r"\n\s*\|", pattern.pattern.removeprefix("^(?:").removesuffix(")$"))
+    kept = [a.strip() for a in alternatives if "(?::[0-5]?[0-9])+" not in a]
+    return re.compile("^(?:" + "|".join(kept) + ")$", pattern.flags)
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, _without_sexagesimal(tag, pattern)) for tag, pattern in resolvers]
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()}

@@ -24,6 +24,9 @@ from pydantic import BaseModel, ValidationError
 from .. import yamlfile
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Matchers are pasted from Alertmanager, which expands nothing: `cost$$` there is literal.
+_NOT_EXPANDED = frozenset({"matchers", "source_matchers", "target_matchers", "match", "match_re", "source_match",
+                           "source_match_re", "target_match", "target_match_re"})
 
 Loc = tuple[Any, ...]
 Problem = tuple[Loc, str]  # where in the file (a key path) and what is wrong there
@@ -50,6 +53,9 @@ def expand_env(node: Any, loc: Loc = ()) -> tuple[Any, list[Problem]]:
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
+            if key in _NOT_EXPANDED and "alerting" in loc[:1]:
+                out[key] = value
+                continue
             out[key], errs = expand_env(value, (*loc, key))
             errors += errs
         return out, errors

@@ -41,6 +41,7 @@ from ..logs import LoggingConfig
 from ..notify.config import AlertingConfig
 from ..probes import KINDS, Probe
 from ..probes.retry import BackoffWhenDown, RetryConfig
+from ..timeintervals import TimeInterval
 from .load import Problem, error_problems, expand_env, format_problems, load_yaml
 
 
@@ -151,6 +152,7 @@ class _TargetCommon(Model):
     labels: Labels = Field(default_factory=dict)
     retry: RetryConfig = Field(default_factory=lambda: _global().retry)
     backoff_when_down: BackoffWhenDown | None = None
+    maintenance: list[TimeInterval] = Field(default_factory=list)  # no probes inside (maintenance.py)
 
     @model_validator(mode="after")
     def _inherited_timeout_within_interval(self) -> "_TargetCommon":

@@ -10,6 +10,7 @@ once, for /metrics and the store alike, so the store knows no probe metric by na
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from ..config import Target
@@ -32,6 +33,7 @@ PROBE_FAMILIES: dict[str, tuple[str, str]] = {
     "tocsin_probe_failure_reason": ("gauge", "Set to 1 for the failure reason of the last probe, absent when it succeeded."),
     "tocsin_probe_last_run_timestamp_seconds": ("gauge", "When the last probe of the target started (unix time)."),
     "tocsin_probe_interval_seconds": ("gauge", "Current probe interval of the target (stretched while down if configured)."),
+    "tocsin_target_maintenance": ("gauge", "Set to 1 while the target is in a maintenance window (not probed), absent otherwise."),
     "tocsin_probes_total": ("counter", "Probes run, by final result."),
     "tocsin_probe_retries_total": ("counter", "Attempts beyond the first."),
     "tocsin_probe_failures_total": ("counter", "Failed probes, by reason."),
@@ -121,6 +123,21 @@ class ProbeMetrics:
                 if series.fragments is not _NO_FRAGMENTS:
                     series.fragments[_FAMILY_INDEX["tocsin_probe_interval_seconds"]] = (
                         f"{series.head('tocsin_probe_interval_seconds', series.labels)}{format_value(interval)}\n")
+
+    def set_maintenance(self, name: str, inside: bool) -> None:
+        """Show (1) or drop the target's maintenance gauge; tell the listeners either way, so
+        that a rule's `unless ... tocsin_target_maintenance == 1` ends with the window."""
+        with self._lock:
+            series = self._series.get(name)
+            if series is None:
+                return
+            index = _FAMILY_INDEX["tocsin_target_maintenance"]
+            series.fragments = list(series.fragments)  # never the shared _NO_FRAGMENTS
+            series.fragments[index] = f"{series.head('tocsin_target_maintenance', series.labels)}1\n" if inside else ""
+            sample: MetricSample = ("tocsin_target_maintenance", series.labels, 1.0 if inside else 0.0)
+            listeners = [listener for listener, _ in self._listeners]
+        for listener in listeners:
+            listener(name, [sample], time.time())
 
     def record(self, result: ProbeResult, interval: float | None = None) -> None:
         """Count and render one result; `interval` is the target's current (maybe stretched) one."""

@@ -1,7 +1,9 @@
 """The `alerting:` section: Alertmanager's routing tree, inhibit rules, receivers, delivery.
 
-Keys are Alertmanager's where the meaning is the same (route, group_by, matchers, continue,
-group_wait, group_interval, repeat_interval, inhibit_rules, send_resolved); a receiver has
+Keys are Alertmanager's where the meaning is the same (route, group_by, matchers, match,
+match_re, continue, group_wait, group_interval, repeat_interval, mute_time_intervals,
+active_time_intervals, time_intervals, inhibit_rules, send_resolved), read as strictly as
+Alertmanager 0.25 reads them: `continue: 'true'` is a string, not a boolean. A receiver has
 exactly one kind, given as the key (`webhook: {...}`). `delivery` tunes the durable outbox.
 """
 
@@ -10,10 +12,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from ..fields import Duration, Model, PositiveDuration
-from .matchers import check_matchers
+from ..timeintervals import NamedTimeInterval, TimeInterval
+from .matchers import check_matchers, compile_go_regexp, parse_matcher_list
 from .receivers.alertmanager import AlertmanagerConfig
 from .receivers.email import EmailConfig
 from .receivers.log import LogConfig
@@ -25,13 +28,42 @@ _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 Matchers = Annotated[list[str], AfterValidator(check_matchers)]
 
 
+def _yaml_string(value: Any) -> Any:
+    """A YAML scalar where Alertmanager wants a string: yaml.v2 keeps the text as written.
+    What was written is gone here, so `1` and `true` come back as that text (`yes` and `0x10`,
+    rare in label values, would not)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int) else value
+
+
+def _label_names(mapping: dict[str, str]) -> dict[str, str]:
+    for name in mapping:
+        if not _LABEL.match(name):
+            raise ValueError(f"invalid label name {name!r}")
+    return mapping
+
+
+def _regexps(mapping: dict[str, str]) -> dict[str, str]:
+    for value in mapping.values():
+        compile_go_regexp(value)
+    return mapping
+
+
+LegacyValue = Annotated[str, BeforeValidator(_yaml_string)]
+LegacyEqual = Annotated[dict[str, LegacyValue], AfterValidator(_label_names)]
+LegacyRegexps = Annotated[dict[str, LegacyValue], AfterValidator(_regexps)]
+
+
 def _group_by(names: list[str]) -> list[str]:
+    """Alertmanager's checks; `[]` is kept as given and means "inherit" (see router.py)."""
     for name in names:
         if name != "..." and not _LABEL.match(name):
             raise ValueError(f"invalid label name {name!r} (or '...' for all labels)")
-    if "..." in names and len(names) > 1:
+    labels = [name for name in names if name != "..."]
+    if "..." in names and labels:
         raise ValueError("'...' groups by all labels and cannot be combined with names")
-    if len(set(names)) != len(names):
+    if len(set(labels)) != len(labels):
         raise ValueError("duplicate label name")
     return names
 
@@ -41,18 +73,28 @@ class RouteConfig(Model):
 
     receiver: str | None = None
     matchers: Matchers = Field(default_factory=list)
-    continue_: bool = Field(default=False, alias="continue")
+    match: LegacyEqual = Field(default_factory=dict)
+    match_re: LegacyRegexps = Field(default_factory=dict)
+    continue_: StrictBool = Field(default=False, alias="continue")
     group_by: Annotated[list[str], AfterValidator(_group_by)] | None = None
     group_wait: Duration | None = None
     group_interval: PositiveDuration | None = None
     repeat_interval: PositiveDuration | None = None
+    mute_time_intervals: list[str] = Field(default_factory=list)
+    active_time_intervals: list[str] = Field(default_factory=list)
     routes: list["RouteConfig"] = Field(default_factory=list)
 
 
 class InhibitRule(Model):
+    """Alertmanager's inhibit rule; no source (target) matcher at all matches every alert, as there."""
+
     name: str | None = None
-    source_matchers: Matchers = Field(min_length=1)
-    target_matchers: Matchers = Field(min_length=1)
+    source_matchers: Matchers = Field(default_factory=list)
+    target_matchers: Matchers = Field(default_factory=list)
+    source_match: LegacyEqual = Field(default_factory=dict)
+    source_match_re: LegacyRegexps = Field(default_factory=dict)
+    target_match: LegacyEqual = Field(default_factory=dict)
+    target_match_re: LegacyRegexps = Field(default_factory=dict)
     equal: list[str] = Field(default_factory=list)
 
 
@@ -99,6 +141,8 @@ class AlertingConfig(Model):
     route: RouteConfig
     receivers: list[ReceiverConfig] = Field(min_length=1)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
+    mute_time_intervals: list[NamedTimeInterval] = Field(default_factory=list)  # Alertmanager's older name
     resolve_timeout: PositiveDuration = 300.0    # a firing alert not re-submitted this long is resolved
     external_url: str | None = None
     delivery: DeliveryConfig = DeliveryConfig()
@@ -109,20 +153,39 @@ class AlertingConfig(Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"receivers: duplicate receiver name {dupes[0]!r}")
-        if self.route.receiver is None:
+        root = self.route
+        if not root.receiver:
             raise ValueError("route.receiver: the root route needs a receiver")
-        if self.route.matchers:
-            raise ValueError("route.matchers: the root route must not have matchers")
+        for key in ("matchers", "match", "match_re", "mute_time_intervals", "active_time_intervals"):
+            if parse_matcher_list(root.matchers) if key == "matchers" else getattr(root, key):  # '' is none
+                raise ValueError(f"route.{key}: the root route must not have {key.replace('_', ' ')}")
+        if root.continue_:
+            raise ValueError("route.continue: the root route cannot have continue")
         known = set(names)
+        intervals = self.time_interval_table()
 
         def walk(route: RouteConfig, path: str) -> None:
-            if route.receiver is not None and route.receiver not in known:
+            if route.receiver and route.receiver not in known:  # '' inherits, as in Alertmanager
                 raise ValueError(f"{path}.receiver: undefined receiver {route.receiver!r}")
+            for key in ("mute_time_intervals", "active_time_intervals"):
+                for name in getattr(route, key):
+                    if name not in intervals:
+                        raise ValueError(f"{path}.{key}: undefined time interval {name!r}")
             for index, child in enumerate(route.routes):
                 walk(child, f"{path}.routes[{index}]")
 
-        walk(self.route, "route")
+        walk(root, "route")
         return self
+
+    def time_interval_table(self) -> dict[str, list[TimeInterval]]:
+        """Every named time interval (both keys); a name given twice is an error."""
+        table: dict[str, list[TimeInterval]] = {}
+        for key in ("mute_time_intervals", "time_intervals"):
+            for named in getattr(self, key):
+                if named.name in table:
+                    raise ValueError(f"{key}: time interval {named.name!r} is not unique")
+                table[named.name] = named.time_intervals
+        return table
 
     def receiver(self, name: str) -> ReceiverConfig | None:
         return next((r for r in self.receivers if r.name == name), None)

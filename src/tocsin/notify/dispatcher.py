@@ -35,6 +35,7 @@ from typing import Any
 
 from ..gofmt import rfc3339_millis
 from ..statedb import StateWriteError, retry_delay
+from ..timeintervals import muted_at
 from .alert import Alert
 from .config import AlertingConfig
 from .notification import Notification
@@ -84,6 +85,7 @@ class Dispatcher:
         self._max_sleep = max_sleep
         self._stopping = stopping
         self._committed = committed
+        self._time_intervals = config.time_interval_table()
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
         self._alerts: dict[str, _Tracked] = {}
@@ -284,6 +286,11 @@ class Dispatcher:
         assert receiver is not None
         group.next_flush = mono + route.group_interval
         group.flushed = True
+        if (route.mute_time_intervals or route.active_time_intervals) and muted_at(
+                datetime.fromtimestamp(now, timezone.utc), route.mute_time_intervals, route.active_time_intervals,
+                self._time_intervals):
+            # Alertmanager's time stages: nothing sent, nothing logged, resolved alerts forgotten
+            return [(fp, v) for fp, (a, v) in group.alerts.items() if not a.firing]
         alerts = sorted((a for a, _ in group.alerts.values() if not (a.firing and muted(a.labels))),
                         key=lambda a: (a.starts_at, a.fingerprint))
         firing = frozenset(a.fingerprint for a in alerts if a.firing)

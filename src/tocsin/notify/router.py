@@ -3,7 +3,14 @@
 Routing: an alert enters at the root (which matches everything); it descends into the
 first child whose matchers match, and keeps trying later siblings only while the matching
 child says `continue: true`. A node none of whose children match takes the alert itself.
-Children inherit receiver, group_by and the three timers from their parent.
+Children inherit receiver, group_by and the three timers from their parent, as Alertmanager
+0.25 does: an empty `receiver` or `group_by: []` is "not given" (so inherits, `...`
+included), and the time intervals are not inherited.
+
+Keys: a route's key is its parent's key, `/`, and its matchers sorted by name, value and type
+(legacy `match` and `match_re` among them); a group's key is the route key, `:`, and the group
+labels as prometheus/common prints a label set. Receivers (PagerDuty's dedup key, webhooks'
+`groupKey`) see these strings, so they are Alertmanager's to the byte.
 
 Inhibition: a target alert is muted while a *firing* source alert (not itself) matches the
 source matchers and has the same values (missing = empty) for the `equal` labels.
@@ -13,10 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..gofmt import format_label_set
+from ..gofmt import go_label_set
 from .alert import fingerprint
 from .config import AlertingConfig, InhibitRule, RouteConfig
-from .matchers import Matcher, matches_all, parse_matcher_list
+from .matchers import Matcher, format_matchers, matches_all, parse_matcher_list, sorted_matchers
 
 ROOT_DEFAULTS = {"group_wait": 30.0, "group_interval": 300.0, "repeat_interval": 4 * 3600.0}
 
@@ -33,6 +40,8 @@ class Route:
     group_wait: float
     group_interval: float
     repeat_interval: float
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
     routes: list["Route"] = field(default_factory=list)
 
     def match(self, labels: dict[str, str]) -> list["Route"]:
@@ -53,15 +62,28 @@ class Route:
         return {name: labels[name] for name in self.group_by if name in labels}
 
     def group_key(self, group_labels: dict[str, str]) -> str:
-        """`{}/{severity="critical"}:{alertname="X"}` - the form Alertmanager sends as groupKey."""
-        return f"{self.key}:{format_label_set(sorted(group_labels.items()), separator=',')}"
+        """`{}/{severity="critical"}:{alertname="X", team="a\\tb"}` - Alertmanager's groupKey."""
+        return f"{self.key}:{go_label_set(group_labels)}"
+
+
+def legacy_matchers(match: dict[str, str], match_re: dict[str, str]) -> list[Matcher]:
+    """Alertmanager's deprecated `match` / `match_re` maps as matchers. A `match_re` value
+    becomes the anchored source Alertmanager compiled (`^(?:x)$`), which its route keys show."""
+    return ([Matcher(name, "=", value) for name, value in match.items()]
+            + [Matcher(name, "=~", f"^(?:{value})$") for name, value in match_re.items()])
+
+
+def route_matchers(cfg: RouteConfig) -> list[Matcher]:
+    """The route's matchers as Alertmanager orders them: `match`, `match_re` and `matchers`
+    together, sorted."""
+    return sorted_matchers(legacy_matchers(cfg.match, cfg.match_re) + parse_matcher_list(cfg.matchers))
 
 
 def build_route(cfg: RouteConfig, parent: Route | None = None, index: int = 0) -> Route:
-    matchers = parse_matcher_list(cfg.matchers)
-    inner = "{" + ",".join(str(m) for m in matchers) + "}"
+    matchers = route_matchers(cfg)
+    inner = format_matchers(matchers)
     if parent is None:
-        key, route_id = "{}", "{}"
+        key, route_id = inner, inner
     else:
         key, route_id = f"{parent.key}/{inner}", f"{parent.id}/{inner}/{index}"
 
@@ -71,11 +93,18 @@ def build_route(cfg: RouteConfig, parent: Route | None = None, index: int = 0) -
             return value
         return getattr(parent, name) if parent else ROOT_DEFAULTS[name]
 
-    group_by = tuple(cfg.group_by) if cfg.group_by is not None else (parent.group_by if parent else ())
+    names = tuple(n for n in cfg.group_by or () if n != "...")
+    group_by, group_all = (parent.group_by, parent.group_all) if parent else ((), False)
+    if names:
+        group_by, group_all = names, False
+    elif "..." in (cfg.group_by or ()):
+        group_all = True
     route = Route(id=route_id, key=key, receiver=cfg.receiver or (parent.receiver if parent else ""),
-                  matchers=matchers, continue_=cfg.continue_, group_by=group_by, group_all="..." in group_by,
+                  matchers=matchers, continue_=cfg.continue_, group_by=group_by, group_all=group_all,
                   group_wait=inherit("group_wait"), group_interval=inherit("group_interval"),
-                  repeat_interval=inherit("repeat_interval"))
+                  repeat_interval=inherit("repeat_interval"),
+                  mute_time_intervals=tuple(cfg.mute_time_intervals),
+                  active_time_intervals=tuple(cfg.active_time_intervals))
     route.routes = [build_route(child, route, i) for i, child in enumerate(cfg.routes)]
     return route
 
@@ -84,8 +113,9 @@ class Inhibitor:
     """Decides which alerts are muted, given the alerts firing now."""
 
     def __init__(self, rules: list[InhibitRule]) -> None:
-        self.rules = [(parse_matcher_list(r.source_matchers), parse_matcher_list(r.target_matchers), tuple(r.equal))
-                      for r in rules]
+        self.rules = [(legacy_matchers(r.source_match, r.source_match_re) + parse_matcher_list(r.source_matchers),
+                       legacy_matchers(r.target_match, r.target_match_re) + parse_matcher_list(r.target_matchers),
+                       tuple(r.equal)) for r in rules]
 
     def muter(self, firing: list[dict[str, str]]):
         """A function `labels -> bool` (muted?) for the current set of firing alerts' labels."""

@@ -97,7 +97,7 @@ def targets_view(table: TargetTable) -> list[dict[str, Any]]:
             "name": name, "kind": target.kind,
             "endpoint": target.endpoint,
             "labels": target.labels, "interval_seconds": target.interval, "current_interval_seconds": state.interval,
-            "timeout_seconds": target.timeout, "health": "unknown" if result is None else "up" if result.success else "down",
+            "timeout_seconds": target.timeout, "health": _health(state.maintenance, result),
             "last_run": _iso(result.started_at) if result else None,
             "next_run": next_run.isoformat() if next_run else None,
             "last_result": None if result is None else {
@@ -108,6 +108,12 @@ def targets_view(table: TargetTable) -> list[dict[str, Any]]:
             },
         })
     return _redacted(out)
+
+
+def _health(maintenance: bool, result: Any) -> str:
+    if maintenance:
+        return "maintenance"  # not probed now: a planned outage is not "down"
+    return "unknown" if result is None else "up" if result.success else "down"
 
 
 def _iso(ts: float) -> str:

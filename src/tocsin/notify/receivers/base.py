@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import requests
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from ... import redaction
 from ...errors import NotificationError
@@ -27,7 +27,7 @@ USER_AGENT = "tocsin-notify/1"
 class ReceiverOptions(Model):
     """Options every kind accepts; `send_resolved`'s default differs per kind (Alertmanager's)."""
 
-    send_resolved: bool | None = None
+    send_resolved: StrictBool | None = None  # as strict as Alertmanager: the string "true" is an error
     timeout: Duration = Field(default=10.0)
 
 

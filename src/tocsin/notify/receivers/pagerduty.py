@@ -1,7 +1,8 @@
 """PagerDuty: Events API v2, trigger while the group fires, resolve when it resolves.
 
-The dedup_key is a hash of the receiver and the group key, so every notification of one
-group (first, changes, repeats, resolution) updates the same PagerDuty incident.
+The dedup_key is Alertmanager's: the SHA-256 of the group key, so every notification of one
+group (first, changes, repeats, resolution) updates the same PagerDuty incident, and an
+incident Alertmanager opened is the one tocsin updates after a switch (same tree, same key).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class PagerDutyConfig(ReceiverOptions):
         return self
 
 
-def dedup_key(receiver: str, group_key: str) -> str:
-    return hashlib.sha256(f"{receiver}\x00{group_key}".encode()).hexdigest()
+def dedup_key(group_key: str) -> str:
+    return hashlib.sha256(group_key.encode()).hexdigest()
 
 
 class PagerDutyReceiver(Receiver):
@@ -64,7 +65,7 @@ class PagerDutyReceiver(Receiver):
     def payload(self, n: Notification) -> dict[str, Any]:
         body: dict[str, Any] = {"routing_key": self.config.secret("routing_key"),
                                 "event_action": "trigger" if n.status == "firing" else "resolve",
-                                "dedup_key": dedup_key(n.receiver, n.group_key),
+                                "dedup_key": dedup_key(n.group_key),
                                 "client": self.config.client}
         if self.config.client_url or n.external_url:
             body["client_url"] = self.config.client_url or n.external_url
