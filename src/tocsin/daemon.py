@@ -90,7 +90,9 @@ class Daemon:
         _install_test_hooks(self.loop)
         self.systemd.status("starting")
         g = self.loaded.global_
-        self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
+        self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock,
+                                        on_inconclusive=self._on_inconclusive)
+        self.scheduler.lag.subscribe(self.rules.ingest)  # the shipped overload rule reads the loop lag
         self._apply(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,
                          (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
@@ -290,6 +292,10 @@ class Daemon:
     def _on_result(self, state: TargetState, result: ProbeResult, previous: ProbeResult | None) -> None:
         self.probe_metrics.record(result, state.interval)
         self.status.observe(result, previous)
+
+    def _on_inconclusive(self, result: ProbeResult) -> None:
+        """tocsin's own lag used up the probe's deadline: counted, not a result (overload.py)."""
+        self.probe_metrics.record_inconclusive(result.target, time.time())
 
     # ---------------------------------------------------------------- the listener's control
 
