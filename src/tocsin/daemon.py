@@ -20,6 +20,7 @@ from . import aio, logs, statedb
 from .clock import ClockWatch
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
+from .flapping import FlappingGate
 from .metrics import ProbeMetrics, SelfMetrics
 from .notify.alert import Alert
 from .notify.metrics import NotifyMetrics
@@ -58,6 +59,8 @@ class Daemon:
         # without an `alerting` section (firing and resolved alerts are then only logged).
         self.notify_metrics = NotifyMetrics(self.self_metrics.registry)
         self.notifier: Notifier | None = None
+        # A flapping target's notifications: held, replaced by one notice when it starts and ends.
+        self.flapping = FlappingGate(loaded.global_.flapping, self._submit_to_notifier)
         self._retired: list[Notifier] = []  # replaced by a reload, still delivering to removed receivers
         self.clock = ClockWatch(self.self_metrics.registry)  # wall-clock steps: detected and re-anchored
         self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
@@ -163,7 +166,11 @@ class Daemon:
         self.notifier, self._retired = None, []
 
     def _send_alerts(self, alerts: list[Alert]) -> None:
-        """The rule engine's hook (on its worker thread): hand firing/resolved alerts to the outbox."""
+        """The rule engine's hook (on its worker thread): firing/resolved alerts, through the
+        flapping gate, to the outbox."""
+        self.flapping.submit(alerts)
+
+    def _submit_to_notifier(self, alerts: list[Alert]) -> None:
         notifier = self.notifier
         if notifier is not None:
             notifier.submit(alerts)
@@ -239,6 +246,7 @@ class Daemon:
                     logs.setup_logging(loaded.config.logging)
                     tls_context.cache_clear()  # CA and client certificate files may have changed
                     changes = self._apply(loaded)
+                    self.flapping.configure(loaded.global_.flapping)
                     rule_errors = await self.rules.areload(loaded)
                     if _alerting_of(loaded) != _alerting_of(self.loaded):
                         await asyncio.to_thread(self._start_notifier, loaded)
@@ -277,6 +285,7 @@ class Daemon:
         changes = self.scheduler.apply(loaded.targets)
         for name in changes["removed"]:
             self.probe_metrics.remove(name)
+            self.flapping.forget(name)
         for name in changes["changed"]:
             self.probe_metrics.set_interval(name, self.scheduler.states[name].interval)
         self.status.recount(self.scheduler.states)
@@ -290,7 +299,7 @@ class Daemon:
     # ---------------------------------------------------------------- results
 
     def _on_result(self, state: TargetState, result: ProbeResult, previous: ProbeResult | None) -> None:
-        self.probe_metrics.record(result, state.interval)
+        self.probe_metrics.record(result, state.interval, self.flapping.observe(state.target, result.success))
         self.status.observe(result, previous)
 
     def _on_inconclusive(self, result: ProbeResult) -> None:

@@ -36,6 +36,7 @@ from pydantic import (
 from .. import redaction
 from ..errors import ConfigError
 from ..fields import Labels, ListenAddress, Model, PositiveDuration, ReadableFile
+from ..flapping import FlappingConfig
 from ..logs import LoggingConfig
 from ..notify.config import AlertingConfig
 from ..probes import KINDS, Probe
@@ -128,6 +129,7 @@ class GlobalConfig(Model):
     retry: RetryConfig = RetryConfig()
     max_concurrent_probes: int = Field(default=4096, ge=1)
     web: WebConfig = WebConfig()
+    flapping: FlappingConfig = FlappingConfig()
 
 
 # ---------------------------------------------------------------------------- targets

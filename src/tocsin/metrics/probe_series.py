@@ -32,6 +32,7 @@ PROBE_FAMILIES: dict[str, tuple[str, str]] = {
     "tocsin_probe_failure_reason": ("gauge", "Set to 1 for the failure reason of the last probe, absent when it succeeded."),
     "tocsin_probe_last_run_timestamp_seconds": ("gauge", "When the last probe of the target started (unix time)."),
     "tocsin_probe_interval_seconds": ("gauge", "Current probe interval of the target (stretched while down if configured)."),
+    "tocsin_target_flapping": ("gauge", "Whether the target is flapping (Icinga's weighted state-change percentage)."),
     "tocsin_probes_total": ("counter", "Probes run, by final result."),
     "tocsin_probes_inconclusive_total": ("counter", "Probe timeouts not counted as results: tocsin's own event-loop "
                                          "lag, not the target, used up the deadline."),
@@ -58,7 +59,7 @@ class _TargetSeries:
     """Counters and the histogram of one target, plus its rendered fragments."""
 
     __slots__ = ("labels", "prefix", "results", "retries", "failures", "buckets", "count", "total", "fragments",
-                 "interval", "heads", "histogram_heads", "inconclusive", "gauges")
+                 "interval", "heads", "histogram_heads", "inconclusive", "gauges", "flapping")
 
     def __init__(self, target: Target) -> None:
         self.labels = target_labels(target)
@@ -71,6 +72,7 @@ class _TargetSeries:
         self.total = 0.0
         self.fragments: list[str] = _NO_FRAGMENTS  # one per family, in PROBE_FAMILIES order
         self.inconclusive = 0
+        self.flapping = False
         self.gauges: list[MetricSample] = []  # of the last conclusive result, for the store
         self.interval = target.interval
         # Every line starts with the same `name{labels} ` for the life of the target: build
@@ -126,14 +128,16 @@ class ProbeMetrics:
                     series.fragments[_FAMILY_INDEX["tocsin_probe_interval_seconds"]] = (
                         f"{series.head('tocsin_probe_interval_seconds', series.labels)}{format_value(interval)}\n")
 
-    def record(self, result: ProbeResult, interval: float | None = None) -> None:
-        """Count and render one result; `interval` is the target's current (maybe stretched) one."""
+    def record(self, result: ProbeResult, interval: float | None = None, flapping: bool = False) -> None:
+        """Count and render one result; `interval` is the target's current (maybe stretched) one,
+        `flapping` whether the target flaps now (flapping.py)."""
         with self._lock:
             series = self._series.get(result.target)
             if series is None:  # removed by a reload while the probe ran
                 return
             if interval is not None:
                 series.interval = interval
+            series.flapping = flapping
             self._count(series, result)
             gauges = series.gauges = self._gauges(series, result)
             series.fragments = self._render(series, gauges)
@@ -204,6 +208,7 @@ class ProbeMetrics:
             ("tocsin_probe_first_attempt_success", labels, 1.0 if result.first_attempt_success else 0.0),
             ("tocsin_probe_last_run_timestamp_seconds", labels, result.started_at),
             ("tocsin_probe_interval_seconds", labels, series.interval),
+            ("tocsin_target_flapping", labels, 1.0 if series.flapping else 0.0),
         ]
         if not result.success:
             out.append(("tocsin_probe_failure_reason", labels + (("reason", result.reason),), 1.0))
