@@ -8,6 +8,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 import yaml
 
 from conftest import REPO, wait_for
@@ -147,7 +148,10 @@ alerting:
         wait_for(lambda: daemon.sample("probe_success", target="web") == 1, timeout=10, what="web up")
         service.flapping = True
         flapped_from = time.monotonic()
-        time.sleep(6.0)  # ~30 results, down for 0.6 s every 1.2 s: a storm of TargetDown without the gate
+        wait_for(lambda: daemon.targets()[0]["flapping"], timeout=10, what="the API to show the flapping")
+        assert daemon.sample("tocsin_target_flapping", target="web") == 1
+        assert "(flapping)" in requests.get(daemon.url + "/", timeout=5).text
+        time.sleep(max(0.0, 6.0 - (time.monotonic() - flapped_from)))  # ~30 results, down 0.6 s in 1.2 s
         downs_during_flap = daemon.sample("tocsin_probes_total", target="web", result="failure")
         service.flapping = False
         wait_for(lambda: "stopped flapping" in daemon.output(), timeout=15, what="the flapping to end")
@@ -169,3 +173,4 @@ alerting:
     assert counts[("TargetDown", "firing")] <= 1, sent
     assert counts[("TargetDown", "resolved")] == counts[("TargetDown", "firing")], counts
     assert daemon.sample("tocsin_target_flapping", target="web") == 0
+    assert daemon.targets()[0]["flapping"] is False

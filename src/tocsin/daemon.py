@@ -299,7 +299,8 @@ class Daemon:
     # ---------------------------------------------------------------- results
 
     def _on_result(self, state: TargetState, result: ProbeResult, previous: ProbeResult | None) -> None:
-        self.probe_metrics.record(result, state.interval, self.flapping.observe(state.target, result.success))
+        state.flapping = self.flapping.observe(state.target, result.success)
+        self.probe_metrics.record(result, state.interval, state.flapping)
         self.status.observe(result, previous)
 
     def _on_inconclusive(self, result: ProbeResult) -> None:

@@ -139,6 +139,7 @@ class TargetState:
     last_result: ProbeResult | None = None
     last_started: float = field(default_factory=time.monotonic)  # monotonic; see OVERDUE_INTERVALS
     overdue: bool = False  # reported as overdue, not started since
+    flapping: bool = False  # as flapping.py last judged it (for the API and the status page)
 
     @property
     def up(self) -> bool | None:
