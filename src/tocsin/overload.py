@@ -160,8 +160,7 @@ class LoopLag:
         Returns the conclusive result, or None when the last one was voided as well (the
         caller then records nothing). `on_voided` is told of every voided result; `targets`
         (how many are scheduled) sizes the share that may retry at once."""
-        assert self._loop is not None
-        loop, retrying = self._loop, False
+        loop, retrying = self._loop or asyncio.get_running_loop(), False
         try:
             for retries_left in range(RETRIES_PER_RUN, -1, -1):
                 self.watch()
