@@ -9,7 +9,6 @@ overload alert must fire instead, and the voided probes must be counted.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
@@ -19,18 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-import hostile
 from conftest import REPO, scaled, wait_for
-from hostile import HostileServer
-from tocsin import aio
-from tocsin.config import parse_config
-from tocsin.overload import LoopLag
-from tocsin.probes import ProbeResult, run_probe
 
 TARGETS = 150
 OVERLOAD_SECONDS = 20.0
+MIN_OVERLOAD_SECONDS = 12.0
 
 # A loopback HTTP server that answers at once: an asyncio process of its own (at a raised CPU
 # priority when the test may set one), so the only slow party in the run is tocsin.
@@ -65,6 +58,7 @@ def _raise_priority() -> None:
 
 @pytest.fixture
 def fast_server() -> Iterator[int]:
+    """The port of a FAST_SERVER process."""
     proc = subprocess.Popen([sys.executable, "-c", FAST_SERVER], stdout=subprocess.PIPE, text=True,
                             preexec_fn=_raise_priority)
     try:
@@ -113,10 +107,13 @@ rule_files: [rules.yml]
     _lowest_priority(daemon.proc.pid)
     loops = _busy_loops(2)
     try:
-        deadline = time.monotonic() + min(scaled(OVERLOAD_SECONDS), 2 * OVERLOAD_SECONDS)
-        while time.monotonic() < deadline and "alert firing: TocsinOverloaded" not in daemon.output():
+        # At least MIN_OVERLOAD_SECONDS of overload (every late probe a chance of a false alert),
+        # and until the overload alert fires, within a bound.
+        started = time.monotonic()
+        deadline = started + min(scaled(OVERLOAD_SECONDS), 2 * OVERLOAD_SECONDS)
+        while time.monotonic() < deadline and (time.monotonic() - started < MIN_OVERLOAD_SECONDS
+                                               or "alert firing: TocsinOverloaded" not in daemon.output()):
             time.sleep(0.5)
-        time.sleep(2.0)  # a few more evaluations under load
     finally:
         for loop in loops:
             loop.kill()
@@ -142,75 +139,3 @@ def _sum_of(daemon, name: str, **labels: str) -> float:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 total += s.value
     return total
-
-
-# ---------------------------------------------------------------- the judgement, on a real loop
-
-
-def _judged_probes(port: int, stall: float, timeout: float = 0.4) -> tuple[list[ProbeResult], ProbeResult | None]:
-    """Probe 127.0.0.1:`port` through LoopLag on tocsin's loop; the first attempt has the loop
-    blocked for `stall` seconds just after it starts. Returns (every attempt's result, verdict)."""
-    target = parse_config({"targets": [{"name": "t", "url": f"http://127.0.0.1:{port}/", "timeout": f"{round(timeout * 1000)}ms",
-                                        "interval": "30s"}]}, "test").targets[0]
-    attempts: list[ProbeResult] = []
-    voided: list[ProbeResult] = []
-
-    async def scenario() -> ProbeResult | None:
-        loop = asyncio.get_running_loop()
-        lag = LoopLag(CollectorRegistry(), busy=lambda: True)
-        lag.start(loop)
-
-        async def run() -> ProbeResult:
-            if not attempts and stall:
-                loop.call_soon(time.sleep, stall)  # the loop's own slowness, not the target's
-            result = await run_probe(target.probe, loop.time() + target.timeout)
-            attempts.append(result)
-            return result
-
-        try:
-            return await lag.probe(run, voided.append, targets=1)
-        finally:
-            lag.stop()
-
-    verdict = aio.run(scenario())
-    assert len(voided) == len(attempts) - (verdict is not None)
-    return attempts, verdict
-
-
-def test_a_timeout_the_loop_caused_is_voided_and_retried_at_once(fast_server):
-    attempts, verdict = _judged_probes(fast_server, stall=0.6)
-    assert [a.reason for a in attempts] == ["timeout", ""]  # the stall ate the deadline; the retry succeeded
-    assert verdict is attempts[1] and verdict.success
-
-
-def test_a_target_that_hangs_while_the_loop_is_free_is_a_failure():
-    with HostileServer(hostile.accept_and_hang()) as server:
-        attempts, verdict = _judged_probes(server.port, stall=0.0)
-    assert len(attempts) == 1 and verdict is attempts[0]
-    assert not verdict.success and verdict.reason == "timeout"
-
-
-def test_voided_results_are_retried_once_per_run_not_in_a_storm():
-    with HostileServer(hostile.accept_and_hang()) as server:
-        # The loop is blocked in every attempt: the first is voided, its one retry too, then it stops.
-        target_stall = 0.6
-
-        async def scenario() -> tuple[int, int]:
-            loop = asyncio.get_running_loop()
-            lag = LoopLag(CollectorRegistry(), busy=lambda: True)
-            lag.start(loop)
-            target = parse_config({"targets": [{"name": "t", "url": f"http://127.0.0.1:{server.port}/",
-                                                "timeout": "400ms", "interval": "30s"}]}, "test").targets[0]
-            runs, voided = [0], []
-
-            async def run() -> ProbeResult:
-                runs[0] += 1
-                loop.call_soon(time.sleep, target_stall)
-                return await run_probe(target.probe, loop.time() + target.timeout)
-
-            verdict = await lag.probe(run, voided.append, targets=1)
-            lag.stop()
-            assert verdict is None  # nothing recorded
-            return runs[0], len(voided)
-
-        assert aio.run(scenario()) == (2, 2)

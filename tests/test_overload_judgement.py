@@ -1,0 +1,86 @@
+"""The overload judgement on a real loop: a timeout the loop caused is voided and retried once;
+one the target caused, with the loop free, is a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client import CollectorRegistry
+
+import hostile
+from hostile import HostileServer
+from tocsin import aio
+from tocsin.config import parse_config
+from tocsin.overload import LoopLag
+from tocsin.probes import ProbeResult, run_probe
+
+
+def _judged_probes(port: int, stall: float, timeout: float = 0.4) -> tuple[list[ProbeResult], ProbeResult | None]:
+    """Probe 127.0.0.1:`port` through LoopLag on tocsin's loop; the first attempt has the loop
+    blocked for `stall` seconds just after it starts. Returns (every attempt's result, verdict)."""
+    target = parse_config({"targets": [{"name": "t", "url": f"http://127.0.0.1:{port}/", "timeout": f"{round(timeout * 1000)}ms",
+                                        "interval": "30s"}]}, "test").targets[0]
+    attempts: list[ProbeResult] = []
+    voided: list[ProbeResult] = []
+
+    async def scenario() -> ProbeResult | None:
+        loop = asyncio.get_running_loop()
+        lag = LoopLag(CollectorRegistry(), busy=lambda: True)
+        lag.start(loop)
+
+        async def run() -> ProbeResult:
+            if not attempts and stall:
+                loop.call_soon(time.sleep, stall)  # the loop's own slowness, not the target's
+            result = await run_probe(target.probe, loop.time() + target.timeout)
+            attempts.append(result)
+            return result
+
+        try:
+            return await lag.probe(run, voided.append, targets=1)
+        finally:
+            lag.stop()
+
+    verdict = aio.run(scenario())
+    assert len(voided) == len(attempts) - (verdict is not None)
+    return attempts, verdict
+
+
+def test_a_timeout_the_loop_caused_is_voided_and_retried_at_once():
+    with HostileServer(hostile.ok()) as server:
+        attempts, verdict = _judged_probes(server.port, stall=0.6)
+    assert [a.reason for a in attempts] == ["timeout", ""]  # the stall ate the deadline; the retry succeeded
+    assert verdict is attempts[1] and verdict.success
+
+
+def test_a_target_that_hangs_while_the_loop_is_free_is_a_failure():
+    with HostileServer(hostile.accept_and_hang()) as server:
+        attempts, verdict = _judged_probes(server.port, stall=0.0)
+    assert len(attempts) == 1 and verdict is attempts[0]
+    assert not verdict.success and verdict.reason == "timeout"
+
+
+def test_voided_results_are_retried_once_per_run_not_in_a_storm():
+    with HostileServer(hostile.accept_and_hang()) as server:
+        # The loop is blocked in every attempt: the first is voided, its one retry too, then it stops.
+        target_stall = 0.6
+
+        async def scenario() -> tuple[int, int]:
+            loop = asyncio.get_running_loop()
+            lag = LoopLag(CollectorRegistry(), busy=lambda: True)
+            lag.start(loop)
+            target = parse_config({"targets": [{"name": "t", "url": f"http://127.0.0.1:{server.port}/",
+                                                "timeout": "400ms", "interval": "30s"}]}, "test").targets[0]
+            runs, voided = [0], []
+
+            async def run() -> ProbeResult:
+                runs[0] += 1
+                loop.call_soon(time.sleep, target_stall)
+                return await run_probe(target.probe, loop.time() + target.timeout)
+
+            verdict = await lag.probe(run, voided.append, targets=1)
+            lag.stop()
+            assert verdict is None  # nothing recorded
+            return runs[0], len(voided)
+
+        assert aio.run(scenario()) == (2, 2)
