@@ -102,7 +102,8 @@ class FlappingGate:
         self.notices = 0  # notices sent (started + ended), for tests and the log
 
     def configure(self, config: FlappingConfig) -> None:
-        """A reload: a new window starts every target's history afresh (nothing flaps until it fills)."""
+        """A reload: a new window keeps each target's newest results that fit; turning detection
+        off ends every flapping (notices resolved, held alerts sent)."""
         with self._lock:
             if config.window != self.config.window:
                 for flaps in self._targets.values():
