@@ -174,3 +174,12 @@ alerting:
     assert counts[("TargetDown", "resolved")] == counts[("TargetDown", "firing")], counts
     assert daemon.sample("tocsin_target_flapping", target="web") == 0
     assert daemon.targets()[0]["flapping"] is False
+
+
+def test_flapping_thresholds_are_checked_with_their_key_path():
+    from tocsin.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"global": {"flapping": {"high": 20, "low": 30}}}, "tocsin.yml")
+    assert any("global.flapping" in line and "low (30) must be below high (20)" in line for line in caught.value.errors)
+    assert parse_config({"global": {"flapping": {"window": 11}}}, "t").global_.flapping.window == 11

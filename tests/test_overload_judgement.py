@@ -84,3 +84,30 @@ def test_voided_results_are_retried_once_per_run_not_in_a_storm():
             return runs[0], len(voided)
 
         assert aio.run(scenario()) == (2, 2)
+
+
+def test_an_inconclusive_result_is_counted_and_the_last_conclusive_gauges_stand():
+    """/metrics and the rules' store both keep the last conclusive probe_success; the store gets
+    it again with the counter, so none of the target's series goes stale (no alert resolves)."""
+    from tocsin.metrics import ProbeMetrics
+
+    target = parse_config({"targets": [{"name": "api", "url": "http://127.0.0.1:1/", "labels": {"team": "core"}}]},
+                          "test").targets[0]
+    metrics = ProbeMetrics()
+    metrics.ensure(target)
+    delivered: list[tuple[str, dict[str, float], float]] = []
+    metrics.subscribe(lambda name, samples, t: delivered.append(
+        (name, {(n + str(dict(labels[2:]) or "")): v for n, labels, v in samples}, t)))
+    down = ProbeResult(target="api", kind="http", success=False, reason="connect", message="refused", duration=0.01,
+                       attempts=1, first_attempt_success=False, correlation_id="c", started_at=1000.0, timeout=1.0)
+    metrics.record(down)
+    metrics.record_inconclusive("api", 1005.0)
+    (_, first, _), (name, second, when) = delivered
+    assert name == "api" and when == 1005.0
+    assert second["probe_success"] == first["probe_success"] == 0.0
+    assert second["tocsin_probes_inconclusive_total"] == 1.0 and first["tocsin_probes_inconclusive_total"] == 0.0
+    assert set(first) <= set(second)  # every series the conclusive result fed, fed again
+    text = metrics.render()
+    assert 'probe_success{target="api",team="core"} 0\n' in text
+    assert 'tocsin_probes_inconclusive_total{target="api",team="core"} 1\n' in text
+    assert 'tocsin_probes_total{target="api",team="core",result="failure"} 1\n' in text
