@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,10 +121,15 @@ rule_files: [rules.yml]
             loop.wait()
     output = daemon.output()
     fired = re.findall(r"alert firing: (\w+)", output)
+    inconclusive = _sum_of(daemon, "tocsin_probes_inconclusive_total")
+    print(f"overload run: {time.monotonic() - started:.1f}s, load {os.getloadavg()[0]:.1f}; alerts fired "
+          f"{dict(Counter(fired))}; probes: {_sum_of(daemon, 'tocsin_probes_total', result='success'):g} "
+          f"succeeded, {_sum_of(daemon, 'tocsin_probes_total', result='failure'):g} failed, "
+          f"{inconclusive:g} inconclusive; {_sum_of(daemon, 'tocsin_scheduler_skipped_runs_total'):g} runs skipped, "
+          f"{_sum_of(daemon, 'tocsin_scheduler_missed_runs_total'):g} missed")
     false_alerts = [name for name in fired if name != "TocsinOverloaded"]
     assert not false_alerts, f"alerts fired for healthy targets: {sorted(set(false_alerts))}:\n{output[-3000:]}"
     assert "TocsinOverloaded" in fired, f"no overload alert in {OVERLOAD_SECONDS:g}s of overload:\n{output[-3000:]}"
-    inconclusive = _sum_of(daemon, "tocsin_probes_inconclusive_total")
     assert inconclusive > 0
     assert _sum_of(daemon, "tocsin_probes_total", result="failure") == 0
     lag_samples = daemon.sample("tocsin_event_loop_lag_seconds_count")
