@@ -183,3 +183,17 @@ def test_flapping_thresholds_are_checked_with_their_key_path():
         parse_config({"global": {"flapping": {"high": 20, "low": 30}}}, "tocsin.yml")
     assert any("global.flapping" in line and "low (30) must be below high (20)" in line for line in caught.value.errors)
     assert parse_config({"global": {"flapping": {"window": 11}}}, "t").global_.flapping.window == 11
+
+
+def test_turning_detection_off_ends_the_flapping_and_sends_what_was_held():
+    target = parse_config({"targets": [{"name": "t", "tcp": {"address": "127.0.0.1:1"}}]}, "test").targets[0]
+    sent: list[Alert] = []
+    gate = FlappingGate(FlappingConfig(window=11, high=30, low=20), sent.extend)
+    for up in [True] * 11 + [False, True, False]:
+        gate.observe(target, up)
+    gate.submit([Alert({"alertname": "TargetDown", "target": "t"})])
+    assert [a.labels["alertname"] for a in sent] == ["TargetFlapping"]
+    gate.configure(FlappingConfig(enabled=False))
+    assert [(a.labels["alertname"], a.status) for a in sent[1:]] == [("TargetFlapping", "resolved"),
+                                                                     ("TargetDown", "firing")]
+    assert gate.observe(target, False) is False

@@ -246,11 +246,11 @@ class Daemon:
                     logs.setup_logging(loaded.config.logging)
                     tls_context.cache_clear()  # CA and client certificate files may have changed
                     changes = self._apply(loaded)
-                    self.flapping.configure(loaded.global_.flapping)
                     rule_errors = await self.rules.areload(loaded)
                     if _alerting_of(loaded) != _alerting_of(self.loaded):
                         await asyncio.to_thread(self._start_notifier, loaded)
                     self.loaded = loaded
+                    self.flapping.configure(loaded.global_.flapping)
                     facts.update({k: ",".join(v) or "-" for k, v in changes.items() if k != "kept"})
                     facts["kept"] = len(changes["kept"])
             except Exception as exc:  # noqa: BLE001 - whatever failed, systemd must get READY=1 again

@@ -20,6 +20,7 @@ grid), so probing goes on at its cadence instead of stopping for as long as a ba
 or counting every run as missed after a forward one. Independently, each target's last
 start is kept on the monotonic clock: a target not started for OVERDUE_INTERVALS of its
 intervals is logged and counted, whatever the reason (a stalled scheduler, a full pool).
+A probe runs through `overload.LoopLag`, which voids a timeout the loop's own lag caused.
 """
 
 from __future__ import annotations
