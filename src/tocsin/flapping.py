@@ -172,7 +172,10 @@ class FlappingGate:
                 previous = flaps.passed.get(fp)
                 if alert.firing or (previous is not None and previous.firing):
                     out.append(alert)
-                    flaps.passed[fp] = alert
+                    if alert.firing:
+                        flaps.passed[fp] = alert
+                    else:
+                        flaps.passed.pop(fp, None)
             flaps.held.clear()
             log.info("target %s stopped flapping (%.0f%%): its alerts are sent again", name, flaps.percent)
         self._forward(out)
