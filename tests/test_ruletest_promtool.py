@@ -64,7 +64,7 @@ def test_check_rules_agrees_with_promtool(tmp_path: Path) -> None:
         theirs = subprocess.run([promtool, "check", "rules", name], cwd=tmp_path, capture_output=True, text=True)
         assert ours.returncode == theirs.returncode, (name, theirs.stderr, ours.stderr)
         if name == "good.yml":
-            assert "SUCCESS: 5 rules found" in ours.stdout
+            assert f"SUCCESS: {text.count('- alert:')} rules found" in ours.stdout
         else:
             assert "FAILED" in ours.stderr and name in ours.stderr
     ours = _tocsin("check", "rules", "parse.yml", cwd=tmp_path)

@@ -21,6 +21,7 @@ from .clock import ClockWatch
 from .cluster.view import ClusterOverride, replica_warnings, shard_view
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
+from .flapping import FlappingGate
 from .metrics import ProbeMetrics, SelfMetrics
 from .notify.alert import Alert
 from .notify.metrics import NotifyMetrics
@@ -61,6 +62,8 @@ class Daemon:
         # without an `alerting` section (firing and resolved alerts are then only logged).
         self.notify_metrics = NotifyMetrics(self.self_metrics.registry)
         self.notifier: Notifier | None = None
+        # A flapping target's notifications: held, replaced by one notice when it starts and ends.
+        self.flapping = FlappingGate(loaded.global_.flapping, self._submit_to_notifier)
         self._retired: list[Notifier] = []  # replaced by a reload, still delivering to removed receivers
         self.clock = ClockWatch(self.self_metrics.registry)  # wall-clock steps: detected and re-anchored
         self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
@@ -94,7 +97,9 @@ class Daemon:
         _install_test_hooks(self.loop)
         self.systemd.status("starting")
         g = self.loaded.global_
-        self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
+        self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock,
+                                        on_inconclusive=self._on_inconclusive)
+        self.scheduler.lag.subscribe(self.rules.ingest)  # the shipped overload rule reads the loop lag
         self.push_watch = PushWatch(self.loop, self.scheduler.run_soon)
         self.scheduler.on_maintenance = self._on_maintenance
         self._apply(self.loaded)
@@ -168,7 +173,11 @@ class Daemon:
         self.notifier, self._retired = None, []
 
     def _send_alerts(self, alerts: list[Alert]) -> None:
-        """The rule engine's hook (on its worker thread): hand firing/resolved alerts to the outbox."""
+        """The rule engine's hook (on its worker thread): firing/resolved alerts, through the
+        flapping gate, to the outbox."""
+        self.flapping.submit(alerts)
+
+    def _submit_to_notifier(self, alerts: list[Alert]) -> None:
         notifier = self.notifier
         if notifier is not None:
             notifier.submit(alerts)
@@ -249,6 +258,7 @@ class Daemon:
                     if _alerting_of(loaded) != _alerting_of(self.loaded):
                         await asyncio.to_thread(self._start_notifier, loaded)
                     self.loaded = loaded
+                    self.flapping.configure(loaded.global_.flapping)
                     facts.update({k: ",".join(v) or "-" for k, v in changes.items() if k != "kept"})
                     facts["kept"] = len(changes["kept"])
             except Exception as exc:  # noqa: BLE001 - whatever failed, systemd must get READY=1 again
@@ -283,6 +293,7 @@ class Daemon:
         changes = self.scheduler.apply(loaded.targets)
         for name in changes["removed"]:
             self.probe_metrics.remove(name)
+            self.flapping.forget(name)
         for name in changes["changed"]:
             self.probe_metrics.set_interval(name, self.scheduler.states[name].interval)
         self.status.recount(self.scheduler.states)
@@ -309,8 +320,13 @@ class Daemon:
         self.probe_metrics.set_maintenance(state.target.name, inside)
 
     def _on_result(self, state: TargetState, result: ProbeResult, previous: ProbeResult | None) -> None:
-        self.probe_metrics.record(result, state.interval)
+        state.flapping = self.flapping.observe(state.target, result.success)
+        self.probe_metrics.record(result, state.interval, state.flapping)
         self.status.observe(result, previous)
+
+    def _on_inconclusive(self, result: ProbeResult) -> None:
+        """tocsin's own lag used up the probe's deadline: counted, not a result (overload.py)."""
+        self.probe_metrics.record_inconclusive(result.target, time.time())
 
     # ---------------------------------------------------------------- the listener's control
 

@@ -20,6 +20,7 @@ grid), so probing goes on at its cadence instead of stopping for as long as a ba
 or counting every run as missed after a forward one. Independently, each target's last
 start is kept on the monotonic clock: a target not started for OVERDUE_INTERVALS of its
 intervals is logged and counted, whatever the reason (a stalled scheduler, a full pool).
+A probe runs through `overload.LoopLag`, which voids a timeout the loop's own lag caused.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from .clock import ClockWatch
 from .config import Target
 from .logs import log_context
 from .metrics import SelfMetrics
+from .overload import LoopLag
 from .probes import ProbeResult, new_correlation_id, run_probe
 
 log = logging.getLogger("tocsin.scheduler")
@@ -140,6 +142,7 @@ class TargetState:
     last_started: float = field(default_factory=time.monotonic)  # monotonic; see OVERDUE_INTERVALS
     overdue: bool = False  # reported as overdue, not started since
     maintenance: bool = False  # inside one of its maintenance windows: not probed (see maintenance.py)
+    flapping: bool = False  # as flapping.py last judged it (for the API and the status page)
 
     @property
     def up(self) -> bool | None:
@@ -166,9 +169,11 @@ class ProbeScheduler:
     """Owns the probe jobs; `apply(targets)` is the only way the set of targets changes."""
 
     def __init__(self, metrics: SelfMetrics, on_result: Callable[[TargetState, ProbeResult, ProbeResult | None], None],
-                 max_concurrent: int = 4096, clock: ClockWatch | None = None) -> None:
+                 max_concurrent: int = 4096, clock: ClockWatch | None = None,
+                 on_inconclusive: Callable[[ProbeResult], None] = lambda _result: None) -> None:
         self._metrics = metrics
         self._on_result = on_result
+        self._on_inconclusive = on_inconclusive  # a result tocsin's own lag voided (overload.py)
         self._slots = asyncio.Semaphore(max_concurrent)
         self._due: dict[str, datetime] = {}  # job id -> when its current run was due
         self._scheduler = _LoopScheduler(
@@ -185,6 +190,7 @@ class ProbeScheduler:
         self._unusual_logged = float("-inf")
         self._in_flight: set[asyncio.Task] = set()
         metrics.in_flight.set_function(lambda: len(self._in_flight))
+        self.lag = LoopLag(metrics.registry, busy=lambda: bool(self._in_flight))
         self._overdue_runs = Counter(
             "tocsin_scheduler_overdue_total",
             f"Times a target's probe had not started for {OVERDUE_INTERVALS} of its intervals (once per stall).",
@@ -209,6 +215,7 @@ class ProbeScheduler:
             state.last_started = started
         self._next_overdue_check = started + OVERDUE_CHECK_EVERY
         self._scheduler.start()
+        self.lag.start(asyncio.get_event_loop())
 
     async def stop(self, grace: float) -> None:
         """Stop scheduling, then give in-flight probes up to `grace` seconds to finish."""
@@ -218,6 +225,7 @@ class ProbeScheduler:
             await asyncio.wait(list(self._in_flight), timeout=grace)
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)  # cancels only what outlived the grace
+        self.lag.stop()
 
     @property
     def running(self) -> bool:
@@ -313,9 +321,10 @@ class ProbeScheduler:
                     due = self._due.pop(name, None)
                     if due is not None:
                         self._metrics.lateness.observe((datetime.now(timezone.utc) - due).total_seconds())
-                    result = await run_probe(target.probe, asyncio.get_running_loop().time() + target.timeout,
-                                             correlation_id)
-                if self.states.get(name) is not state:  # removed or replaced while probing
+                    result = await self.lag.probe(  # None: tocsin's own lag voided it (and its retry)
+                        lambda: run_probe(target.probe, asyncio.get_running_loop().time() + target.timeout,
+                                          correlation_id), self._on_inconclusive, len(self.states))
+                if result is None or self.states.get(name) is not state:  # or removed/replaced while probing
                     return
                 self._adjust_interval(state, result)
                 previous, state.last_result = state.last_result, result

@@ -37,6 +37,7 @@ from .. import redaction
 from ..cluster.config import ClusterConfig
 from ..errors import ConfigError
 from ..fields import Labels, ListenAddress, Model, PositiveDuration, ReadableFile
+from ..flapping import FlappingConfig
 from ..logs import LoggingConfig
 from ..notify.config import AlertingConfig
 from ..probes import KINDS, Probe
@@ -130,6 +131,7 @@ class GlobalConfig(Model):
     retry: RetryConfig = RetryConfig()
     max_concurrent_probes: int = Field(default=4096, ge=1)
     web: WebConfig = WebConfig()
+    flapping: FlappingConfig = FlappingConfig()
 
 
 # ---------------------------------------------------------------------------- targets

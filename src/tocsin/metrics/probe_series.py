@@ -34,7 +34,10 @@ PROBE_FAMILIES: dict[str, tuple[str, str]] = {
     "tocsin_probe_last_run_timestamp_seconds": ("gauge", "When the last probe of the target started (unix time)."),
     "tocsin_probe_interval_seconds": ("gauge", "Current probe interval of the target (stretched while down if configured)."),
     "tocsin_target_maintenance": ("gauge", "Set to 1 while the target is in a maintenance window (not probed), absent otherwise."),
+    "tocsin_target_flapping": ("gauge", "Whether the target is flapping (Icinga's weighted state-change percentage)."),
     "tocsin_probes_total": ("counter", "Probes run, by final result."),
+    "tocsin_probes_inconclusive_total": ("counter", "Probe timeouts not counted as results: tocsin's own event-loop "
+                                         "lag, not the target, used up the deadline."),
     "tocsin_probe_retries_total": ("counter", "Attempts beyond the first."),
     "tocsin_probe_failures_total": ("counter", "Failed probes, by reason."),
     "tocsin_probe_duration_seconds": ("histogram", "Probe durations, for latency SLOs."),
@@ -58,7 +61,7 @@ class _TargetSeries:
     """Counters and the histogram of one target, plus its rendered fragments."""
 
     __slots__ = ("labels", "prefix", "results", "retries", "failures", "buckets", "count", "total", "fragments",
-                 "interval", "heads", "histogram_heads")
+                 "interval", "heads", "histogram_heads", "inconclusive", "gauges", "flapping")
 
     def __init__(self, target: Target) -> None:
         self.labels = target_labels(target)
@@ -70,6 +73,9 @@ class _TargetSeries:
         self.count = 0
         self.total = 0.0
         self.fragments: list[str] = _NO_FRAGMENTS  # one per family, in PROBE_FAMILIES order
+        self.inconclusive = 0
+        self.flapping = False
+        self.gauges: list[MetricSample] = []  # of the last conclusive result, for the store
         self.interval = target.interval
         # Every line starts with the same `name{labels} ` for the life of the target: build
         # each once, so rendering a result is only formatting its values.
@@ -139,21 +145,45 @@ class ProbeMetrics:
         for listener in listeners:
             listener(name, [sample], time.time())
 
-    def record(self, result: ProbeResult, interval: float | None = None) -> None:
-        """Count and render one result; `interval` is the target's current (maybe stretched) one."""
+    def record(self, result: ProbeResult, interval: float | None = None, flapping: bool = False) -> None:
+        """Count and render one result; `interval` is the target's current (maybe stretched) one,
+        `flapping` whether the target flaps now (flapping.py)."""
         with self._lock:
             series = self._series.get(result.target)
             if series is None:  # removed by a reload while the probe ran
                 return
             if interval is not None:
                 series.interval = interval
+            series.flapping = flapping
             self._count(series, result)
-            gauges = self._gauges(series, result)
+            gauges = series.gauges = self._gauges(series, result)
             series.fragments = self._render(series, gauges)
             deliveries = [(listener, gauges + self._counter_samples(series, wants))
                           for listener, wants in self._listeners]
         for listener, samples in deliveries:
             listener(result.target, samples, result.started_at + result.duration)
+
+    def record_inconclusive(self, target: str, unix_time: float) -> None:
+        """Count a result tocsin's own lag voided (overload.py); record nothing else of it.
+
+        The gauges keep describing the last conclusive result, on /metrics and in the store,
+        which gets them again (with the counters) so no series of the target goes stale."""
+        with self._lock:
+            series = self._series.get(target)
+            if series is None:
+                return
+            series.inconclusive += 1
+            fragments = list(series.fragments)  # a copy: a scrape may be joining the old list
+            fragments[_FAMILY_INDEX["tocsin_probes_inconclusive_total"]] = self._inconclusive_line(series)
+            series.fragments = fragments
+            deliveries = [(listener, series.gauges + self._counter_samples(series, wants))
+                          for listener, wants in self._listeners]
+        for listener, samples in deliveries:
+            listener(target, samples, unix_time)
+
+    @staticmethod
+    def _inconclusive_line(series: _TargetSeries) -> str:
+        return f"{series.head('tocsin_probes_inconclusive_total', series.labels)}{series.inconclusive}\n"
 
     @staticmethod
     def _count(series: _TargetSeries, result: ProbeResult) -> None:
@@ -202,6 +232,7 @@ class ProbeMetrics:
             ("tocsin_probe_first_attempt_success", labels, 1.0 if result.first_attempt_success else 0.0),
             ("tocsin_probe_last_run_timestamp_seconds", labels, result.started_at),
             ("tocsin_probe_interval_seconds", labels, series.interval),
+            ("tocsin_target_flapping", labels, 1.0 if series.flapping else 0.0),
         ]
         if not result.success:
             out.append(("tocsin_probe_failure_reason", labels + (("reason", result.reason),), 1.0))
@@ -216,6 +247,8 @@ class ProbeMetrics:
         if wants("tocsin_probes_total"):
             out += [("tocsin_probes_total", labels + (("result", result),), float(count))
                     for result, count in series.results.items()]
+        if wants("tocsin_probes_inconclusive_total"):
+            out.append(("tocsin_probes_inconclusive_total", labels, float(series.inconclusive)))
         if wants("tocsin_probe_retries_total"):
             out.append(("tocsin_probe_retries_total", labels, float(series.retries)))
         if wants("tocsin_probe_failures_total"):
@@ -239,6 +272,7 @@ class ProbeMetrics:
         labels = series.labels
         parts["tocsin_probes_total"] = [f"{head('tocsin_probes_total', labels + (('result', result),))}{count}\n"
                                         for result, count in series.results.items()]
+        parts["tocsin_probes_inconclusive_total"] = [ProbeMetrics._inconclusive_line(series)]
         parts["tocsin_probe_retries_total"] = [f"{head('tocsin_probe_retries_total', labels)}{series.retries}\n"]
         parts["tocsin_probe_failures_total"] = [
             f"{head('tocsin_probe_failures_total', labels + (('reason', reason),))}{count}\n"

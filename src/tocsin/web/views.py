@@ -64,9 +64,9 @@ class WebViews:
         rows = []
         for item in targets_view(self._targets):
             result = item["last_result"] or {}
-            rows.append("<tr class='{h}'><td>{n}</td><td>{k}</td><td>{e}</td><td>{h}</td><td>{r}</td>"
+            rows.append("<tr class='{h}'><td>{n}</td><td>{k}</td><td>{e}</td><td>{h}{f}</td><td>{r}</td>"
                         "<td>{d}</td><td>{l}</td></tr>".format(
-                            h=item["health"], n=html.escape(item["name"]), k=item["kind"],
+                            h=item["health"], f=" (flapping)" if item["flapping"] else "", n=html.escape(item["name"]), k=item["kind"],
                             e=html.escape(item["endpoint"]), r=html.escape(str(result.get("reason") or "")),
                             d=f"{result['duration_seconds']:.3f}s" if result else "", l=item["last_run"] or ""))
         return _STATUS_PAGE.format(rows="\n".join(rows), count=len(rows), up=self._counts.up)
@@ -98,6 +98,7 @@ def targets_view(table: TargetTable) -> list[dict[str, Any]]:
             "endpoint": target.endpoint,
             "labels": target.labels, "interval_seconds": target.interval, "current_interval_seconds": state.interval,
             "timeout_seconds": target.timeout, "health": _health(state.maintenance, result),
+            "flapping": state.flapping,
             "last_run": _iso(result.started_at) if result else None,
             "next_run": next_run.isoformat() if next_run else None,
             "last_result": None if result is None else {
