@@ -1,6 +1,6 @@
 """The private parts of APScheduler that the probe scheduler builds on are still there, unchanged.
 
-`_LoopScheduler` replaces how AsyncIOScheduler arms its timer and `_MeasuredExecutor` hooks
+`LoopScheduler` replaces how AsyncIOScheduler arms its timer and `_MeasuredExecutor` hooks
 into how AsyncIOExecutor submits a run: both lean on private methods and attributes, which
 a release may rename or change without notice. pyproject.toml pins APScheduler's minor
 version; this test is what a bump of that pin must pass first.
@@ -16,7 +16,7 @@ import apscheduler
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from tocsin.scheduler import _LoopScheduler, _MeasuredExecutor
+from tocsin.scheduler import LoopScheduler, _MeasuredExecutor
 
 # (class, method): the parameters it must take. Overridden: wakeup, _start_timer (scheduler),
 # _do_submit_job (executor); called from the overrides: _stop_timer, _process_jobs.
@@ -45,7 +45,7 @@ def test_private_methods_exist_with_the_expected_signature():
 
 
 def test_overrides_match_what_they_replace():
-    for ours, theirs in ((_LoopScheduler, AsyncIOScheduler), (_MeasuredExecutor, AsyncIOExecutor)):
+    for ours, theirs in ((LoopScheduler, AsyncIOScheduler), (_MeasuredExecutor, AsyncIOExecutor)):
         for name, function in vars(ours).items():
             if callable(function) and name != "__init__" and hasattr(theirs, name):
                 assert parameters(function) == parameters(getattr(theirs, name)), f"{ours.__name__}.{name}"
@@ -60,7 +60,7 @@ def test_private_attributes_the_timer_relies_on():
 
 
 def test_adding_or_rescheduling_a_job_calls_wakeup():
-    """_LoopScheduler's wakeup is where a new job gets its timer: it must still be the way in."""
+    """LoopScheduler's wakeup is where a new job gets its timer: it must still be the way in."""
 
     class Counting(AsyncIOScheduler):
         wakeups = 0

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from apscheduler.triggers.interval import IntervalTrigger
 
 from tocsin import aio
-from tocsin.scheduler import SLOT, _LoopScheduler, first_run, phase_offset
+from tocsin.scheduler import SLOT, LoopScheduler, first_run, phase_offset
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -31,7 +31,7 @@ def test_first_runs_still_spread_over_the_interval():
     assert len(offsets) >= 45  # 5 s in 0.1 s slots: 50 possible first-run slots, nearly all used
 
 
-class _CountingScheduler(_LoopScheduler):
+class _CountingScheduler(LoopScheduler):
     def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(**kwargs)
         self.passes = 0

@@ -25,7 +25,7 @@ from .flapping import FlappingGate
 from .metrics import ProbeMetrics, SelfMetrics
 from .notify.alert import Alert
 from .notify.metrics import NotifyMetrics
-from .notify.notifier import Notifier
+from .notify.slot import NotifierSlot, alerting_of
 from .probes import KINDS, ProbeResult
 from .probes.net import tls_context
 from .probes.push import PushWatch
@@ -61,10 +61,9 @@ class Daemon:
         # Alert notifications: routed, grouped and delivered through a durable outbox; None
         # without an `alerting` section (firing and resolved alerts are then only logged).
         self.notify_metrics = NotifyMetrics(self.self_metrics.registry)
-        self.notifier: Notifier | None = None
+        self.notifiers = NotifierSlot(self.notify_metrics)  # the one in force, and those still draining
         # A flapping target's notifications: held, replaced by one notice when it starts and ends.
-        self.flapping = FlappingGate(loaded.global_.flapping, self._submit_to_notifier)
-        self._retired: list[Notifier] = []  # replaced by a reload, still delivering to removed receivers
+        self.flapping = FlappingGate(loaded.global_.flapping, self.notifiers.submit)
         self.clock = ClockWatch(self.self_metrics.registry)  # wall-clock steps: detected and re-anchored
         self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
                                  external_url=f"http://{loaded.global_.listen_address}", clock=self.clock)
@@ -108,7 +107,7 @@ class Daemon:
                          (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
         self.web = WebServer(g.listen_address, views, self, g.web)  # binds here: a taken port fails start-up
         self.web.start()
-        await asyncio.to_thread(self._start_notifier, self.loaded)  # replays the outbox
+        await asyncio.to_thread(self.notifiers.rebuild, self.loaded)  # replays the outbox
         self._start_rules()
         self._start_watchdog()
         # Last: probes due from now on do not compete with the rest of start-up for the CPU.
@@ -135,52 +134,10 @@ class Daemon:
 
     # ---------------------------------------------------------------- notifications
 
-    def _start_notifier(self, loaded: LoadedConfig) -> None:
-        """(Re)build the notifier for `loaded`; the outbox on disk carries over, so nothing is lost.
-
-        The new notifier is built first (a state_dir it cannot open fails the reload and leaves
-        the old one running) and takes the submissions from then on. The old one hands it the
-        alerts it knew and resolves at once, at the receivers, what the new routing no longer
-        sends there; its lanes of receivers that the new configuration lacks deliver that, then
-        end (until then it is kept in `_retired`)."""
-        alerting = loaded.config.alerting
-        new = None
-        if alerting is not None:
-            new = Notifier(alerting, state_dir=loaded.global_.state_dir,
-                           external_labels=loaded.global_.external_labels, metrics=self.notify_metrics,
-                           external_url=f"http://{loaded.global_.listen_address}")
-        old, self.notifier = self.notifier, new
-        names = {r.name for r in alerting.receivers} if alerting is not None else set()
-        for done in [n for n in self._retired if not n.running()]:
-            done.stop()
-            self._retired.remove(done)
-        for retired in self._retired:
-            if new is not None and _same_outbox(retired, new):
-                retired.release(names)  # the new notifier delivers these channels
-        if old is not None:
-            old.retire(alerting, names if new is not None and _same_outbox(old, new) else set(), heir=new)
-            if old.running():
-                self._retired.append(old)
-            else:
-                old.stop()
-        if new is not None:
-            new.start(frozenset().union(*(n.draining() for n in self._retired if _same_outbox(n, new))))
-
-    def _stop_notifier(self) -> None:
-        for notifier in [self.notifier, *self._retired]:
-            if notifier is not None:
-                notifier.stop(timeout=5)
-        self.notifier, self._retired = None, []
-
     def _send_alerts(self, alerts: list[Alert]) -> None:
         """The rule engine's hook (on its worker thread): firing/resolved alerts, through the
         flapping gate, to the outbox."""
         self.flapping.submit(alerts)
-
-    def _submit_to_notifier(self, alerts: list[Alert]) -> None:
-        notifier = self.notifier
-        if notifier is not None:
-            notifier.submit(alerts)
 
     def _on_stop_signal(self, sig: int) -> None:
         if not self._stop.is_set():
@@ -197,7 +154,7 @@ class Daemon:
             if self.scheduler is not None:
                 await self.scheduler.stop(grace=grace + 0.5)
             await self.rules.stop()
-            await asyncio.to_thread(self._stop_notifier)  # undelivered notifications stay in the outbox
+            await asyncio.to_thread(self.notifiers.stop)  # undelivered notifications stay in the outbox
             if self.web is not None:
                 await asyncio.to_thread(self.web.stop)
         log.info("tocsin stopped")
@@ -255,8 +212,8 @@ class Daemon:
                     changes = self._apply(loaded)
                     self._label_shard(loaded)
                     rule_errors = await self.rules.areload(loaded)
-                    if _alerting_of(loaded) != _alerting_of(self.loaded):
-                        await asyncio.to_thread(self._start_notifier, loaded)
+                    if alerting_of(loaded) != alerting_of(self.loaded):
+                        await asyncio.to_thread(self.notifiers.rebuild, loaded)
                     self.loaded = loaded
                     self.flapping.configure(loaded.global_.flapping)
                     facts.update({k: ",".join(v) or "-" for k, v in changes.items() if k != "kept"})
@@ -335,8 +292,7 @@ class Daemon:
 
     def health_problems(self) -> list[str]:
         """Why the daemon is not doing its job although it runs (for /-/healthy); empty: healthy."""
-        return [problem for notifier in [self.notifier, *self._retired] if notifier is not None
-                for problem in notifier.problems()]
+        return self.notifiers.problems()
 
     def request_reload(self) -> tuple[bool, str]:
         """Called from a web thread: run the reload on the loop and wait for its verdict."""
@@ -376,16 +332,6 @@ def _settle_heap() -> None:
     gc.set_threshold(5_000, 20, 100)
     gc.freeze()
     gc.enable()  # off during start-up (run_daemon)
-
-
-def _same_outbox(a: Notifier, b: Notifier) -> bool:
-    return os.path.realpath(a.outbox.path) == os.path.realpath(b.outbox.path)
-
-
-def _alerting_of(loaded: LoadedConfig) -> tuple:
-    """What the notifier is built from: a change in any of it rebuilds the notifier on reload."""
-    g = loaded.global_
-    return (loaded.config.alerting, g.state_dir, tuple(sorted(g.external_labels.items())), g.listen_address)
 
 
 def load_shard(path: str | os.PathLike[str], override: ClusterOverride | None = None) -> LoadedConfig:
