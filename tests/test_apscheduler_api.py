@@ -16,7 +16,8 @@ import apscheduler
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from tocsin.scheduler import LoopScheduler, _MeasuredExecutor
+from tocsin.loop_scheduler import LoopScheduler
+from tocsin.scheduler import _MeasuredExecutor
 
 # (class, method): the parameters it must take. Overridden: wakeup, _start_timer (scheduler),
 # _do_submit_job (executor); called from the overrides: _stop_timer, _process_jobs.

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from apscheduler.triggers.interval import IntervalTrigger
 
 from tocsin import aio
-from tocsin.scheduler import SLOT, LoopScheduler, first_run, phase_offset
+from tocsin.loop_scheduler import SLOT, LoopScheduler, first_run, phase_offset
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
