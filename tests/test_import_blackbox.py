@@ -86,9 +86,10 @@ def test_what_each_prober_becomes():
     by_job = {t["name"].split(" (")[1].rstrip(")'"): t for t in out.targets}
     notes = "\n".join(out.notes)
 
-    assert by_job["ssh_banner"]["tcp"] == {"address": "127.0.0.1:995", "expect": "^SSH-2.0-"}
-    assert "ssh_banner: tcp.query_response[1] {'send': 'SSH-2.0-blackbox-ssh-check'}" in notes
-    assert by_job["pop3s_banner"]["tcp"] == {"address": "127.0.0.1:995", "tls": True, "expect": "^+OK"}
+    assert by_job["ssh_banner"]["tcp"] == {"address": "127.0.0.1:995", "ip_protocol": "ip6", "query_response": [
+        {"expect": "^SSH-2.0-"}, {"send": "SSH-2.0-blackbox-ssh-check"}]}
+    assert by_job["pop3s_banner"]["tcp"] == {"address": "127.0.0.1:995", "tls": True, "ip_protocol": "ip6",
+                                             "query_response": [{"expect": "^+OK"}]}
     assert by_job["icmp"]["icmp"] == {"host": "127.0.0.1", "ip_protocol": "ip6"}  # blackbox prefers IPv6
     assert by_job["icmp_ttl5"]["icmp"]["ttl"] == 5 and by_job["icmp_ttl5"]["timeout"] == "5s"
     assert by_job["icmp_example"]["icmp"]["ip_protocol"] == "ip4"
@@ -96,11 +97,14 @@ def test_what_each_prober_becomes():
     assert by_job["grpc_plain"]["grpc"] == {"address": "127.0.0.1:50051", "service": "service1"}
     assert by_job["grpc"]["grpc"] == {"address": "127.0.0.1:50051", "tls": True}
     assert by_job["dns_soa"]["dns"] == {"query": "prometheus.io", "type": "SOA", "server": "127.0.0.1:53",
-                                        "fail_if_no_answer": False}
+                                        "fail_if_no_answer": False, "ip_protocol": "ip6"}
     assert "dns_tcp_example: dns.query_type ANY" in notes  # blackbox's default type; tocsin has no ANY
     assert by_job["http_basic_auth_example"]["http"]["basic_auth"] == {"username": "username", "password": "mysecret"}
     assert "http_basic_auth_example: http.headers.Host: tocsin sets this header itself" in notes
-    assert "http_with_proxy: http.proxy_url" in notes and "http_gzip: http.compression" in notes
+    # blackbox options tocsin has: converted as written there.
+    assert by_job["http_with_proxy"]["http"]["proxy_url"] == blackbox["modules"]["http_with_proxy"]["http"]["proxy_url"]
+    assert by_job["http_gzip"]["http"]["compression"] == "gzip" and by_job["http_2xx"]["http"]["ip_protocol"] == "ip6"
+    assert "http_with_proxy: http.proxy_url" not in notes and "http_gzip: http.compression" not in notes
     assert (by_job["http_2xx"]["interval"], by_job["http_2xx"]["timeout"]) == ("30s", "20s")
     assert by_job["http_post_2xx"]["timeout"] == "5s"  # the module's timeout, shorter than the scrape's
     unloadable = {target["name"]: errors for target, errors in out.unloadable}

@@ -53,8 +53,7 @@ def http(target: str, options: dict, notes: Notes) -> dict:
     out: dict = {}
     why = {
         "valid_http_versions": "tocsin speaks HTTP/1.1 and does not check the version",
-        "preferred_ip_protocol": "tocsin tries IPv4 first, then IPv6",
-        "ip_protocol_fallback": "tocsin falls back to the other family",
+        "compression": "tocsin decodes gzip, deflate and identity (no br)",
         "fail_if_ssl": "no equivalent; check probe_http_ssl in a rule",
         "fail_if_not_ssl": "no equivalent; check probe_http_ssl in a rule",
     }
@@ -69,9 +68,12 @@ def http(target: str, options: dict, notes: Notes) -> dict:
     if headers:
         out["headers"] = headers
     for key in ("body", "fail_if_body_matches_regexp", "fail_if_body_not_matches_regexp", "bearer_token",
-                "bearer_token_file"):
+                "bearer_token_file", "fail_if_header_matches", "fail_if_header_not_matches", "proxy_url"):
         if options.get(key):
             out[key] = options[key]
+    if options.get("compression") in ("gzip", "deflate", "identity"):
+        out["compression"] = options["compression"]
+    out.update(ip_protocol(options))
     if options.get("valid_status_codes"):
         out["valid_status_codes"] = [int(code) for code in options["valid_status_codes"]]
     if options.get("no_follow_redirects") or options.get("follow_redirects") is False:
@@ -87,25 +89,29 @@ def http(target: str, options: dict, notes: Notes) -> dict:
         _rest(basic, {"username", "password", "password_file"}, "http.basic_auth", notes)
     done = {"method", "headers", "body", "fail_if_body_matches_regexp", "fail_if_body_not_matches_regexp",
             "bearer_token", "bearer_token_file", "valid_status_codes", "no_follow_redirects", "follow_redirects",
-            "tls_config", "basic_auth"}
+            "tls_config", "basic_auth", "fail_if_header_matches", "fail_if_header_not_matches", "proxy_url",
+            "preferred_ip_protocol", "ip_protocol_fallback", *(["compression"] if "compression" in out else [])}
     _rest(options, done, "http", notes, why)
     return {"url": url, **({"http": out} if out else {})}
 
 
-def _query_response(steps: list, notes: Notes) -> dict:
-    """tocsin's TCP probe sends once, then expects once: the longest such prefix of the steps."""
-    out: dict = {}
-    index = 0
-    if steps and set(steps[0]) == {"send"}:
-        out["send"] = str(steps[0]["send"]).replace("\\", "\\\\") + "\\n"  # blackbox ends each send with \n
-        index = 1
-    if index < len(steps) and set(steps[index]) == {"expect"}:
-        out["expect"] = str(steps[index]["expect"])
-        index += 1
-    for position in range(index, len(steps)):
-        notes.append(f"tcp.query_response[{position}] {dict(steps[position])}: tocsin's TCP probe sends once, "
-                     "then expects once; later steps are not checked")
+def ip_protocol(options: dict) -> dict:
+    """blackbox's `preferred_ip_protocol` (default ip6) and `ip_protocol_fallback`, in tocsin's words."""
+    out: dict = {"ip_protocol": options.get("preferred_ip_protocol", "ip6")}
+    if options.get("ip_protocol_fallback") is False:
+        out["ip_protocol_fallback"] = False
     return out
+
+
+def _query_response(steps: list, notes: Notes) -> dict:
+    """blackbox's steps, as tocsin takes them (expect, send, starttls; `${1}` in a send)."""
+    out = []
+    for position, step in enumerate(steps):
+        kept = {key: step[key] for key in ("expect", "send", "starttls") if key in step}
+        for key in set(step) - set(kept):
+            notes.append(f"tcp.query_response[{position}].{key}: no equivalent in tocsin")
+        out.append(kept)
+    return {"query_response": out} if out else {}
 
 
 def tcp(target: str, options: dict, notes: Notes) -> dict:
@@ -117,8 +123,9 @@ def tcp(target: str, options: dict, notes: Notes) -> dict:
         if tls:
             out["tls_config"] = tls
     out.update(_query_response(list(options.get("query_response") or []), notes))
-    _rest(options, {"tls", "tls_config", "query_response"}, "tcp", notes,
-          {"preferred_ip_protocol": "tocsin tries IPv4 first, then IPv6"})
+    out.update(ip_protocol(options))
+    _rest(options, {"tls", "tls_config", "query_response", "preferred_ip_protocol", "ip_protocol_fallback"},
+          "tcp", notes)
     return {"tcp": out}
 
 
@@ -134,9 +141,10 @@ def dns(target: str, options: dict, notes: Notes) -> dict | None:
         out["transport"] = options["transport_protocol"]
     if options.get("valid_rcodes"):
         out["valid_rcodes"] = [str(code) for code in options["valid_rcodes"]]
-    _rest(options, {"query_name", "query_type", "transport_protocol", "valid_rcodes"}, "dns", notes,
-          {"preferred_ip_protocol": "tocsin tries IPv4 first, then IPv6",
-           "validate_answer_rrs": "tocsin does not match answer records", "validate_authority_rrs":
+    out.update(ip_protocol(options))
+    _rest(options, {"query_name", "query_type", "transport_protocol", "valid_rcodes", "preferred_ip_protocol",
+                    "ip_protocol_fallback"}, "dns", notes,
+          {"validate_answer_rrs": "tocsin does not match answer records", "validate_authority_rrs":
            "tocsin does not match authority records", "validate_additional_rrs": "tocsin does not match additional records"})
     return {"dns": out}
 
