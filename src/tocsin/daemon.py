@@ -20,6 +20,7 @@ from . import aio, logs, statedb
 from .clock import ClockWatch
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
+from .history import HistoryRecorder
 from .metrics import ProbeMetrics, SelfMetrics
 from .notify.alert import Alert
 from .notify.metrics import NotifyMetrics
@@ -67,6 +68,7 @@ class Daemon:
         self.status = ServiceStatus(self.systemd, self.self_metrics.targets_up)
         self.scheduler: ProbeScheduler | None = None
         self.web: WebServer | None = None
+        self.history: HistoryRecorder | None = None  # probe history and incidents, in state_dir/history.db
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -91,9 +93,13 @@ class Daemon:
         self.systemd.status("starting")
         g = self.loaded.global_
         self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
+        self.history = HistoryRecorder(os.path.join(g.state_dir, "history.db"), self.loaded.config.history,
+                                       alerts=self.rules.active_alerts)
+        self.history.start()
         self._apply(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,
-                         (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
+                         (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics),
+                         self.history, lambda: self.loaded.config.status_page)
         self.web = WebServer(g.listen_address, views, self, g.web)  # binds here: a taken port fails start-up
         self.web.start()
         await asyncio.to_thread(self._start_notifier, self.loaded)  # replays the outbox
@@ -184,6 +190,8 @@ class Daemon:
             await asyncio.to_thread(self._stop_notifier)  # undelivered notifications stay in the outbox
             if self.web is not None:
                 await asyncio.to_thread(self.web.stop)
+            if self.history is not None:
+                await asyncio.to_thread(self.history.stop)  # the last second of results written
         log.info("tocsin stopped")
 
     def _start_watchdog(self) -> None:
@@ -290,6 +298,8 @@ class Daemon:
     def _on_result(self, state: TargetState, result: ProbeResult, previous: ProbeResult | None) -> None:
         self.probe_metrics.record(result, state.interval)
         self.status.observe(result, previous)
+        if self.history is not None:  # a queue append; the history thread does the rest
+            self.history.record(state.target.name, result, state.interval)
 
     # ---------------------------------------------------------------- the listener's control
 

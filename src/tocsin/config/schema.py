@@ -36,10 +36,12 @@ from pydantic import (
 from .. import redaction
 from ..errors import ConfigError
 from ..fields import Labels, ListenAddress, Model, PositiveDuration, ReadableFile
+from ..history.config import HistoryConfig
 from ..logs import LoggingConfig
 from ..notify.config import AlertingConfig
 from ..probes import KINDS, Probe
 from ..probes.retry import BackoffWhenDown, RetryConfig
+from ..statuspage.config import StatusPageConfig
 from .load import Problem, error_problems, expand_env, format_problems, load_yaml
 
 
@@ -239,6 +241,8 @@ class Config(Model):
     targets: list[Annotated[Target, WrapValidator(_reuse_validated)]] = Field(default_factory=list)
     rule_files: list[str] = Field(default_factory=list)
     alerting: AlertingConfig | None = None
+    history: HistoryConfig = HistoryConfig()
+    status_page: StatusPageConfig = StatusPageConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True)
 

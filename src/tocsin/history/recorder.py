@@ -1,0 +1,245 @@
+"""The history recorder: probe results in, rollups, incidents and alert states out to SQLite.
+
+The probe path only appends the result to a queue (`record`, a deque append: no lock, no
+I/O). A thread folds the queue once a second into the open minute, hour and day of each
+target, the in-memory summaries the overview reads and the incident log, then writes every
+changed row in one transaction. A `kill -9` therefore loses at most the last second; a
+restart reads the open spans back and keeps adding to them. Each flush also prunes a few
+targets' expired rows, so pruning never takes one long pause.
+
+Alert states are polled from the rule engine at each flush (not pushed): the recorder sees
+what the API shows, records each change once, and ties firing alerts that carry a `target`
+label to that target's open incident.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..notify.alert import fingerprint
+from ..probes import ProbeResult
+from ..redaction import redact
+from ..statedb import StateWriteError
+from .config import HistoryConfig
+from .reasons import reason_words
+from .rollup import DOWN, MAINTENANCE, UP, Rollup
+from .store import DAY, HOUR, MINUTE, TABLES, Batch, HistoryDB, Incident
+from .summary import DAYS, HOURS, TargetSummary
+
+log = logging.getLogger("tocsin.history")
+
+FLUSH_INTERVAL = 1.0
+# A target is flapping when its last FLAP_WINDOW results changed between up and down at
+# least FLAP_CHANGES times: it is neither reliably up nor down, and the page says so.
+FLAP_WINDOW, FLAP_CHANGES = 20, 4
+_FLAP_MASK = (1 << FLAP_WINDOW) - 1
+PRUNE_PASS_SECONDS = 60.0  # every target's expired rows are pruned at least this often
+_STATES = (UP, DOWN, MAINTENANCE)
+
+
+class HistoryRecorder:
+    def __init__(self, path: str, config: HistoryConfig | None = None,
+                 alerts: Callable[[], list[dict[str, Any]]] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config or HistoryConfig()
+        self.db = HistoryDB(path)
+        self._alerts = alerts
+        self._clock = clock
+        self._inbox: collections.deque[tuple[str, ProbeResult, float, str | None]] = collections.deque()
+        self._lock = threading.Lock()  # the summaries and open incidents, against the readers
+        self._open: dict[tuple[int, str], tuple[int, Rollup]] = {}
+        self._dirty: set[tuple[int, str]] = set()
+        self._closed: list[tuple[int, str, int, Rollup]] = []  # spans ended since the last write
+        self.summaries: dict[str, TargetSummary] = {}
+        self.open_incidents: dict[str, Incident] = {}
+        self._dirty_incidents: dict[int, Incident] = {}
+        self._alert_states: dict[str, str] = {}
+        self._alert_events: list[tuple[str, float, str, str, str]] = []
+        self._prune_cursor = 0
+        self._recent: dict[str, tuple[int, int]] = {}  # name -> (outcome bits, 1 = failed; how many)
+        self._names: list[str] = []  # every target seen, in the order pruning visits them
+        self._last_log_prune = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._load()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _load(self) -> None:
+        now = self._clock()
+        for span in TABLES:
+            start = int(now // span) * span
+            for name, rollup in self.db.rollups_at(span, start).items():
+                self._open[(span, name)] = (start, rollup)
+        for name, t, rollup in self.db.recent(HOUR, int(now // HOUR - HOURS + 1) * HOUR):
+            self._summary(name).add_hour(t // HOUR, rollup)
+        for name, t, rollup in self.db.recent(DAY, int(now // DAY - DAYS + 1) * DAY):
+            self._summary(name).add_day(t // DAY, rollup)
+        self.open_incidents = {i.target: i for i in self.db.open_incidents()}
+        self._next_incident = self.db.last_incident_id() + 1
+        self._alert_states = self.db.latest_alert_states()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="history", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()
+        self.db.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL):
+            try:
+                self.flush()
+            except StateWriteError as exc:
+                log.error("history not written, retrying: %s", exc)
+            except Exception:  # noqa: BLE001 - the history must not stop for one bad flush
+                log.exception("history flush failed")
+
+    # ------------------------------------------------------------ the probe path
+
+    def record(self, target: str, result: ProbeResult, interval: float, state: str | None = None) -> None:
+        """Queue one result that stands for `interval` seconds. `state` overrides up/down
+        (MAINTENANCE: a maintenance window, counted apart from uptime)."""
+        self._inbox.append((target, result, interval, state))
+
+    # ------------------------------------------------------------ the writer
+
+    def flush(self) -> None:
+        now = self._clock()
+        with self._lock:
+            while self._inbox:
+                self._fold(*self._inbox.popleft())
+            self._poll_alerts(now)
+        batch = Batch(
+            rollups=self._closed + [(span, name, *self._open[(span, name)]) for span, name in self._dirty],
+            incidents=list(self._dirty_incidents.values()),
+            alert_events=self._alert_events,
+            prune=self._prune_slice(now),
+        )
+        if now - self._last_log_prune > 3600:
+            batch.prune_logs_before = now - self.config.hours
+        dirty, self._dirty, closed, self._closed = self._dirty, set(), self._closed, []
+        self._dirty_incidents, self._alert_events = {}, []
+        if not (batch.rollups or batch.incidents or batch.alert_events or batch.prune):
+            return
+        try:
+            self.db.write(batch)
+        except StateWriteError:
+            self._dirty |= dirty  # the rows are whole totals: writing them later loses nothing
+            self._closed = closed + self._closed
+            for incident in batch.incidents:
+                self._dirty_incidents.setdefault(incident.id, incident)
+            self._alert_events = batch.alert_events + self._alert_events
+            raise
+        if batch.prune_logs_before is not None:
+            self._last_log_prune = now
+
+    def _fold(self, name: str, result: ProbeResult, weight: float, state: str | None) -> None:
+        state = state if state in _STATES else UP if result.success else DOWN
+        t = result.started_at
+        words = reason_words(result)
+        one = Rollup()
+        one.add(state, weight, result.duration, words)
+        for span in TABLES:
+            start = int(t // span) * span
+            key = (span, name)
+            current = self._open.get(key)
+            if current is None or current[0] < start:
+                if key in self._dirty and current is not None:
+                    self._closed.append((span, name, *current))  # its last results are not written yet
+                current = (start, Rollup())
+                self._open[key] = current
+            current[1].merge(one)  # a late result of the previous span counts in the current one
+            self._dirty.add(key)
+        self._summary(name).add(int(t // HOUR), int(t // DAY), one)
+        if state != MAINTENANCE:
+            bits, seen = self._recent.get(name, (0, 0))
+            self._recent[name] = (((bits << 1) | (state == DOWN)) & _FLAP_MASK, min(seen + 1, FLAP_WINDOW))
+        incident = self.open_incidents.get(name)
+        if state == DOWN and incident is None:
+            incident = Incident(self._next_incident, name, t, None, words, redact(result.message or "")[:500])
+            self._next_incident += 1
+            self.open_incidents[name] = incident
+            self._dirty_incidents[incident.id] = incident
+        elif state == UP and incident is not None:
+            incident.end = t
+            del self.open_incidents[name]
+            self._dirty_incidents[incident.id] = incident
+
+    def _summary(self, name: str) -> TargetSummary:
+        summary = self.summaries.get(name)
+        if summary is None:
+            summary = self.summaries[name] = TargetSummary()
+            self._names.append(name)
+        return summary
+
+    def _poll_alerts(self, now: float) -> None:
+        if self._alerts is None:
+            return
+        seen: dict[str, str] = {}
+        for alert in self._alerts():
+            labels = alert.get("labels", {})
+            fp = fingerprint(labels)
+            state = alert.get("state", "firing")
+            seen[fp] = state
+            if self._alert_states.get(fp) != state:
+                self._alert_events.append((fp, now, state, labels.get("alertname", ""),
+                                           _labels_json(labels)))
+                incident = self.open_incidents.get(labels.get("target", ""))
+                name = labels.get("alertname", "")
+                if state == "firing" and incident is not None and name not in incident.alerts:
+                    incident.alerts.append(name)
+                    self._dirty_incidents[incident.id] = incident
+        for fp in set(self._alert_states) - set(seen):
+            self._alert_events.append((fp, now, "inactive", "", "{}"))
+        self._alert_states = seen
+
+    def _prune_slice(self, now: float) -> list[tuple[int, str, int]]:
+        names = self._names
+        if not names:
+            return []
+        per_flush = max(1, int(len(names) * FLUSH_INTERVAL / PRUNE_PASS_SECONDS) + 1)
+        out = []
+        for _ in range(min(per_flush, len(names))):
+            name = names[self._prune_cursor % len(names)]
+            self._prune_cursor += 1
+            out.append((MINUTE, name, int(now - self.config.minutes)))
+            out.append((HOUR, name, int(now - self.config.hours)))
+            out.append((DAY, name, int(now - self.config.hours)))
+        return out
+
+    # ------------------------------------------------------------ reading (listener threads)
+
+    def summary(self, name: str) -> TargetSummary | None:
+        return self.summaries.get(name)
+
+    def window(self, name: str, span: str, now: float | None = None) -> Rollup:
+        """The 24h / 7d / 30d rollup the overview shows (from memory)."""
+        summary = self.summaries.get(name)
+        with self._lock:
+            return summary.window(self._clock() if now is None else now, span) if summary else Rollup()
+
+    def is_flapping(self, name: str) -> bool:
+        bits, seen = self._recent.get(name, (0, 0))
+        changes = bin((bits ^ (bits >> 1)) & ((1 << max(seen - 1, 0)) - 1)).count("1")
+        return changes >= FLAP_CHANGES
+
+    def open_incident(self, name: str) -> Incident | None:
+        return self.open_incidents.get(name)
+
+    def now(self) -> float:
+        return self._clock()
+
+
+def _labels_json(labels: dict[str, str]) -> str:
+    return json.dumps(labels, sort_keys=True)
