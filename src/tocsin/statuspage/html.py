@@ -59,6 +59,11 @@ def span(seconds: float) -> str:
     return f"{secs} s"
 
 
+def short_span(seconds: float) -> str:
+    """`span`, with tenths under ten seconds (an incident of one failed probe lasts 0.3 s)."""
+    return f"{max(0.0, seconds):.1f} s" if seconds < 10 else span(seconds)
+
+
 def ms(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -96,10 +101,12 @@ overflow-wrap:anywhere}h2{font-size:1.1em;margin:1.4em 0 .5em}section{background
 border-radius:6px;padding:.8em;margin:0 0 1em}.scroll{overflow-x:auto;max-width:100%}table{border-collapse:collapse;
 width:100%}th,td{text-align:left;padding:.35em .5em;border-bottom:1px solid #eceef1;vertical-align:top}
 th{font-size:.85em;color:#555;font-weight:600}td{overflow-wrap:anywhere}.num{text-align:right;white-space:nowrap}
-.state{font-weight:600;white-space:nowrap}.up{color:#17733a}.down{color:#b42318}.flapping{color:#b54708}
-.unknown{color:#666}.maintenance{color:#3657a8}.firing{color:#b42318}.pending{color:#b54708}
+.state{font-weight:600;white-space:nowrap}.state.up{color:#17733a}.state.down{color:#b42318}
+.state.flapping{color:#b54708}.state.unknown{color:#666}.state.maintenance{color:#3657a8}.state.firing{color:#b42318}
+.state.pending{color:#b54708}section>h2:first-child{margin-top:0}
 .banner{background:#fef3f2;border:1px solid #f3b8b2;color:#8a1c12;padding:.6em .8em;border-radius:6px;margin-bottom:1em}
-.muted{color:#666;font-size:.9em}svg{max-width:100%;height:auto;display:block}.bar{margin:.2em 0}
+.muted{color:#666;font-size:.9em}svg{max-width:100%;height:auto;display:block}svg.bar{width:100%;height:20px;margin:.2em 0}
+svg.chart{width:100%}.bar-cell{min-width:160px}
 .target-name{font-weight:600}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em;margin:0}
 dt{color:#555}dd{margin:0;overflow-wrap:anywhere}code,pre{font:13px ui-monospace,monospace;background:#f0f2f5;
 border-radius:4px;padding:.1em .3em;white-space:pre-wrap;overflow-wrap:anywhere}

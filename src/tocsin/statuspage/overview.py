@@ -10,16 +10,17 @@ sideways at 400 px).
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from ..history.summary import uptime_percent
 from .html import Page, ago, esc, href, layout, ms, state_badge
 from .model import Sources, TargetRow, alerts_with_fingerprints, grouped, target_rows
 from .svg import uptime_bar
 
-NARROW_CSS = """<style>@media (max-width:760px){table.targets thead{position:absolute;left:-9999px}
-table.targets tr{display:block;border-bottom:1px solid #dde1e6;padding:.4em 0}table.targets td{display:flex;
-gap:.6em;border:0;padding:.1em .2em}table.targets td::before{content:attr(data-label);flex:0 0 7.5em;color:#555;
-font-size:.85em}table.targets td.bar-cell{display:block}table.targets td.bar-cell::before{display:none}}</style>"""
+NARROW_CSS = """<style>@media (max-width:760px){table.stack thead{position:absolute;left:-9999px}
+table.stack tr{display:block;border-bottom:1px solid #dde1e6;padding:.4em 0}table.stack td{display:flex;
+gap:.6em;border:0;padding:.1em .2em;text-align:left}table.stack td::before{content:attr(data-label);flex:0 0 7.5em;
+color:#555;font-size:.85em}table.stack td.bar-cell{display:block}table.stack td.bar-cell::before{display:none}}</style>"""
 
 
 def overview(sources: Sources) -> Page:
@@ -75,12 +76,23 @@ def _alerts(sources: Sources) -> str:
     for alert in alerts:
         labels = alert.get("labels", {})
         summary = alert.get("annotations", {}).get("summary", "")
-        rows.append(f"<tr><td>{state_badge(alert.get('state', ''))}</td><td><a href='{href('alerts', alert['fingerprint'])}'>"
-                    f"{esc(labels.get('alertname', '?'))}</a></td><td>{esc(labels.get('target', ''))}</td>"
-                    f"<td>{esc(summary)}</td><td class='num'>{esc(alert.get('activeAt') or '')}</td></tr>")
-    return ("<section aria-labelledby='alerts'><h2 id='alerts'>Alerts</h2><div class='scroll'><table><thead><tr>"
+        since = _since(alert.get("activeAt"))
+        rows.append(f"<tr><td data-label='State'>{state_badge(alert.get('state', ''))}</td><td data-label='Alert'>"
+                    f"<a href='{href('alerts', alert['fingerprint'])}'>{esc(labels.get('alertname', '?'))}</a></td>"
+                    f"<td data-label='Target'>{esc(labels.get('target', ''))}</td><td data-label='Summary'>"
+                    f"{esc(summary)}</td><td data-label='Active since' class='num'>{esc(since)}</td></tr>")
+    return ("<section aria-labelledby='alerts'><h2 id='alerts'>Alerts</h2><div class='scroll'><table class='stack'><thead><tr>"
             "<th scope='col'>State</th><th scope='col'>Alert</th><th scope='col'>Target</th><th scope='col'>Summary"
             "</th><th scope='col'>Active since</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div></section>")
+
+
+def _since(rfc3339: str | None) -> str:
+    if not rfc3339:
+        return ""
+    try:
+        return ago(time.time() - datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return rfc3339
 
 
 def _tables(rows: list[TargetRow], group_by: str | None, public: bool, show_reasons: bool) -> str:
@@ -89,7 +101,7 @@ def _tables(rows: list[TargetRow], group_by: str | None, public: bool, show_reas
     for group, members in grouped(rows, group_by):
         heading = f"{group_by}: {group}" if group_by and group else "Targets" if not group_by else f"no {group_by}"
         cells = "".join(_row(row, now, public, show_reasons) for row in members)
-        out.append(f"<section><h2>{esc(heading)}</h2><table class='targets'><thead><tr><th scope='col'>Target</th>"
+        out.append(f"<section><h2>{esc(heading)}</h2><table class='targets stack'><thead><tr><th scope='col'>Target</th>"
                    "<th scope='col'>State</th><th scope='col'>Last 90 days</th><th scope='col' class='num'>24 h</th>"
                    "<th scope='col' class='num'>7 d</th><th scope='col' class='num'>30 d</th><th scope='col' "
                    "class='num'>Response (p95)</th><th scope='col'>Reason</th><th scope='col' class='num'>Certificate"

@@ -77,7 +77,7 @@ def response_chart(points: Sequence[tuple[int, float | None, float | None]], lab
         if run:
             runs.append(run)
         return "".join(f"<polyline fill='none' stroke='{colour}' stroke-width='1.5' {dash} points='{' '.join(r)}'/>"
-                       for r in runs)
+                       if len(r) > 1 else _dot(r[0], colour) for r in runs)
 
     grid = "".join(f"<line x1='{left}' x2='{width - 6}' y1='{6 + plot_h * f:.1f}' y2='{6 + plot_h * f:.1f}' "
                    f"stroke='#eceef1'/><text x='{left - 4}' y='{10 + plot_h * f:.1f}' font-size='11' "
@@ -90,6 +90,12 @@ def response_chart(points: Sequence[tuple[int, float | None, float | None]], lab
     return (f"<svg class='chart' role='img' aria-label='{esc(label)}' viewBox='0 0 {width} {height}' "
             f"width='{width}' height='{height}'><title>{esc(label)}</title>{grid}{axis}"
             f"{line(1, BLUE)}{line(2, AMBER, DASHED)}</svg>")
+
+
+def _dot(point: str, colour: str) -> str:
+    """A lone value (no neighbour to draw a line to) as a dot."""
+    x, y = point.split(",")
+    return f"<circle cx='{x}' cy='{y}' r='2.5' fill='{colour}'/>"
 
 
 def badge(label: str, value: str, colour: str) -> str:

@@ -9,7 +9,7 @@ import time
 
 from ..history.queries import series
 from ..history.summary import uptime_percent
-from .html import Page, ago, esc, href, layout, ms, span, state_badge, utc
+from .html import Page, ago, esc, href, layout, ms, short_span, state_badge, utc
 from .model import Sources, alerts_with_fingerprints, target_row
 from .svg import response_chart, result_bar, uptime_bar
 
@@ -75,7 +75,7 @@ def _incidents(sources: Sources, name: str, now: float) -> str:
         return "<section aria-labelledby='inc'><h2 id='inc'>Incidents</h2><p>No incident recorded.</p></section>"
     rows = "".join(
         f"<tr><td>{esc(utc(i.start))}</td><td>{'ongoing' if i.end is None else esc(utc(i.end))}</td>"
-        f"<td class='num'>{span((i.end or now) - i.start)}</td><td>{esc(i.reason)}"
+        f"<td class='num'>{short_span((i.end or now) - i.start)}</td><td>{esc(i.reason)}"
         f"<div class='muted'>{esc(i.message)}</div></td><td>{esc(', '.join(i.alerts))}</td></tr>" for i in incidents)
     return ("<section aria-labelledby='inc'><h2 id='inc'>Incidents</h2><div class='scroll'><table class='incidents'>"
             "<thead><tr><th scope='col'>Start</th><th scope='col'>End</th><th scope='col' class='num'>Duration</th>"
