@@ -28,7 +28,7 @@ from ..redaction import redact
 from ..statedb import StateWriteError
 from .config import HistoryConfig
 from .reasons import reason_words
-from .rollup import DOWN, MAINTENANCE, UP, Rollup
+from .rollup import DOWN, MAINTENANCE, UP, Rollup, bucket_of
 from .store import DAY, HOUR, MINUTE, TABLES, Batch, HistoryDB, Incident
 from .summary import DAYS, HOURS, TargetSummary
 
@@ -79,8 +79,8 @@ class HistoryRecorder:
                 self._open[(span, name)] = (start, rollup)
         for name, t, rollup in self.db.recent(HOUR, int(now // HOUR - HOURS + 1) * HOUR):
             self._summary(name).add_hour(t // HOUR, rollup)
-        for name, t, rollup in self.db.recent(DAY, int(now // DAY - DAYS + 1) * DAY):
-            self._summary(name).add_day(t // DAY, rollup)
+        for name, t, seconds, down, maintenance in self.db.recent_times(DAY, int(now // DAY - DAYS + 1) * DAY):
+            self._summary(name).add_day_times(t // DAY, seconds, down, maintenance)
         self.open_incidents = {i.target: i for i in self.db.open_incidents()}
         self._next_incident = self.db.last_incident_id() + 1
         self._alert_states = self.db.latest_alert_states()
@@ -148,8 +148,7 @@ class HistoryRecorder:
         state = state if state in _STATES else UP if result.success else DOWN
         t = result.started_at
         words = reason_words(result)
-        one = Rollup()
-        one.add(state, weight, result.duration, words)
+        bucket = bucket_of(result.duration)
         for span in TABLES:
             start = int(t // span) * span
             key = (span, name)
@@ -159,9 +158,9 @@ class HistoryRecorder:
                     self._closed.append((span, name, *current))  # its last results are not written yet
                 current = (start, Rollup())
                 self._open[key] = current
-            current[1].merge(one)  # a late result of the previous span counts in the current one
+            current[1].add(state, weight, result.duration, words, bucket)  # a late result counts in the current span
             self._dirty.add(key)
-        self._summary(name).add(int(t // HOUR), int(t // DAY), one)
+        self._summary(name).add_result(int(t // HOUR), int(t // DAY), state, weight, bucket)
         if state != MAINTENANCE:
             bits, seen = self._recent.get(name, (0, 0))
             self._recent[name] = (((bits << 1) | (state == DOWN)) & _FLAP_MASK, min(seen + 1, FLAP_WINDOW))

@@ -40,12 +40,12 @@ class Rollup:
     histogram: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     reasons: dict[str, int] = field(default_factory=dict)
 
-    def add(self, state: str, weight: float, duration: float, reason: str) -> None:
-        """Fold in one result that stood for `weight` seconds."""
+    def add(self, state: str, weight: float, duration: float, reason: str, bucket: int = -1) -> None:
+        """Fold in one result that stood for `weight` seconds (`bucket`: its duration's, if known)."""
         self.count += 1
         self.seconds += weight
         self.duration_sum += duration
-        self.histogram[bucket_of(duration)] += 1
+        self.histogram[bucket if bucket >= 0 else bucket_of(duration)] += 1
         if state == DOWN:
             self.failures += 1
             self.down_seconds += weight

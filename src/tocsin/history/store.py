@@ -139,6 +139,14 @@ class HistoryDB:
             if r[0] in self._names:
                 yield self._names[r[0]], r[1], Rollup.from_row(*r[2:])
 
+    def recent_times(self, span: int, since: int) -> Iterable[tuple[str, int, float, float, float]]:
+        """(target, t, seconds, down, maintenance) of every row since `since`: the day ring's
+        load at start, without reading the histograms back."""
+        rows = self._db.execute(f"SELECT target, t, seconds, down, maintenance FROM {TABLES[span]} WHERE t>=?",
+                                (since,))
+        names = self._names
+        return ((names[r[0]], *r[1:]) for r in rows if r[0] in names)
+
     def open_incidents(self) -> list[Incident]:
         rows = self._db.execute("SELECT * FROM incidents WHERE end IS NULL")
         return [self._incident(r) for r in rows if r[1] in self._names]

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from ..history import HistoryRecorder
 from ..history.reasons import reason_words
-from ..history.summary import DayBar
+from ..history.summary import DAYS, DayBar, TargetSummary
 from ..notify.alert import fingerprint
 from ..scheduler import TargetState
 from .config import StatusPageConfig
+from .svg import BarCache, uptime_bar
 
 
 class TargetTable(Protocol):
@@ -44,6 +45,7 @@ class Sources:
     # Where silences and acknowledgements will come from (None until that part exists):
     # a callable giving the active silences as dicts, shown above the alerts.
     silences: Callable[[], list[dict[str, Any]]] | None = None
+    drawn: BarCache = field(default_factory=BarCache)  # the bars' closed days, drawn once a day
 
 
 @dataclass
@@ -60,7 +62,21 @@ class TargetRow:
     reason: str
     message: str
     cert_days: float | None
-    bars: list[DayBar]
+    summary: TargetSummary | None
+    now: float
+
+    @property
+    def bars(self) -> list[DayBar]:
+        if self.summary is None:
+            return [DayBar(int(self.now // 86400 - DAYS + 1 + i) * 86400, None) for i in range(DAYS)]
+        return self.summary.day_bars(self.now)
+
+    def bar(self, drawn: BarCache) -> str:
+        """The 90-day bar, its closed days from `drawn` when they have not changed."""
+        label = f"uptime of {self.name} per day over 90 days"
+        if self.summary is None:
+            return uptime_bar(self.bars, label)
+        return drawn.bar(self.name, self.summary, self.now, label)
 
 
 def target_row(sources: Sources, name: str, state: TargetState, now: float) -> TargetRow:
@@ -82,7 +98,7 @@ def target_row(sources: Sources, name: str, state: TargetState, now: float) -> T
         uptime={span: w.uptime() for span, w in windows.items()},
         reason=reason_words(result) if result else "", message=(result.message or "") if result else "",
         cert_days=(expiry - now) / 86400 if expiry else None,
-        bars=summary.day_bars(now) if summary else [DayBar(int(now // 86400 - 89 + i) * 86400, None) for i in range(90)],
+        summary=summary, now=now,
     )
 
 

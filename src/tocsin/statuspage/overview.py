@@ -15,7 +15,7 @@ from datetime import datetime
 from ..history.summary import uptime_percent
 from .html import Page, ago, esc, href, layout, ms, state_badge
 from .model import Sources, TargetRow, alerts_with_fingerprints, grouped, target_rows
-from .svg import uptime_bar
+from .svg import BarCache
 
 NARROW_CSS = """<style>@media (max-width:760px){table.stack thead{position:absolute;left:-9999px}
 table.stack tr{display:block;border-bottom:1px solid #dde1e6;padding:.4em 0}table.stack td{display:flex;
@@ -33,7 +33,7 @@ def overview(sources: Sources) -> Page:
     parts.append(_counts(rows))
     parts.append(_silences(sources))
     parts.append(_alerts(sources))
-    parts.append(_tables(rows, config.group_by, public=False, show_reasons=True))
+    parts.append(_tables(rows, config.group_by, public=False, show_reasons=True, drawn=sources.drawn))
     parts.append("<p class='muted'><a href='/status'>public status page</a> · <a href='/api/v1/targets'>targets "
                  "API</a> · <a href='/api/v1/incidents'>incidents API</a> · <a href='/metrics'>metrics</a></p>")
     return Page(200, layout(config.title, NARROW_CSS + "".join(parts)))
@@ -44,7 +44,7 @@ def public_status(sources: Sources) -> Page:
     reasons only when `show_reasons`."""
     config = sources.config()
     rows = target_rows(sources, config.shows)
-    body = f"<h1>{esc(config.title)}</h1>{_counts(rows)}{_tables(rows, config.group_by, True, config.show_reasons)}"
+    body = f"<h1>{esc(config.title)}</h1>{_counts(rows)}{_tables(rows, config.group_by, True, config.show_reasons, sources.drawn)}"
     return Page(200, layout(config.title, NARROW_CSS + body))
 
 
@@ -95,12 +95,12 @@ def _since(rfc3339: str | None) -> str:
         return rfc3339
 
 
-def _tables(rows: list[TargetRow], group_by: str | None, public: bool, show_reasons: bool) -> str:
+def _tables(rows: list[TargetRow], group_by: str | None, public: bool, show_reasons: bool, drawn: BarCache) -> str:
     now = time.time()
     out = []
     for group, members in grouped(rows, group_by):
         heading = f"{group_by}: {group}" if group_by and group else "Targets" if not group_by else f"no {group_by}"
-        cells = "".join(_row(row, now, public, show_reasons) for row in members)
+        cells = "".join(_row(row, now, public, show_reasons, drawn) for row in members)
         out.append(f"<section><h2>{esc(heading)}</h2><table class='targets stack'><thead><tr><th scope='col'>Target</th>"
                    "<th scope='col'>State</th><th scope='col'>Last 90 days</th><th scope='col' class='num'>24 h</th>"
                    "<th scope='col' class='num'>7 d</th><th scope='col' class='num'>30 d</th><th scope='col' "
@@ -110,12 +110,12 @@ def _tables(rows: list[TargetRow], group_by: str | None, public: bool, show_reas
     return "".join(out) or "<p>No targets.</p>"
 
 
-def _row(row: TargetRow, now: float, public: bool, show_reasons: bool) -> str:
+def _row(row: TargetRow, now: float, public: bool, show_reasons: bool, drawn: BarCache) -> str:
     name = esc(row.name) if public else f"<a class='target-name' href='{href('targets', row.name)}'>{esc(row.name)}</a>"
     reason = esc(row.reason) if (show_reasons and row.state in ("down", "flapping")) else ""
     cert = "" if row.cert_days is None else "expired" if row.cert_days < 0 else f"{int(row.cert_days)} days"
     last = ago(now - row.last_check) if row.last_check else "never"
-    bar = uptime_bar(row.bars, f"uptime of {row.name} per day over 90 days")
+    bar = row.bar(drawn)
     return (f"<tr class='{esc(row.state)}' data-target='{esc(row.name)}'><td data-label='Target'>{name}</td>"
             f"<td data-label='State'>{state_badge(row.state)}</td><td data-label='Last 90 days' class='bar-cell'>{bar}</td>"
             + "".join(f"<td data-label='{label}' class='num uptime' data-span='{span}'>{uptime_percent(row.uptime[span])}</td>"
