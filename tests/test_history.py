@@ -183,3 +183,21 @@ def test_series_has_one_point_per_step_with_the_current_one_last(tmp_path):
     points = series(recorder, "web", 600, 60)
     assert len(points) == 10 and points[-1][0] == T0 and points[-1][1].count == 3
     recorder.stop()
+
+
+def test_overview_windows_follow_late_results_and_new_hours(tmp_path):
+    """The summary caches the sum of closed hours and days; a late result or a new hour must show."""
+    clock = Clock(T0 + 1800)
+    recorder = HistoryRecorder(str(tmp_path / "history.db"), clock=clock)
+    feed(recorder, clock, "web", T0 - 3600, 3600, 60)  # the previous hour: all up
+    assert recorder.window("web", "24h", T0 + 1800).uptime() == 1.0  # caches the closed hours
+    recorder.record("web", result("web", T0 - 60, False), 60)  # late: belongs to the closed hour
+    recorder.flush()
+    assert recorder.window("web", "24h", T0 + 1800).uptime() == pytest.approx(1 - 60 / 3660)
+    feed(recorder, clock, "web", T0, 600, 60, down=range(0, 600))
+    assert recorder.window("web", "24h", T0 + 1800).down_seconds == 660
+    assert recorder.window("web", "7d", T0 + 1800).down_seconds == 660
+    clock.now = T0 + 25 * 3600  # a day later, the hours have left the 24 h window; the days have not
+    assert recorder.window("web", "24h").seconds == 0
+    assert recorder.window("web", "7d").down_seconds == 660
+    recorder.stop()

@@ -48,9 +48,15 @@ class TargetSummary:
         self.add_hour(hour, rollup)
         self.add_day(day, rollup)
 
+    def _touch(self, span: str, number: int) -> None:
+        """Hour or day `number` changes: drop a cached sum of closed slots that includes it."""
+        for key in [k for k in self._closed if k[0] == span and number < k[1]]:
+            del self._closed[key]
+            if span != "24h":
+                self.past_version += 1
+
     def add_hour(self, hour: int, rollup: Rollup) -> None:
-        if hour < self._latest_hour:
-            self._closed.clear()
+        self._touch("24h", hour)
         self._latest_hour = max(self._latest_hour, hour)
         slot = hour % HOURS
         if self.hour_start[slot] != hour:
@@ -70,6 +76,8 @@ class TargetSummary:
     def add_result(self, hour: int, day: int, state: str, weight: float, bucket: int) -> None:
         """One result, without building a rollup for it (the history thread's per-result path)."""
         slot = hour % HOURS
+        if self._closed:
+            self._touch("24h", hour)
         if self.hour_start[slot] != hour or hour < self._latest_hour:
             one = Rollup()
             one.add(state, weight, 0.0, "", bucket)
@@ -83,6 +91,9 @@ class TargetSummary:
         elif state == MAINTENANCE:
             self.hour_time[base + 2] += weight
         dslot = day % DAYS
+        if self._closed:
+            self._touch("7d", day)
+            self._touch("30d", day)
         if self.day_start[dslot] != day or day < self._latest_day:
             one = Rollup()
             one.add(state, weight, 0.0, "", bucket)
@@ -99,9 +110,10 @@ class TargetSummary:
         self.add_day_times(day, rollup.seconds, rollup.down_seconds, rollup.maintenance_seconds)
 
     def add_day_times(self, day: int, seconds: float, down: float, maintenance: float) -> None:
+        self._touch("7d", day)
+        self._touch("30d", day)
         if day < self._latest_day:
-            self._closed.clear()
-            self.past_version += 1
+            self.past_version += 1  # a closed day changed: a bar drawn of it is stale
         self._latest_day = max(self._latest_day, day)
         slot = day % DAYS
         if self.day_start[slot] != day:
