@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -117,14 +118,20 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--reuse", type=Path, help="keep the built database here, or use it if it exists")
     args = parser.parse_args()
     now = time.time()
     names = [f"t{i:04d}" for i in range(args.targets)]
     out: dict = {"targets": args.targets, "interval": args.interval, "days": args.days, "load_before": loadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "history.db"
-        out["build_seconds"] = round(build(path, names, args.interval, args.days, now), 1)
-        size = sum(p.stat().st_size for p in Path(tmp).glob("history.db*"))
+        if args.reuse is not None and args.reuse.exists():  # a database an earlier run built (--reuse)
+            shutil.copy(args.reuse, path)
+        else:
+            out["build_seconds"] = round(build(path, names, args.interval, args.days, now), 1)
+            if args.reuse is not None:
+                shutil.copy(path, args.reuse)
+        size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
         out["db_bytes"] = size
         out["bytes_per_target"] = size // args.targets
 

@@ -39,7 +39,9 @@ FLUSH_INTERVAL = 1.0
 # least FLAP_CHANGES times: it is neither reliably up nor down, and the page says so.
 FLAP_WINDOW, FLAP_CHANGES = 20, 4
 _FLAP_MASK = (1 << FLAP_WINDOW) - 1
-PRUNE_PASS_SECONDS = 60.0  # every target's expired rows are pruned at least this often
+# Every target's expired rows are pruned at least this often: a few targets per flush, each
+# one range delete per table (rows expire by the minute; ten more minutes of them cost little).
+PRUNE_PASS_SECONDS = 600.0
 _STATES = (UP, DOWN, MAINTENANCE)
 
 

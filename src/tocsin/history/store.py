@@ -128,24 +128,33 @@ class HistoryDB:
 
     # ------------------------------------------------------------ reading back at start
 
+    # These walk the primary key target by target: a query on `t` alone would scan the table.
+
     def rollups_at(self, span: int, t: int) -> dict[str, Rollup]:
         """Every target's rollup of the span starting at `t` (the open spans, after a restart)."""
-        rows = self._db.execute(f"SELECT target, {_ROLLUP_COLUMNS} FROM {TABLES[span]} WHERE t=?", (t,))
-        return {self._names[r[0]]: Rollup.from_row(*r[1:]) for r in rows if r[0] in self._names}
+        out = {}
+        for name, target in list(self._ids.items()):
+            row = self._db.execute(f"SELECT {_ROLLUP_COLUMNS} FROM {TABLES[span]} WHERE target=? AND t=?",
+                                   (target, t)).fetchone()
+            if row is not None:
+                out[name] = Rollup.from_row(*row)
+        return out
 
     def recent(self, span: int, since: int) -> Iterable[tuple[str, int, Rollup]]:
-        rows = self._db.execute(f"SELECT target, t, {_ROLLUP_COLUMNS} FROM {TABLES[span]} WHERE t>=?", (since,))
-        for r in rows:
-            if r[0] in self._names:
-                yield self._names[r[0]], r[1], Rollup.from_row(*r[2:])
+        for name, target in list(self._ids.items()):
+            rows = self._db.execute(f"SELECT t, {_ROLLUP_COLUMNS} FROM {TABLES[span]} WHERE target=? AND t>=?",
+                                    (target, since))
+            for r in rows:
+                yield name, r[0], Rollup.from_row(*r[1:])
 
     def recent_times(self, span: int, since: int) -> Iterable[tuple[str, int, float, float, float]]:
         """(target, t, seconds, down, maintenance) of every row since `since`: the day ring's
         load at start, without reading the histograms back."""
-        rows = self._db.execute(f"SELECT target, t, seconds, down, maintenance FROM {TABLES[span]} WHERE t>=?",
-                                (since,))
-        names = self._names
-        return ((names[r[0]], *r[1:]) for r in rows if r[0] in names)
+        for name, target in list(self._ids.items()):
+            rows = self._db.execute(f"SELECT t, seconds, down, maintenance FROM {TABLES[span]} "
+                                    "WHERE target=? AND t>=?", (target, since))
+            for r in rows:
+                yield name, *r
 
     def open_incidents(self) -> list[Incident]:
         rows = self._db.execute("SELECT * FROM incidents WHERE end IS NULL")
