@@ -70,9 +70,10 @@ def build(path: Path, names: list[str], interval: float, days: int, now: float) 
         per_row = max(1, int(span / interval))
         first = int((now - keep) // span) * span
         for target in ids:
-            rows = [(target, t, *synthetic_rows(per_row, rng)) for t in range(first, int(now), span)]
+            through = () if span == MINUTE else (int(now // MINUTE) * MINUTE,)
+            rows = [(target, t, *synthetic_rows(per_row, rng), *through) for t in range(first, int(now), span)]
             db._db.execute("BEGIN")
-            db._db.executemany(f"INSERT OR REPLACE INTO {TABLES[span]} VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            db._db.executemany(f"INSERT OR REPLACE INTO {TABLES[span]} VALUES ({','.join('?' * len(rows[0]))})", rows)
             db._db.execute("COMMIT")
     for target in ids[: len(ids) // 10]:  # a tenth of the targets had incidents: 20 each
         db._db.executemany("INSERT INTO incidents (target, start, end, reason, message, alerts) VALUES (?,?,?,?,?,?)",

@@ -62,6 +62,9 @@ def series(recorder: HistoryRecorder, name: str, range_s: int, step_s: int,
     points = [(t, Rollup()) for t in range(start, end + 1, step_s)]
     for t, rollup in recorder.db.rollups(span, name, start, end + step_s - 1):
         points[(t - start) // step_s][1].merge(rollup)
+    open_minute = recorder.open_minute(name) if span != MINUTE else None
+    if open_minute is not None and start <= open_minute[0] < end + step_s:
+        points[(open_minute[0] - start) // step_s][1].merge(open_minute[1])  # in no hour row yet
     return points
 
 

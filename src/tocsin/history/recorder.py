@@ -29,7 +29,7 @@ from ..statedb import StateWriteError
 from .config import HistoryConfig
 from .reasons import reason_words
 from .rollup import DOWN, MAINTENANCE, UP, Rollup, bucket_of
-from .store import DAY, HOUR, MINUTE, TABLES, Batch, HistoryDB, Incident
+from .store import DAY, HOUR, MINUTE, Batch, HistoryDB, Incident
 from .summary import DAYS, HOURS, TargetSummary
 
 log = logging.getLogger("tocsin.history")
@@ -57,13 +57,16 @@ class HistoryRecorder:
         self._lock = threading.Lock()  # the summaries and open incidents, against the readers
         self._open: dict[tuple[int, str], tuple[int, Rollup]] = {}
         self._dirty: set[tuple[int, str]] = set()
-        self._closed: list[tuple[int, str, int, Rollup]] = []  # spans ended since the last write
+        self._closed: list[tuple[int, str, int, Rollup, int | None]] = []  # spans ended since the last write
+        self._through: dict[str, int] = {}  # the minute from which a target's hour and day rows lack results
         self.summaries: dict[str, TargetSummary] = {}
         self.open_incidents: dict[str, Incident] = {}
         self._dirty_incidents: dict[int, Incident] = {}
         self._alert_states: dict[str, str] = {}
         self._alert_events: list[tuple[str, float, str, str, str]] = []
         self._prune_cursor = 0
+        self._prune_credit = 0.0
+        self._pruned_at = 0.0
         self._recent: dict[str, tuple[int, int]] = {}  # name -> (outcome bits, 1 = failed; how many)
         self._names: list[str] = []  # every target seen, in the order pruning visits them
         self._last_log_prune = 0.0
@@ -75,17 +78,55 @@ class HistoryRecorder:
 
     def _load(self) -> None:
         now = self._clock()
-        for span in TABLES:
+        minute = int(now // MINUTE) * MINUTE
+        self._repair(minute)
+        for span in (HOUR, DAY):
             start = int(now // span) * span
             for name, rollup in self.db.rollups_at(span, start).items():
                 self._open[(span, name)] = (start, rollup)
+        for name, rollup in self.db.rollups_at(MINUTE, minute).items():
+            self._open[(MINUTE, name)] = (minute, rollup)
         for name, t, rollup in self.db.recent(HOUR, int(now // HOUR - HOURS + 1) * HOUR):
             self._summary(name).add_hour(t // HOUR, rollup)
         for name, t, seconds, down, maintenance in self.db.recent_times(DAY, int(now // DAY - DAYS + 1) * DAY):
             self._summary(name).add_day_times(t // DAY, seconds, down, maintenance)
+        for (span, name), (t, rollup) in list(self._open.items()):
+            if span == MINUTE:
+                self._summary(name).add(t // HOUR, t // DAY, rollup)  # the open minute is in no hour row yet
+        self._through = dict.fromkeys(self.db.names(), minute)
         self.open_incidents = {i.target: i for i in self.db.open_incidents()}
         self._next_incident = self.db.last_incident_id() + 1
         self._alert_states = self.db.latest_alert_states()
+
+    def _repair(self, minute: int) -> None:
+        """Add to the hour and day rows the closed minutes written after them.
+
+        Hour and day rows are written when one of the target's minutes closes (`through`
+        says up to which minute they hold), minute rows every second: after a kill -9 the
+        minutes since `through` are in the minute table only, and are added back here."""
+        hours, days = self.db.latest(HOUR), self.db.latest(DAY)
+        batch = Batch()
+        for name in self.db.names():
+            since = min((row[2] if row[2] is not None else row[0]) for row in (hours.get(name), days.get(name))
+                        if row is not None) if name in hours or name in days else 0
+            missing = [(t, r) for t, r in self.db.minutes_from(name, since) if t < minute]
+            if not missing:
+                continue
+            for span, latest in ((HOUR, hours.get(name)), (DAY, days.get(name))):
+                open_t, open_rollup = (latest[0], latest[1]) if latest else (-1, Rollup())
+                row_through = (latest[2] if latest[2] is not None else latest[0]) if latest else 0
+                for t, rollup in missing:
+                    if t < row_through:
+                        continue  # already in the row
+                    start = int(t // span) * span
+                    if start > open_t:
+                        if open_t >= 0:
+                            batch.rollups.append((span, name, open_t, open_rollup, minute))
+                        open_t, open_rollup = start, Rollup()
+                    open_rollup.merge(rollup)
+                batch.rollups.append((span, name, open_t, open_rollup, minute))
+        if batch.rollups:
+            self.db.write(batch)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="history", daemon=True)
@@ -123,7 +164,8 @@ class HistoryRecorder:
                 self._fold(*self._inbox.popleft())
             self._poll_alerts(now)
         batch = Batch(
-            rollups=self._closed + [(span, name, *self._open[(span, name)]) for span, name in self._dirty],
+            rollups=self._closed + [(span, name, *self._open[(span, name)], None if span == MINUTE else
+                                     self._through.get(name)) for span, name in self._dirty],
             incidents=list(self._dirty_incidents.values()),
             alert_events=self._alert_events,
             prune=self._prune_slice(now),
@@ -151,17 +193,16 @@ class HistoryRecorder:
         t = result.started_at
         words = reason_words(result)
         bucket = bucket_of(result.duration)
-        for span in TABLES:
-            start = int(t // span) * span
-            key = (span, name)
-            current = self._open.get(key)
-            if current is None or current[0] < start:
-                if key in self._dirty and current is not None:
-                    self._closed.append((span, name, *current))  # its last results are not written yet
-                current = (start, Rollup())
-                self._open[key] = current
-            current[1].add(state, weight, result.duration, words, bucket)  # a late result counts in the current span
-            self._dirty.add(key)
+        minute = int(t // MINUTE) * MINUTE
+        key = (MINUTE, name)
+        current = self._open.get(key)
+        if current is None or current[0] < minute:
+            if current is not None:
+                self._close_minute(name, current, minute)
+            current = (minute, Rollup())
+            self._open[key] = current
+        current[1].add(state, weight, result.duration, words, bucket)  # a late result counts in the open minute
+        self._dirty.add(key)
         self._summary(name).add_result(int(t // HOUR), int(t // DAY), state, weight, bucket)
         if state != MAINTENANCE:
             bits, seen = self._recent.get(name, (0, 0))
@@ -176,6 +217,38 @@ class HistoryRecorder:
             incident.end = t
             del self.open_incidents[name]
             self._dirty_incidents[incident.id] = incident
+
+    def _close_minute(self, name: str, closed: tuple[int, Rollup], next_minute: int) -> None:
+        """A minute of `name` is over: add it to its hour and day, whose rows are written now.
+
+        Hours and days are written once a minute per target, not at every result: a flush
+        then touches a third of the pages. The minute row, written every second, covers the
+        rest until `_repair` adds it back after a crash."""
+        if (MINUTE, name) in self._dirty:
+            self._closed.append((MINUTE, name, *closed, None))  # its last results are not written yet
+        t, rollup = closed
+        for span in (HOUR, DAY):
+            start = int(t // span) * span
+            key = (span, name)
+            current = self._open.get(key)
+            if current is None or current[0] < start:
+                if current is not None and key in self._dirty:
+                    self._closed.append((span, name, *current, next_minute))
+                current = (start, Rollup())
+                self._open[key] = current
+            current[1].merge(rollup)
+            self._dirty.add(key)
+        self._through[name] = next_minute
+
+    def open_minute(self, name: str) -> tuple[int, Rollup] | None:
+        """The minute still open for `name` (its results are in no hour or day row yet), a copy."""
+        with self._lock:
+            current = self._open.get((MINUTE, name))
+            if current is None:
+                return None
+            copy = Rollup()
+            copy.merge(current[1])
+            return current[0], copy
 
     def _summary(self, name: str) -> TargetSummary:
         summary = self.summaries.get(name)
@@ -206,12 +279,17 @@ class HistoryRecorder:
         self._alert_states = seen
 
     def _prune_slice(self, now: float) -> list[tuple[int, str, int]]:
+        """The next few targets' expired rows: every target once per PRUNE_PASS_SECONDS, spread
+        over the time (with 200 targets, one target every third second)."""
         names = self._names
         if not names:
             return []
-        per_flush = max(1, int(len(names) * FLUSH_INTERVAL / PRUNE_PASS_SECONDS) + 1)
+        elapsed = max(0.0, now - self._pruned_at) if self._pruned_at else FLUSH_INTERVAL
+        self._pruned_at = now
+        self._prune_credit = min(self._prune_credit + len(names) * elapsed / PRUNE_PASS_SECONDS, len(names))
         out = []
-        for _ in range(min(per_flush, len(names))):
+        while self._prune_credit >= 1:
+            self._prune_credit -= 1
             name = names[self._prune_cursor % len(names)]
             self._prune_cursor += 1
             out.append((MINUTE, name, int(now - self.config.minutes)))

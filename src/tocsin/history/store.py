@@ -26,12 +26,16 @@ from .rollup import Rollup
 MINUTE, HOUR, DAY = 60, 3600, 86400
 TABLES = {MINUTE: "minutes", HOUR: "hours", DAY: "days"}
 _ROLLUP_COLUMNS = "count, failures, seconds, down, maintenance, duration_sum, hist, reasons"
+_MARKS = ",".join("?" * 10)
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS targets (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+    # `through` (hours and days): the row holds every minute before it; the minutes from
+    # there on are added back at start (see HistoryRecorder._repair).
     *(f"""CREATE TABLE IF NOT EXISTS {table} (target INTEGER NOT NULL, t INTEGER NOT NULL,
           count INTEGER NOT NULL, failures INTEGER NOT NULL, seconds REAL NOT NULL, down REAL NOT NULL,
           maintenance REAL NOT NULL, duration_sum REAL NOT NULL, hist TEXT NOT NULL, reasons TEXT,
+          {"" if table == "minutes" else "through INTEGER,"}
           PRIMARY KEY (target, t)) WITHOUT ROWID""" for table in TABLES.values()),
     """CREATE TABLE IF NOT EXISTS incidents (id INTEGER PRIMARY KEY, target INTEGER NOT NULL,
        start REAL NOT NULL, end REAL, reason TEXT NOT NULL, message TEXT NOT NULL, alerts TEXT NOT NULL)""",
@@ -66,7 +70,8 @@ class Incident:
 class Batch:
     """One transaction's worth of writes."""
 
-    rollups: list[tuple[int, str, int, Rollup]] = field(default_factory=list)  # (span, target, t, rollup)
+    # (span, target, t, rollup, through): through is None for minutes
+    rollups: list[tuple[int, str, int, Rollup, int | None]] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     alert_events: list[tuple[str, float, str, str, str]] = field(default_factory=list)
     prune: list[tuple[int, str, int]] = field(default_factory=list)  # (span, target, rows before t)
@@ -82,6 +87,9 @@ class HistoryDB:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses no committed row
+        # Rows are rewritten every second (the open minute): a longer WAL holds many versions of a
+        # page, and a checkpoint copies only the last one to the database.
+        self._db.execute("PRAGMA wal_autocheckpoint=8000")
         for statement in _SCHEMA:
             self._db.execute(statement)
         self._ids: dict[str, int] = dict(self._db.execute("SELECT name, id FROM targets"))
@@ -110,10 +118,13 @@ class HistoryDB:
                | {i.target for i in batch.incidents} | {p[1] for p in batch.prune}}
         with statedb.transaction(self._db) as cur:
             for span, table in TABLES.items():
-                rows = [(ids[name], t, *rollup.to_row()) for s, name, t, rollup in batch.rollups if s == span]
+                rows: list[tuple] = [(ids[name], t, *rollup.to_row(), *(() if span == MINUTE else (through,)))
+                                     for s, name, t, rollup, through in batch.rollups if s == span]
+                statement = (f"INSERT OR REPLACE INTO {table} (target, t, {_ROLLUP_COLUMNS}) VALUES ({_MARKS})"
+                             if span == MINUTE else f"INSERT OR REPLACE INTO {table} (target, t, {_ROLLUP_COLUMNS}, "
+                             f"through) VALUES ({_MARKS},?)")
                 if rows:
-                    cur.executemany(f"INSERT OR REPLACE INTO {table} (target, t, {_ROLLUP_COLUMNS}) "
-                                    "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                    cur.executemany(statement, rows)
             if batch.incidents:
                 cur.executemany("INSERT OR REPLACE INTO incidents VALUES (?,?,?,?,?,?,?)",
                                 [(i.id, ids[i.target], i.start, i.end, i.reason, i.message, json.dumps(i.alerts))
@@ -139,6 +150,25 @@ class HistoryDB:
             if row is not None:
                 out[name] = Rollup.from_row(*row)
         return out
+
+    def latest(self, span: int) -> dict[str, tuple[int, Rollup, int | None]]:
+        """Each target's most recent hour or day row: (t, rollup, through)."""
+        out = {}
+        for name, target in list(self._ids.items()):
+            row = self._db.execute(f"SELECT t, {_ROLLUP_COLUMNS}, through FROM {TABLES[span]} WHERE target=? "
+                                   "ORDER BY t DESC LIMIT 1", (target,)).fetchone()
+            if row is not None:
+                out[name] = (row[0], Rollup.from_row(*row[1:-1]), row[-1])
+        return out
+
+    def minutes_from(self, name: str, since: int) -> list[tuple[int, Rollup]]:
+        """One target's minute rows from `since` on, in time order (the writer's connection)."""
+        rows = self._db.execute(f"SELECT t, {_ROLLUP_COLUMNS} FROM minutes WHERE target=? AND t>=? ORDER BY t",
+                                (self._ids[name], since))
+        return [(r[0], Rollup.from_row(*r[1:])) for r in rows]
+
+    def names(self) -> list[str]:
+        return list(self._ids)
 
     def recent(self, span: int, since: int) -> Iterable[tuple[str, int, Rollup]]:
         for name, target in list(self._ids.items()):
