@@ -15,7 +15,9 @@ What it measures, in-process (no daemon, no network: the pages and the store are
              beside P2's whole-stack CPU per probe (BENCHMARKS.md) for the growth estimate.
 
     python bench/history_bench.py [--targets 1000] [--interval 10] [--days 90] [--repeat 20]
-                                  [--json FILE]
+                                  [--flush-seconds 600] [--reuse DB] [--json FILE]
+
+P2's job is `--targets 200 --interval 5`: its probe-path figure is the one to set beside P2.
 
 Not a p<N> benchmark run by run_all.py: run it on its own. The load average is printed
 beside the figures: on a shared machine the times are upper bounds.
@@ -119,6 +121,7 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--flush-seconds", type=int, default=600, help="simulated seconds of results and flushes")
     parser.add_argument("--reuse", type=Path, help="keep the built database here, or use it if it exists")
     args = parser.parse_args()
     now = time.time()
@@ -152,9 +155,10 @@ def main() -> int:
         out["target_ms"] = {"median": round(statistics.median(target), 1), "max": round(max(target), 1)}
         out["overview_bytes"] = len(pages.page("/", "").body)
 
-        # The probe path: one second's results (N / I) recorded, then one flush of them.
+        # The probe path: one second's results (N / I) recorded, then one flush of them, for
+        # long enough that WAL checkpoints are part of the figure.
         per_second = max(1, int(args.targets / args.interval))
-        seconds = 20
+        seconds = args.flush_seconds
         record_cpu = flush_cpu = 0.0
         for s in range(seconds):
             batch = [result(names[(s * per_second + i) % len(names)], now + s) for i in range(per_second)]
