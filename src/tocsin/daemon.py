@@ -93,8 +93,9 @@ class Daemon:
         self.systemd.status("starting")
         g = self.loaded.global_
         self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
-        self.history = HistoryRecorder(os.path.join(g.state_dir, "history.db"), self.loaded.config.history,
-                                       alerts=self.rules.active_alerts)
+        self.history = await asyncio.to_thread(  # reads the last day's rollups back: off the loop
+            HistoryRecorder, os.path.join(g.state_dir, "history.db"), self.loaded.config.history,
+            alerts=self.rules.active_alerts)
         self.history.start()
         self._apply(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,
@@ -171,6 +172,8 @@ class Daemon:
         notifier = self.notifier
         if notifier is not None:
             notifier.submit(alerts)
+        if self.history is not None:
+            self.history.nudge()  # records the alerts' new states within a second
 
     def _on_stop_signal(self, sig: int) -> None:
         if not self._stop.is_set():

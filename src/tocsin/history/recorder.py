@@ -35,6 +35,7 @@ from .summary import DAYS, HOURS, TargetSummary
 log = logging.getLogger("tocsin.history")
 
 FLUSH_INTERVAL = 1.0
+IDLE_POLL_SECONDS = 60.0  # alert states are read at least this often when no result arrives
 # A target is flapping when its last FLAP_WINDOW results changed between up and down at
 # least FLAP_CHANGES times: it is neither reliably up nor down, and the page says so.
 FLAP_WINDOW, FLAP_CHANGES = 20, 4
@@ -71,6 +72,7 @@ class HistoryRecorder:
         self._names: list[str] = []  # every target seen, in the order pruning visits them
         self._last_log_prune = 0.0
         self._stop = threading.Event()
+        self._wake = threading.Event()  # results (or a nudge) wait to be written
         self._thread: threading.Thread | None = None
         self._load()
 
@@ -134,17 +136,32 @@ class HistoryRecorder:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.flush()
         self.db.close()
 
+    def nudge(self) -> None:
+        """Something else changed (an alert was sent): flush soon, even without a new result."""
+        self._wake.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(FLUSH_INTERVAL):
+        """Sleep until a result arrives (or a nudge, or IDLE_POLL_SECONDS), then write at most
+        once a second: an idle daemon's history thread does not wake every second."""
+        last = 0.0
+        while not self._stop.is_set():
+            self._wake.wait(IDLE_POLL_SECONDS)
+            self._wake.clear()
+            delay = last + FLUSH_INTERVAL - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            last = time.monotonic()
             try:
                 self.flush()
             except StateWriteError as exc:
                 log.error("history not written, retrying: %s", exc)
+                self._wake.set()  # what was not written is tried again at the next second
             except Exception:  # noqa: BLE001 - the history must not stop for one bad flush
                 log.exception("history flush failed")
 
@@ -154,6 +171,8 @@ class HistoryRecorder:
         """Queue one result that stands for `interval` seconds. `state` overrides up/down
         (MAINTENANCE: a maintenance window, counted apart from uptime)."""
         self._inbox.append((target, result, interval, state))
+        if not self._wake.is_set():  # no lock taken while a wake-up is already pending
+            self._wake.set()
 
     # ------------------------------------------------------------ the writer
 
