@@ -93,9 +93,8 @@ class Daemon:
         self.systemd.status("starting")
         g = self.loaded.global_
         self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
-        self.history = await asyncio.to_thread(  # reads the last day's rollups back: off the loop
-            HistoryRecorder, os.path.join(g.state_dir, "history.db"), self.loaded.config.history,
-            alerts=self.rules.active_alerts)
+        self.history = HistoryRecorder(os.path.join(g.state_dir, "history.db"), self.loaded.config.history,
+                                       alerts=self.rules.active_alerts, load_in_background=True)
         self.history.start()
         self._apply(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,

@@ -49,7 +49,7 @@ _STATES = (UP, DOWN, MAINTENANCE)
 class HistoryRecorder:
     def __init__(self, path: str, config: HistoryConfig | None = None,
                  alerts: Callable[[], list[dict[str, Any]]] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, load_in_background: bool = False) -> None:
         self.config = config or HistoryConfig()
         self.db = HistoryDB(path)
         self._alerts = alerts
@@ -74,7 +74,13 @@ class HistoryRecorder:
         self._stop = threading.Event()
         self._wake = threading.Event()  # results (or a nudge) wait to be written
         self._thread: threading.Thread | None = None
-        self._load()
+        # Reading back the last day takes a while with thousands of targets: the daemon has its
+        # thread do it (results queue meanwhile, pages show no history for those seconds), so
+        # start-up does not wait for it.
+        self._loaded = threading.Event()
+        if not load_in_background:
+            self._load()
+            self._loaded.set()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -149,6 +155,13 @@ class HistoryRecorder:
     def _run(self) -> None:
         """Sleep until a result arrives (or a nudge, or IDLE_POLL_SECONDS), then write at most
         once a second: an idle daemon's history thread does not wake every second."""
+        if not self._loaded.is_set():
+            try:
+                with self._lock:
+                    self._load()
+            except Exception:  # noqa: BLE001 - history from now on is better than none
+                log.exception("reading the history back failed; recording from now on")
+            self._loaded.set()
         last = 0.0
         while not self._stop.is_set():
             self._wake.wait(IDLE_POLL_SECONDS)
@@ -177,6 +190,8 @@ class HistoryRecorder:
     # ------------------------------------------------------------ the writer
 
     def flush(self) -> None:
+        if not self._loaded.is_set():
+            return  # the thread reads the history back first; results wait in the queue
         now = self._clock()
         with self._lock:
             while self._inbox:
