@@ -163,6 +163,7 @@ class HistoryRecorder:
                 log.exception("reading the history back failed; recording from now on")
             self._loaded.set()
         last = 0.0
+        failing = False
         while not self._stop.is_set():
             self._wake.wait(IDLE_POLL_SECONDS)
             self._wake.clear()
@@ -172,8 +173,13 @@ class HistoryRecorder:
             last = time.monotonic()
             try:
                 self.flush()
+                if failing:
+                    log.info("history written again")
+                failing = False
             except StateWriteError as exc:
-                log.error("history not written, retrying: %s", exc)
+                if not failing:  # once per streak: a full disk must not fill the log too
+                    log.error("history not written, retrying every second: %s", exc)
+                failing = True
                 self._wake.set()  # what was not written is tried again at the next second
             except Exception:  # noqa: BLE001 - the history must not stop for one bad flush
                 log.exception("history flush failed")

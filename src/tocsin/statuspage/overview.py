@@ -111,7 +111,8 @@ def _tables(rows: list[TargetRow], group_by: str | None, public: bool, show_reas
 
 
 def _row(row: TargetRow, now: float, public: bool, show_reasons: bool, drawn: BarCache) -> str:
-    name = esc(row.name) if public else f"<a class='target-name' href='{href('targets', row.name)}'>{esc(row.name)}</a>"
+    name = esc(row.name) if public else (f"<a class='target-name' href='{href('targets', row.name)}'>{esc(row.name)}</a>"
+                                         f"<div class='muted endpoint'>{esc(row.kind)} {esc(row.endpoint)}</div>")
     reason = esc(row.reason) if (show_reasons and row.state in ("down", "flapping")) else ""
     cert = "" if row.cert_days is None else "expired" if row.cert_days < 0 else f"{int(row.cert_days)} days"
     last = ago(now - row.last_check) if row.last_check else "never"
