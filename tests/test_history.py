@@ -225,3 +225,19 @@ def test_overview_windows_follow_late_results_and_new_hours(tmp_path):
     assert recorder.window("web", "24h").seconds == 0
     assert recorder.window("web", "7d").down_seconds == 660
     recorder.stop()
+
+
+def test_failure_reasons_in_words():
+    from tocsin.history.reasons import reason_words
+
+    def failed(reason: str, message: str, facts: dict | None = None) -> ProbeResult:
+        return ProbeResult("x", "http", False, reason, message, 0.1, 1, False, "c", T0, 5.0, facts or {})
+
+    assert reason_words(failed("status", "HTTP status 503", {"http_status_code": 503.0})) == "HTTP 503"
+    assert reason_words(failed("tls", "certificate verification failed: certificate has expired")) \
+        == "TLS: certificate has expired"
+    assert reason_words(failed("tls", "TLS handshake failed: [SSL] wrong version")) == "TLS: handshake failed"
+    assert reason_words(failed("connect", "connection refused by 127.0.0.1:9")) == "connection refused"
+    assert reason_words(failed("dns", "cannot resolve 'x.test': no such host")) == "DNS: no such host"
+    assert reason_words(failed("timeout", "deadline")) == "timeout"
+    assert reason_words(result("x", T0, True)) == ""

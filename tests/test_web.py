@@ -7,6 +7,7 @@ import hashlib
 import socket
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -113,7 +114,7 @@ def test_views_read_only_the_target_table_alerts_and_counts(tmp_path):
                                           {"name": "<gone>", "tcp": {"address": "127.0.0.1:9"}}]}, "test").targets
     result = ProbeResult(target="web", kind="http", success=True, reason="", message="", duration=0.0123456789,
                          attempts=1, first_attempt_success=True, correlation_id="c1", started_at=0.0, timeout=1.0,
-                         facts={"http_status_code": 200.0})
+                         facts={"http_status_code": 200.0, "ssl_earliest_cert_expiry": time.time() + 10.5 * 86400})
     at = datetime(2026, 1, 1, tzinfo=timezone.utc)
     table = _Table({"web": TargetState(web, 15.0, last_result=result), "<gone>": TargetState(gone, 30.0)}, at)
     history = HistoryRecorder(str(tmp_path / "history.db"))
@@ -134,5 +135,5 @@ def test_views_read_only_the_target_table_alerts_and_counts(tmp_path):
     assert page is not None
     text = page.body.decode()
     assert "2 targets: 1 unknown, 1 up." in text and "&lt;gone&gt;" in text and "<gone>" not in text
-    assert ">12 ms (–)<" in text
+    assert ">12 ms (–)<" in text and ">10 days<" in text
     history.stop()
