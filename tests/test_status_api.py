@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 
 import requests
-from probed_service import Service
 
 from conftest import free_port, scaled, wait_for
+from probed_service import Service
 
 
 def test_public_page_badges_history_api_and_secrets(daemon_factory):

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from chromium import Chromium
-from probed_service import Service
 
+from chromium import Chromium
 from conftest import require_tool, scaled, wait_for
+from probed_service import Service
 from tocsin.history.summary import uptime_percent
 
 RULES = """groups:
