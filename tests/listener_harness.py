@@ -17,11 +17,16 @@ class FakePages:
     def render_metrics(self) -> bytes:
         return b"up 1\n"
 
-    def api(self, path: str) -> Any | None:
+    def api(self, path: str, query: str = "") -> Any | None:  # noqa: ARG002 - the Pages signature
         return [] if path in ("targets", "alerts") else None
 
-    def status_page(self) -> str:
-        return "<html>tocsin</html>"
+    def page(self, path: str, query: str) -> Any | None:  # noqa: ARG002 - the Pages signature
+        from tocsin.web.routes import Response
+
+        return Response(200, b"<html>tocsin</html>", "text/html") if path in ("/", "/index.html") else None
+
+    def is_public(self, path: str) -> bool:  # noqa: ARG002 - the Pages signature
+        return False
 
 
 class FakeControl:

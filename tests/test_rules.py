@@ -268,3 +268,20 @@ groups:
     (alert,) = g.rules[0].active.values()
     assert dict(alert.labels) == {"alertname": "Down", "metric": "probe_success", "target": "a"}
     assert alert.annotations["summary"] == "probe_success 2 __name__,target,"
+
+
+def test_api_alerts_shows_a_pending_alert_as_pending_with_no_start(tmp_path: Path) -> None:
+    (tmp_path / "r.yml").write_text("groups:\n  - name: g\n    rules:\n      - alert: Down\n"
+                                    "        expr: probe_success == 0\n        for: 5m\n")
+    manager = RuleManager(_loaded(tmp_path, ["r.yml"]))
+    key = next(iter(manager.groups))
+    manager.groups[key].rules[0].restored = True
+    manager.store.ingest("a", [("probe_success", (("target", "a"),), 0.0)], 100.0)
+    manager._evaluate(key, 100_000)
+    [alert] = manager.active_alerts()
+    assert alert["state"] == "pending" and alert["status"] == "pending"
+    assert alert["startsAt"] is None and alert["activeAt"].startswith("1970-01-01T00:01:40")
+    manager.store.ingest("a", [("probe_success", (("target", "a"),), 0.0)], 500.0)
+    manager._evaluate(key, 500_000)
+    [alert] = manager.active_alerts()
+    assert alert["status"] == "firing" and alert["startsAt"].startswith("1970-01-01T00:08:20")

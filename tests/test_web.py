@@ -7,6 +7,7 @@ import hashlib
 import socket
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -15,6 +16,7 @@ import trustme
 
 from conftest import free_port, wait_for
 from tocsin.config import parse_config
+from tocsin.history import HistoryRecorder
 from tocsin.probes import ProbeResult
 from tocsin.scheduler import TargetState
 from tocsin.web.views import WebViews
@@ -107,15 +109,16 @@ class _Counts:
     up = 1
 
 
-def test_views_read_only_the_target_table_alerts_and_counts():
+def test_views_read_only_the_target_table_alerts_and_counts(tmp_path):
     web, gone = parse_config({"targets": [{"name": "web", "url": "http://example.test/", "labels": {"team": "core"}},
                                           {"name": "<gone>", "tcp": {"address": "127.0.0.1:9"}}]}, "test").targets
     result = ProbeResult(target="web", kind="http", success=True, reason="", message="", duration=0.0123456789,
                          attempts=1, first_attempt_success=True, correlation_id="c1", started_at=0.0, timeout=1.0,
-                         facts={"http_status_code": 200.0})
+                         facts={"http_status_code": 200.0, "ssl_earliest_cert_expiry": time.time() + 10.5 * 86400})
     at = datetime(2026, 1, 1, tzinfo=timezone.utc)
     table = _Table({"web": TargetState(web, 15.0, last_result=result), "<gone>": TargetState(gone, 30.0)}, at)
-    views = WebViews(table, _Alerts(), _Counts(), (lambda: "a 1\n", lambda: "b 2\n"))
+    history = HistoryRecorder(str(tmp_path / "history.db"))
+    views = WebViews(table, _Alerts(), _Counts(), (lambda: "a 1\n", lambda: "b 2\n"), history)
 
     assert views.render_metrics() == b"a 1\nb 2\n"
     assert views.api("alerts") == _Alerts().active_alerts()
@@ -128,6 +131,9 @@ def test_views_read_only_the_target_table_alerts_and_counts():
     assert targets["web"]["last_result"]["status_code"] == 200
     assert targets["<gone>"]["labels"] == {} and targets["<gone>"]["endpoint"] == "127.0.0.1:9"
     assert targets["<gone>"]["health"] == "unknown" and targets["<gone>"]["last_result"] is None
-    page = views.status_page()
-    assert "2 targets, 1 up." in page and "&lt;gone&gt;" in page and "<gone>" not in page
-    assert "<td>0.012s</td>" in page
+    page = views.page("/", "")
+    assert page is not None
+    text = page.body.decode()
+    assert "2 targets: 1 unknown, 1 up." in text and "&lt;gone&gt;" in text and "<gone>" not in text
+    assert ">12 ms (–)<" in text and ">10 days<" in text
+    history.stop()

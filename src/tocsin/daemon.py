@@ -22,6 +22,9 @@ from .cluster.view import ClusterOverride, replica_warnings, shard_view
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .flapping import FlappingGate
+from .history import HistoryRecorder
+from .history.rollup import MAINTENANCE
+from .maintenance import maintenance_result
 from .metrics import ProbeMetrics, SelfMetrics
 from .notify.alert import Alert
 from .notify.metrics import NotifyMetrics
@@ -73,6 +76,7 @@ class Daemon:
         self.scheduler: ProbeScheduler | None = None
         self.push_watch: PushWatch | None = None  # push targets: probed on a push and at their deadline
         self.web: WebServer | None = None
+        self.history: HistoryRecorder | None = None  # probe history and incidents, in state_dir/history.db
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -101,10 +105,14 @@ class Daemon:
         self.scheduler.lag.subscribe(self.rules.ingest)  # the shipped overload rule reads the loop lag
         self.push_watch = PushWatch(self.loop, self.scheduler.run_soon)
         self.scheduler.on_maintenance = self._on_maintenance
+        self.history = HistoryRecorder(os.path.join(g.state_dir, "history.db"), self.loaded.config.history,
+                                       alerts=self.rules.active_alerts, load_in_background=True)
+        self.history.start()
         self._apply(self.loaded)
         self._label_shard(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,
-                         (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
+                         (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics),
+                         self.history, lambda: self.loaded.config.status_page)
         self.web = WebServer(g.listen_address, views, self, g.web)  # binds here: a taken port fails start-up
         self.web.start()
         await asyncio.to_thread(self.notifiers.rebuild, self.loaded)  # replays the outbox
@@ -138,6 +146,8 @@ class Daemon:
         """The rule engine's hook (on its worker thread): firing/resolved alerts, through the
         flapping gate, to the outbox."""
         self.flapping.submit(alerts)
+        if self.history is not None:
+            self.history.nudge()  # records the alerts' new states within a second
 
     def _on_stop_signal(self, sig: int) -> None:
         if not self._stop.is_set():
@@ -157,6 +167,8 @@ class Daemon:
             await asyncio.to_thread(self.notifiers.stop)  # undelivered notifications stay in the outbox
             if self.web is not None:
                 await asyncio.to_thread(self.web.stop)
+            if self.history is not None:
+                await asyncio.to_thread(self.history.stop)  # the last second of results written
         log.info("tocsin stopped")
 
     def _start_watchdog(self) -> None:
@@ -274,12 +286,17 @@ class Daemon:
     # ---------------------------------------------------------------- results
 
     def _on_maintenance(self, state: TargetState, inside: bool) -> None:
+        """At each run skipped for a maintenance window, and once when the window ends."""
         self.probe_metrics.set_maintenance(state.target.name, inside)
+        if inside and self.history is not None:  # the history says "maintenance" for the run, not "down"
+            self.history.record(state.target.name, maintenance_result(state.target), state.interval, MAINTENANCE)
 
     def _on_result(self, state: TargetState, result: ProbeResult, previous: ProbeResult | None) -> None:
         state.flapping = self.flapping.observe(state.target, result.success)
         self.probe_metrics.record(result, state.interval, state.flapping)
         self.status.observe(result, previous)
+        if self.history is not None:  # a queue append; the history thread does the rest
+            self.history.record(state.target.name, result, state.interval)
 
     def _on_inconclusive(self, result: ProbeResult) -> None:
         """tocsin's own lag used up the probe's deadline: counted, not a result (overload.py)."""

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from .probes.result import ProbeResult
+
 if TYPE_CHECKING:
     from .scheduler import TargetState
 
@@ -37,3 +39,10 @@ def skip_run(state: "TargetState", changed: Callable[["TargetState", bool], None
         changed(state, inside)
     state.maintenance = inside
     return inside
+
+
+def maintenance_result(target: Any) -> ProbeResult:
+    """The stand-in for a run skipped in a window, for the history (which counts it apart from uptime)."""
+    return ProbeResult(target=target.name, kind=target.kind, success=False, reason="maintenance",
+                       message="inside a maintenance window: not probed", duration=0.0, attempts=0,
+                       first_attempt_success=False, correlation_id="", started_at=time.time(), timeout=target.timeout)

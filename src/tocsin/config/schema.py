@@ -38,10 +38,12 @@ from ..cluster.config import ClusterConfig
 from ..errors import ConfigError
 from ..fields import Labels, ListenAddress, Model, PositiveDuration, ReadableFile
 from ..flapping import FlappingConfig
+from ..history.config import HistoryConfig
 from ..logs import LoggingConfig
 from ..notify.config import AlertingConfig
 from ..probes import KINDS, Probe
 from ..probes.retry import BackoffWhenDown, RetryConfig
+from ..statuspage.config import StatusPageConfig
 from ..timeintervals import TimeInterval
 from .load import Problem, error_problems, expand_env, format_problems, load_yaml
 
@@ -245,6 +247,8 @@ class Config(Model):
     rule_files: list[str] = Field(default_factory=list)
     alerting: AlertingConfig | None = None
     cluster: ClusterConfig = ClusterConfig()
+    history: HistoryConfig = HistoryConfig()
+    status_page: StatusPageConfig = StatusPageConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True)
 

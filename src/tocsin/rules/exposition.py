@@ -88,13 +88,13 @@ def _alert_view(group_key: str, rule: AlertingRule, alert: Alert) -> dict[str, A
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
         "state": alert.state.value,
-        "startsAt": _rfc3339(alert.fired_at),
+        "startsAt": _rfc3339(alert.fired_at) if alert.fired_at else None,  # a pending alert has not started
         "endsAt": _rfc3339(ends) if ends else None,
         "activeAt": _rfc3339(alert.active_at),
         "value": go_float(alert.value),
         "generatorURL": rule.generator_url,
         "resolved": resolved,
-        "status": "resolved" if resolved else "firing",
+        "status": "resolved" if resolved else alert.state.value,  # pending or firing
         "group": group_key,
     }
 

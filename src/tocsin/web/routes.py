@@ -30,8 +30,9 @@ class Pages(Protocol):
     """What the listener shows (read-only; `tocsin.web.views.WebViews`)."""
 
     def render_metrics(self) -> bytes: ...
-    def api(self, path: str) -> Any | None: ...
-    def status_page(self) -> str: ...
+    def api(self, path: str, query: str = "") -> Any | None: ...  # an ApiError for a bad request
+    def page(self, path: str, query: str) -> Response | None: ...  # None: no such page
+    def is_public(self, path: str) -> bool: ...  # answers without credentials
 
 
 class Control(Protocol):
@@ -53,6 +54,18 @@ class Request:
     def path(self) -> str:
         return self.target.split("?", 1)[0]
 
+    @property
+    def query(self) -> str:
+        return self.target.partition("?")[2]
+
+
+@dataclass(frozen=True)
+class ApiError:
+    """What `Pages.api` returns for a request it understood and refuses (a bad range, no such target)."""
+
+    status: int
+    message: str
+
 
 @dataclass
 class Response:
@@ -70,7 +83,7 @@ def _json(status: int, value: Any) -> Response:
     return Response(status, json.dumps(value, indent=1, default=str).encode(), "application/json")
 
 
-_READ_PATHS = ("/metrics", "/-/healthy", "/-/ready", "/", "/index.html")
+_READ_PATHS = ("/metrics", "/-/healthy", "/-/ready")  # and what `Pages.page` serves
 _WRITE_PATHS = ("/-/reload",)
 _READ_METHODS = ("GET", "HEAD")
 _WRITE_METHODS = ("POST", "PUT")  # Prometheus takes both for /-/reload
@@ -93,23 +106,24 @@ class Router:
         refused = cross_site_reason(request.method, request.headers)
         if refused is not None:
             return text(*refused)
-        if not self.auth.check(request.headers.get("authorization")):
+        if not self.auth.check(request.headers.get("authorization")) and not self.pages.is_public(request.path):
             return Response(401, b"", TEXT, [("WWW-Authenticate", 'Basic realm="tocsin", charset="UTF-8"')])
         path = request.path
         try:
-            return self._route(request.method, path)
+            return self._route(request.method, path, request.query)
         except Exception:  # noqa: BLE001 - one bad page must not take the listener down
             log.exception("error serving %s", path)
             return text(500, "internal error")
 
-    def _route(self, method: str, path: str) -> Response:
+    def _route(self, method: str, path: str, query: str = "") -> Response:
         is_api = path.startswith("/api/v1/")
         if path in _WRITE_PATHS:
             if method not in _WRITE_METHODS:
                 return text(405, "only POST or PUT", [("Allow", ", ".join(_WRITE_METHODS))])
             ok, message = self.control.request_reload()
             return text(200 if ok else 500, message)
-        if path not in _READ_PATHS and not is_api:
+        page = self.pages.page(path, query) if not is_api and path not in _READ_PATHS else None
+        if path not in _READ_PATHS and not is_api and page is None:
             return text(404, "not found")
         if method not in _READ_METHODS:
             return text(405, "only GET or HEAD", [("Allow", ", ".join(_READ_METHODS))])
@@ -122,8 +136,11 @@ class Router:
             ready = self.control.is_ready()
             return text(200, "tocsin is ready.") if ready else text(503, "not ready")
         if is_api:
-            value = self.pages.api(path.removeprefix("/api/v1/"))
+            value = self.pages.api(path.removeprefix("/api/v1/"), query)
             if value is None:
                 return _json(404, {"status": "error", "error": f"no such endpoint {path}"})
+            if isinstance(value, ApiError):
+                return _json(value.status, {"status": "error", "error": value.message})
             return _json(200, {"status": "success", "data": value})
-        return Response(200, self.pages.status_page().encode(), "text/html; charset=utf-8")
+        assert page is not None
+        return page

@@ -1,5 +1,5 @@
-"""What the listener shows: /metrics, the JSON API (/api/v1/targets, /api/v1/alerts) and
-the HTML status page.
+"""What the listener shows: /metrics, the JSON API (/api/v1/targets, /api/v1/alerts, and the
+history API) and the status pages (`tocsin.statuspage`).
 
 The views read the running daemon through a few narrow interfaces (the scheduler's target
 table, the rule manager's active alerts, the count of targets up, the metric renderers),
@@ -10,13 +10,17 @@ URL's password is shown as `<secret>`, and so is any secret a message happens to
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from ..history import HistoryRecorder
 from ..redaction import redact
 from ..scheduler import TargetState
+from ..statuspage.config import StatusPageConfig
+from ..statuspage.model import Sources
+from ..statuspage.pages import StatusPages
+from .routes import ApiError, Response
 
 
 class TargetTable(Protocol):
@@ -44,32 +48,38 @@ class WebViews:
     """The listener's `Pages`, over the parts of the daemon they read."""
 
     def __init__(self, targets: TargetTable, alerts: AlertTable, counts: UpCount,
-                 metrics: Sequence[Callable[[], str]]) -> None:
+                 metrics: Sequence[Callable[[], str]], history: HistoryRecorder,
+                 status_page: Callable[[], StatusPageConfig] = StatusPageConfig) -> None:
         self._targets = targets
         self._alerts = alerts
         self._counts = counts
         self._metrics = metrics  # rendered one after the other into /metrics
+        self.pages = StatusPages(Sources(targets, alerts, history, status_page,
+                                         reload_ok=lambda: bool(getattr(counts, "last_reload_ok", True))))
 
     def render_metrics(self) -> bytes:
         return redact("".join(render() for render in self._metrics)).encode()
 
-    def api(self, path: str) -> Any | None:
+    def api(self, path: str, query: str = "") -> Any | None:
         if path == "targets":
             return targets_view(self._targets)
         if path == "alerts":
             return _redacted(self._alerts.active_alerts())
-        return None
+        answer = self.pages.api(path, query)
+        if answer is None:
+            return None
+        status, value = answer
+        return _redacted(value) if status == 200 else ApiError(status, redact(str(value)))
 
-    def status_page(self) -> str:
-        rows = []
-        for item in targets_view(self._targets):
-            result = item["last_result"] or {}
-            rows.append("<tr class='{h}'><td>{n}</td><td>{k}</td><td>{e}</td><td>{h}{f}</td><td>{r}</td>"
-                        "<td>{d}</td><td>{l}</td></tr>".format(
-                            h=item["health"], f=" (flapping)" if item["flapping"] else "", n=html.escape(item["name"]), k=item["kind"],
-                            e=html.escape(item["endpoint"]), r=html.escape(str(result.get("reason") or "")),
-                            d=f"{result['duration_seconds']:.3f}s" if result else "", l=item["last_run"] or ""))
-        return _STATUS_PAGE.format(rows="\n".join(rows), count=len(rows), up=self._counts.up)
+    def page(self, path: str, query: str) -> Response | None:
+        page = self.pages.page(path, query)
+        if page is None:
+            return None
+        body = page.body.encode() if isinstance(page.body, str) else page.body
+        return Response(page.status, body, page.content_type, list(page.headers))
+
+    def is_public(self, path: str) -> bool:
+        return self.pages.is_public(path)
 
 
 def _redacted(value: Any) -> Any:
@@ -119,15 +129,3 @@ def _health(maintenance: bool, result: Any) -> str:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat()
-
-
-_STATUS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>tocsin</title>
-<meta http-equiv="refresh" content="10">
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;
-border-bottom:1px solid #ddd;text-align:left}}.up td:nth-child(4){{color:#080}}.down td:nth-child(4){{color:#c00}}</style>
-</head><body><h1>tocsin</h1><p>{count} targets, {up} up. <a href="/metrics">metrics</a> ·
-<a href="/api/v1/targets">targets API</a></p><table><tr><th>target</th><th>kind</th><th>endpoint</th><th>health</th>
-<th>reason</th><th>duration</th><th>last run</th></tr>
-{rows}
-</table></body></html>
-"""
