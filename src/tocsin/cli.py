@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from . import __version__, aio
+from . import __version__, ack_command, aio
 from .config import LoadedConfig, load_config, parse_config
 from .errors import ConfigError
 from .probes import KINDS, run_probe
@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     notify_test.add_argument("receiver", metavar="RECEIVER")
     notify_test.add_argument("--config", default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})")
     notify_test.set_defaults(func=_cmd_notify_test)
+
+    ack_command.register(sub, DEFAULT_CONFIG)
 
     demo = sub.add_parser("demo-target", help="serve the flaky demo service")
     demo.add_argument("--port", type=int, default=8000)

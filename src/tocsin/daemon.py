@@ -23,6 +23,7 @@ from .errors import ConfigError
 from .metrics import ProbeMetrics, SelfMetrics
 from .notify.alert import Alert
 from .notify.metrics import NotifyMetrics
+from .notify.muting import open_muting
 from .notify.notifier import Notifier
 from .probes import KINDS, ProbeResult
 from .probes.net import tls_context
@@ -30,6 +31,8 @@ from .rules.manager import RuleManager
 from .scheduler import ProbeScheduler, TargetState
 from .service_status import ServiceStatus
 from .systemd_notify import ServiceNotifier
+from .web.api_v2 import AlertmanagerAPI
+from .web.prom_api import PrometheusAPI
 from .web.server import WebServer
 from .web.views import WebViews
 
@@ -58,6 +61,7 @@ class Daemon:
         # without an `alerting` section (firing and resolved alerts are then only logged).
         self.notify_metrics = NotifyMetrics(self.self_metrics.registry)
         self.notifier: Notifier | None = None
+        self.muting = open_muting(loaded.global_.state_dir)  # silences and acks: kept across reloads
         self._retired: list[Notifier] = []  # replaced by a reload, still delivering to removed receivers
         self.clock = ClockWatch(self.self_metrics.registry)  # wall-clock steps: detected and re-anchored
         self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
@@ -94,7 +98,8 @@ class Daemon:
         self._apply(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,
                          (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
-        self.web = WebServer(g.listen_address, views, self, g.web)  # binds here: a taken port fails start-up
+        apis = (AlertmanagerAPI(self.muting, lambda: self.notifier), PrometheusAPI(self.rules))
+        self.web = WebServer(g.listen_address, views, self, g.web, handlers=apis)  # binds here: a taken port fails start-up
         self.web.start()
         await asyncio.to_thread(self._start_notifier, self.loaded)  # replays the outbox
         self._start_rules()
@@ -136,7 +141,7 @@ class Daemon:
         if alerting is not None:
             new = Notifier(alerting, state_dir=loaded.global_.state_dir,
                            external_labels=loaded.global_.external_labels, metrics=self.notify_metrics,
-                           external_url=f"http://{loaded.global_.listen_address}")
+                           external_url=f"http://{loaded.global_.listen_address}", muting=self.muting)
         old, self.notifier = self.notifier, new
         names = {r.name for r in alerting.receivers} if alerting is not None else set()
         for done in [n for n in self._retired if not n.running()]:
@@ -184,6 +189,7 @@ class Daemon:
             await asyncio.to_thread(self._stop_notifier)  # undelivered notifications stay in the outbox
             if self.web is not None:
                 await asyncio.to_thread(self.web.stop)
+            self.muting.close()
         log.info("tocsin stopped")
 
     def _start_watchdog(self) -> None:

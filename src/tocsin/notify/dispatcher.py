@@ -37,6 +37,7 @@ from ..gofmt import rfc3339_millis
 from ..statedb import StateWriteError, retry_delay
 from .alert import Alert
 from .config import AlertingConfig
+from .muting import Muting
 from .notification import Notification
 from .outbox import LogEntry, Outbox
 from .receivers import Receiver
@@ -73,8 +74,9 @@ class Dispatcher:
     def __init__(self, config: AlertingConfig, root: Route, inhibitor: Inhibitor,
                  receivers: dict[str, Receiver | None], outbox: Outbox, *, external_labels: dict[str, str],
                  external_url: str, max_sleep: float, stopping: threading.Event,
-                 committed: Callable[[list[Notification]], None]) -> None:
+                 committed: Callable[[list[Notification]], None], muting: Muting | None = None) -> None:
         self.config = config
+        self.muting = muting  # silences and acknowledgements: muted at flush, like inhibition
         self.root = root
         self.inhibitor = inhibitor
         self.receivers = receivers
@@ -199,6 +201,8 @@ class Dispatcher:
             due = [g for g in self._groups.values() if g.next_flush <= mono]
             if due:
                 muted = self.inhibitor.muter([t.alert.labels for t in self._alerts.values() if t.alert.firing])
+                if self.muting is not None:
+                    muted = self.muting.combine(muted, [t.alert for t in self._alerts.values()])
                 for group in due:
                     cleanup.append((group, self._flush(group, now, mono, muted, notifications, log_updates)))
             next_due = self._next_due()

@@ -1,0 +1,68 @@
+"""What the operator muted by hand: silences and acknowledgements, as one question to the dispatcher.
+
+The dispatcher asks at each group flush, as Alertmanager's silence stage does, so a muted
+alert is simply left out of what its group sends; when the silence ends (or the
+acknowledged firing resolves) while the alert still fires, the group's next flush finds a
+firing alert its receiver was not told about and notifies it. Both stores outlive a reload
+of the alerting configuration (the daemon builds them once), so a reload keeps every
+silence and acknowledgement.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..statedb import StateWriteError
+from .acks import AckStore
+from .alert import Alert, fingerprint
+from .silences import SilenceStore
+
+log = logging.getLogger("tocsin.notify")
+
+Muted = Callable[[dict[str, str]], bool]
+
+
+@dataclass
+class Muting:
+    silences: SilenceStore
+    acks: AckStore
+
+    def combine(self, inner: Muted, alerts: Iterable[Alert]) -> Muted:
+        """`inner` (inhibition) or muted by a silence or an acknowledgement, for the alerts
+        known now (`alerts`, which also end the acknowledgements whose firing is over)."""
+        known = list(alerts)
+        try:
+            self.acks.settle(known)
+        except StateWriteError as exc:  # the acknowledgement ends in memory at the next try
+            log.error("cannot record the end of an acknowledgement: %s", exc.reason)
+        silences = self.silences.active()
+        acked = {a.fingerprint: a for a in self.acks.active()}
+        by_fp = {a.fingerprint: a for a in known}
+
+        def muted(labels: dict[str, str]) -> bool:
+            if inner(labels) or any(s.matches(labels) for s in silences):
+                return True
+            if not acked:
+                return False
+            fp = fingerprint(labels)
+            ack, alert = acked.get(fp), by_fp.get(fp)
+            return ack is not None and alert is not None and ack.covers(alert)
+
+        return muted
+
+    def status(self, alert: Alert, now: float | None = None) -> tuple[list[str], list[str]]:
+        """(ids of the silences that mute `alert` now, ids of the acknowledgements that do)."""
+        now = time.time() if now is None else now
+        return self.silences.silenced_by(alert.labels, now), self.acks.acked_by(alert)
+
+    def close(self) -> None:
+        self.silences.close()
+        self.acks.close()
+
+
+def open_muting(state_dir: str) -> Muting:
+    """The silences and acknowledgements stored in `state_dir` (silences.db)."""
+    return Muting(SilenceStore(state_dir), AckStore(state_dir))
