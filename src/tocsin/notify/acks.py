@@ -11,8 +11,6 @@ record. Stored in `silences.db` beside the silences, committed before the API an
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -22,6 +20,7 @@ from typing import Any
 
 from ..statedb import counted_write, transaction
 from .alert import Alert
+from .silences import open_db
 
 RETENTION = 5 * 86400.0  # ended acknowledgements kept for the record, as long as expired silences
 SAME_FIRING = 1.0        # startsAt within this (seconds) is the same firing (millisecond rounding)
@@ -64,9 +63,7 @@ class AckStore:
     """Acknowledgements in memory (by fingerprint) and in `silences.db`; thread-safe."""
 
     def __init__(self, state_dir: str) -> None:
-        os.makedirs(state_dir, exist_ok=True)
-        self.path = os.path.join(state_dir, "silences.db")
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
+        self.path, self._db = open_db(state_dir)
         self._db.execute("CREATE TABLE IF NOT EXISTS acks (id TEXT PRIMARY KEY, created_at REAL NOT NULL,"
                          " body TEXT NOT NULL)")
         self._lock = threading.Lock()

@@ -29,6 +29,14 @@ RETENTION = 5 * 86400.0  # Alertmanager's --data.retention default (120h): expir
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
+def open_db(state_dir: str) -> tuple[str, sqlite3.Connection]:
+    """`silences.db` in `state_dir`, private as the rest of the state (0700 directory, 0600 file)."""
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(state_dir, "silences.db")
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # created private before SQLite opens it
+    return path, sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
+
+
 class SilenceError(ValueError):
     """A silence the API must refuse (400), with Alertmanager's reason."""
 
@@ -103,9 +111,7 @@ class SilenceStore:
     """The silences, in memory for matching and in `silences.db` for restarts; thread-safe."""
 
     def __init__(self, state_dir: str) -> None:
-        os.makedirs(state_dir, exist_ok=True)
-        self.path = os.path.join(state_dir, "silences.db")
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
+        self.path, self._db = open_db(state_dir)
         self._db.execute("CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, ends_at REAL NOT NULL,"
                          " body TEXT NOT NULL)")
         self._lock = threading.Lock()
