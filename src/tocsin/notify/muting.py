@@ -66,3 +66,21 @@ class Muting:
 def open_muting(state_dir: str) -> Muting:
     """The silences and acknowledgements stored in `state_dir` (silences.db)."""
     return Muting(SilenceStore(state_dir), AckStore(state_dir))
+
+
+def silencing_overview(muting: Muting, now: float | None = None) -> dict[str, list[dict[str, object]]]:
+    """What a page shows of the silences and acknowledgements: who, why, until when.
+
+    `silences`: the active and pending ones, soonest end first; `acks`: the active ones, then
+    those that ended, newest first. Times are unix seconds (the page formats them)."""
+    now = time.time() if now is None else now
+    silences = sorted((s for s in muting.silences.all() if s.state(now) != "expired"), key=lambda s: s.ends_at)
+    acks = sorted(muting.acks.all(), key=lambda a: (not a.active, -a.created_at))
+    return {
+        "silences": [{"id": s.id, "state": s.state(now), "matchers": ", ".join(str(m) for m in s.matchers),
+                      "created_by": s.created_by, "comment": s.comment, "starts_at": s.starts_at,
+                      "ends_at": s.ends_at} for s in silences],
+        "acks": [{"id": a.id, "fingerprint": a.fingerprint, "labels": dict(a.labels), "created_by": a.created_by,
+                  "comment": a.comment, "created_at": a.created_at, "active": a.active, "ended_at": a.ended_at,
+                  "end_reason": a.end_reason} for a in acks],
+    }

@@ -304,3 +304,14 @@ def _redacted(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_redacted(v) for v in value) if isinstance(value, tuple) else [_redacted(v) for v in value]
     return value
+
+
+def ack_button_html(fingerprint: str) -> str:
+    """A button that acknowledges the alert `fingerprint` from a page of this listener.
+
+    It posts JSON with fetch(): the listener refuses form posts (another site's page could
+    send one), and the browser adds the basic-auth credentials it already has."""
+    fp = re.sub(r"[^0-9a-f]", "", fingerprint)
+    return (f"<button onclick=\"var c=prompt('Acknowledge: why?');if(c!==null)fetch('/api/v1/alerts/{fp}/ack',"
+            f"{{method:'POST',headers:{{'Content-Type':'application/json'}},body:JSON.stringify({{comment:c}})}})"
+            f".then(function(){{location.reload()}})\">acknowledge</button>")
