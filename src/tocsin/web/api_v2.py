@@ -136,7 +136,9 @@ class AlertmanagerAPI:
             silence_id = unquote(found.group(1))
             if read:
                 silence = self.muting.silences.get(silence_id)
-                return reply(200, silence_json(silence, time.time())) if silence else Response(404, b"", JSON)
+                if silence is None:
+                    return Response(404, b"", JSON)
+                return reply(200, _redacted(silence_json(silence, time.time())))
             if method == "DELETE":
                 try:
                     self.muting.silences.expire(silence_id)
@@ -176,7 +178,7 @@ class AlertmanagerAPI:
             state = s.state(now)
             return order[state], (s.starts_at if state == "pending" else -s.ends_at if state == "expired" else s.ends_at)
 
-        return reply(200, [silence_json(s, now) for s in sorted(chosen, key=key)])
+        return reply(200, _redacted([silence_json(s, now) for s in sorted(chosen, key=key)]))
 
     def _post_silence(self, body: bytes) -> Response:
         silence = parse_silence(body)
