@@ -42,6 +42,10 @@ groups:
     rules:
       - record: up:count
         expr: count(probe_success)
+      - record: target:written:differently
+        expr: max(probe_success{target=~"up|down",  job!="x"}) by (target) * on(target) group_left() (probe_success  offset 1s)
+      - record: target:long:expression
+        expr: sum by (target) (probe_success{target=~"up|down|some-target-with-a-long-name|another-target-with-a-long-name"}) / count by (target) (probe_success) > 0
 """
 
 CONFIG = """

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 
 from .. import promql
 from ..gofmt import format_float_exponent, format_float_fixed, rfc3339_nano
+from ..promql.printing import expression_text
 from ..redaction import redact
 from ..rules.alerting import FIRING, PENDING, AlertingRule
 from ..rules.alerting import Alert as RuleAlert
@@ -195,11 +196,11 @@ def rule_json(rule: Any) -> dict[str, Any]:
         alerts = rule.active_alerts()
         states = {a.state for a in alerts}
         state = "firing" if FIRING in states else "pending" if PENDING in states else "inactive"
-        return {"state": state, "name": spec.name, "query": spec.expr_text.strip(), "duration": _seconds(spec.for_s),
+        return {"state": state, "name": spec.name, "query": expression_text(spec.expr_text), "duration": _seconds(spec.for_s),
                 "keepFiringFor": _seconds(spec.keep_firing_for_s), "labels": dict(spec.labels),
                 "annotations": dict(spec.annotations), "alerts": [alert_json(a) for a in alerts],
                 **common, "type": "alerting"}
-    out: dict[str, Any] = {"name": spec.name, "query": spec.expr_text.strip()}
+    out: dict[str, Any] = {"name": spec.name, "query": expression_text(spec.expr_text)}
     if spec.labels:
         out["labels"] = dict(spec.labels)
     return {**out, **common, "type": "recording"}
