@@ -101,6 +101,9 @@ alerting:
         assert daemon.sample("ALERTS", alertname="TargetDown", alertstate="firing") == 1  # it still fires
 
         target.up()
+        resolved = wait_for(lambda: [b for b in sink.bodies() if b.get("status") == "resolved"], timeout=10,
+                            what="the resolution, sent although the alert was acknowledged")
+        assert resolved[0]["alerts"][0]["labels"]["target"] == "db"
         ended = wait_for(lambda: [a for a in requests.get(daemon.url + "/api/v1/acks", timeout=5).json()["data"]
                                   if not a["active"]], timeout=10, what="the acknowledgement ending on resolve")
         assert ended[0]["endReason"] == "resolved"

@@ -290,6 +290,8 @@ class Dispatcher:
         group.flushed = True
         alerts = sorted((a for a, _ in group.alerts.values() if not (a.firing and muted(a.labels))),
                         key=lambda a: (a.starts_at, a.fingerprint))
+        if not alerts:  # all muted: Alertmanager's pipeline stops here, its log untouched, so the
+            return []   # receiver still gets the resolution of what it was told before the mute
         firing = frozenset(a.fingerprint for a in alerts if a.firing)
         resolved = frozenset(a.fingerprint for a in alerts if not a.firing)
         log_key = (route.receiver, group.key)
