@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .metrics import ProbeMetrics, SelfMetrics
 from .notify.alert import Alert
 from .notify.metrics import NotifyMetrics
-from .notify.muting import open_muting
+from .notify.muting import Muting, open_muting
 from .notify.notifier import Notifier
 from .probes import KINDS, ProbeResult
 from .probes.net import tls_context
@@ -61,7 +61,7 @@ class Daemon:
         # without an `alerting` section (firing and resolved alerts are then only logged).
         self.notify_metrics = NotifyMetrics(self.self_metrics.registry)
         self.notifier: Notifier | None = None
-        self.muting = open_muting(loaded.global_.state_dir)  # silences and acks: kept across reloads
+        self.muting: Muting | None = None  # silences and acknowledgements, opened by run(); kept across reloads
         self._retired: list[Notifier] = []  # replaced by a reload, still delivering to removed receivers
         self.clock = ClockWatch(self.self_metrics.registry)  # wall-clock steps: detected and re-anchored
         self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
@@ -96,6 +96,7 @@ class Daemon:
         g = self.loaded.global_
         self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
         self._apply(self.loaded)
+        self.muting = open_muting(g.state_dir)  # before the listener: its API serves them
         views = WebViews(self.scheduler, self.rules, self.status,
                          (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
         apis = (AlertmanagerAPI(self.muting, lambda: self.notifier), PrometheusAPI(self.rules))
@@ -189,7 +190,8 @@ class Daemon:
             await asyncio.to_thread(self._stop_notifier)  # undelivered notifications stay in the outbox
             if self.web is not None:
                 await asyncio.to_thread(self.web.stop)
-            self.muting.close()
+            if self.muting is not None:
+                self.muting.close()
         log.info("tocsin stopped")
 
     def _start_watchdog(self) -> None:

@@ -11,6 +11,8 @@ silence and acknowledgement.
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -65,7 +67,10 @@ class Muting:
 
 def open_muting(state_dir: str) -> Muting:
     """The silences and acknowledgements stored in `state_dir` (silences.db)."""
-    return Muting(SilenceStore(state_dir), AckStore(state_dir))
+    try:
+        return Muting(SilenceStore(state_dir), AckStore(state_dir))
+    except sqlite3.Error as exc:  # a damaged file: start-up fails with the file named, as for other I/O errors
+        raise OSError(f"cannot open {os.path.join(state_dir, 'silences.db')}: {exc}") from exc
 
 
 def silencing_overview(muting: Muting, now: float | None = None) -> dict[str, list[dict[str, object]]]:
