@@ -117,6 +117,15 @@ def test_amtool_silences_mute_and_release_a_firing_alert(daemon_factory, tmp_pat
     assert amtool.json("silence", "query", "target=~d.*")[0]["id"] == new_id
     assert amtool.json("silence", "query", "target=other") == []
 
+    # Update keeps the id (same matchers and start, a later end), as Alertmanager does.
+    (updated,) = amtool.json("silence", "update", new_id, "--duration=3h")
+    assert updated["id"] == new_id and updated["endsAt"] < active["endsAt"]  # 3h from now, before 2099
+    # A silence that starts later is pending until then.
+    pending_id = amtool("silence", "add", "alertname=Later", "-c", "tonight", "--start=2098-01-01T00:00:00Z",
+                        "--end=2098-01-01T02:00:00Z").stdout.strip()
+    states = {s["id"]: s["status"]["state"] for s in amtool.json("silence", "query")}
+    assert states == {new_id: "active", pending_id: "pending"}
+
 
 def test_silences_survive_kill_9(daemon_factory, tmp_path):
     amtool_path = require_tool("amtool")
