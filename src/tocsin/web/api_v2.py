@@ -29,7 +29,7 @@ from ..notify.matchers import Matcher, matches_all, parse_matchers
 from ..notify.muting import Muting
 from ..notify.notifier import Notifier
 from ..notify.silences import Silence, SilenceError, SilenceNotFound
-from ..redaction import redact
+from ..redaction import redact_json
 from .auth import parse_basic
 from .routes import Request, Response
 
@@ -138,7 +138,7 @@ class AlertmanagerAPI:
                 silence = self.muting.silences.get(silence_id)
                 if silence is None:
                     return Response(404, b"", JSON)
-                return reply(200, _redacted(silence_json(silence, time.time())))
+                return reply(200, redact_json(silence_json(silence, time.time())))
             if method == "DELETE":
                 try:
                     self.muting.silences.expire(silence_id)
@@ -178,7 +178,7 @@ class AlertmanagerAPI:
             state = s.state(now)
             return order[state], (s.starts_at if state == "pending" else -s.ends_at if state == "expired" else s.ends_at)
 
-        return reply(200, _redacted([silence_json(s, now) for s in sorted(chosen, key=key)]))
+        return reply(200, redact_json([silence_json(s, now) for s in sorted(chosen, key=key)]))
 
     def _post_silence(self, body: bytes) -> Response:
         silence = parse_silence(body)
@@ -221,13 +221,13 @@ class AlertmanagerAPI:
             if (state == "active" and not show["active"]) or ((silenced or acked) and not show["silenced"]) \
                     or (inhibited and not show["inhibited"]):
                 continue
-            out.append(({"annotations": dict(alert.annotations), "endsAt": rfc3339_millis(alert.ends_at),
+            out.append((redact_json({"annotations": dict(alert.annotations), "endsAt": rfc3339_millis(alert.ends_at),
                          "fingerprint": alert.fingerprint, "receivers": [{"name": r} for r in sorted(receivers)],
                          "startsAt": rfc3339_millis(alert.starts_at), "status": {
                              "inhibitedBy": inhibited, "silencedBy": silenced + acked, "state": state},
                          "updatedAt": _time(seen), "generatorURL": alert.generator_url,
-                         "labels": dict(alert.labels)}, alert))
-        return _redacted(out)
+                         "labels": dict(alert.labels)}), alert))
+        return out
 
     def _groups(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
         notifier = self.notifier()
@@ -270,7 +270,7 @@ class AlertmanagerAPI:
 
 
 def ack_json(a: Ack) -> dict[str, Any]:
-    return _redacted({"id": a.id, "fingerprint": a.fingerprint, "labels": a.labels,
+    return redact_json({"id": a.id, "fingerprint": a.fingerprint, "labels": a.labels,
                       "alertStartsAt": _time(a.alert_starts_at), "createdBy": a.created_by, "comment": a.comment,
                       "createdAt": _time(a.created_at), "endedAt": _time(a.ended_at) if a.ended_at else None,
                       "endReason": a.end_reason or None, "active": a.active})
@@ -296,16 +296,6 @@ def _user(request: Request) -> str:
 
 def _not_allowed(allow: str) -> Response:
     return Response(405, json.dumps(f"method not allowed; use {allow}").encode(), JSON, [("Allow", allow)])
-
-
-def _redacted(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {_redacted(k): _redacted(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_redacted(v) for v in value) if isinstance(value, tuple) else [_redacted(v) for v in value]
-    return value
 
 
 def ack_button_html(fingerprint: str) -> str:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from .. import promql
 from ..gofmt import format_float_exponent, format_float_fixed, rfc3339_nano
 from ..promql.printing import expression_text
-from ..redaction import redact
+from ..redaction import redact, redact_json
 from ..rules.alerting import FIRING, PENDING, AlertingRule
 from ..rules.alerting import Alert as RuleAlert
 from ..rules.frame import TimeFrame
@@ -44,7 +44,7 @@ class RuleSource(Protocol):
 
 
 def _success(data: Any) -> Response:
-    return Response(200, json.dumps({"status": "success", "data": _redacted(data)}).encode(), JSON)
+    return Response(200, json.dumps({"status": "success", "data": redact_json(data)}).encode(), JSON)
 
 
 def _error(status: int, kind: str, message: str) -> Response:
@@ -205,12 +205,3 @@ def rule_json(rule: Any) -> dict[str, Any]:
         out["labels"] = dict(spec.labels)
     return {**out, **common, "type": "recording"}
 
-
-def _redacted(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {_redacted(k): _redacted(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    return value
