@@ -19,6 +19,7 @@ import requests
 
 from conftest import free_port, require_tool, scaled, wait_for
 from notify_sinks import HTTPSink
+from toggle_port import Port
 
 RULES = """
 groups:
@@ -76,11 +77,14 @@ def test_amtool_silences_mute_and_release_a_firing_alert(daemon_factory, tmp_pat
     amtool_path = require_tool("amtool")
     (tmp_path / "rules.yml").write_text(RULES)
     sink = HTTPSink()
-    daemon = daemon_factory(_config(sink.url, free_port()))
+    target = Port()
+    target.up()
+    daemon = daemon_factory(_config(sink.url, target.port))
     amtool = Amtool(amtool_path, daemon.url, tmp_path)
 
     silence_id = amtool("silence", "add", "alertname=TargetDown", "target=~d.*", "--comment=db maintenance",
                         "--author=alice", "--duration=1h").stdout.strip()
+    target.down()  # the maintenance starts once the silence is in place
     (listed,) = amtool.json("silence", "query")
     assert listed["id"] == silence_id and listed["status"]["state"] == "active"
     assert listed["createdBy"] == "alice" and listed["comment"] == "db maintenance"
