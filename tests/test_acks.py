@@ -62,6 +62,7 @@ alerting:
         (alert,) = requests.get(daemon.url + "/api/v2/alerts", timeout=5).json()
         assert alert["status"]["state"] == "suppressed" and alert["status"]["silencedBy"] == [record["id"]]
 
+        assert daemon.sample("tocsin_alerts_acknowledged") == 1
         pages = len(_firing(sink))
         time.sleep(scaled(3.0))  # three repeat intervals: an alert not acknowledged would page again
         assert len(_firing(sink)) == pages
@@ -74,6 +75,7 @@ alerting:
         ended = wait_for(lambda: [a for a in requests.get(daemon.url + "/api/v1/acks", timeout=5).json()["data"]
                                   if not a["active"]], timeout=10, what="the acknowledgement ending on resolve")
         assert ended[0]["endReason"] == "resolved"
+        assert daemon.sample("tocsin_alerts_acknowledged") == 0
 
         target.down()  # the next firing of the same alert pages
         wait_for(lambda: len(_firing(sink)) > pages, timeout=15, what="a page for the next firing")

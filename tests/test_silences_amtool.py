@@ -129,6 +129,9 @@ def test_amtool_silences_mute_and_release_a_firing_alert(daemon_factory, tmp_pat
                         "--end=2098-01-01T02:00:00Z").stdout.strip()
     states = {s["id"]: s["status"]["state"] for s in amtool.json("silence", "query")}
     assert states == {new_id: "active", pending_id: "pending"}
+    assert daemon.sample("tocsin_silences", state="active") == 1
+    assert daemon.sample("tocsin_silences", state="pending") == 1
+    assert daemon.sample("tocsin_silences", state="expired") == 1  # the first one (the update was in place)
 
 
 def test_silences_survive_kill_9(daemon_factory, tmp_path):

@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .metrics import ProbeMetrics, SelfMetrics
 from .notify.alert import Alert
 from .notify.metrics import NotifyMetrics
-from .notify.muting import Muting, open_muting
+from .notify.muting import Muting, open_muting, register_metrics
 from .notify.notifier import Notifier
 from .probes import KINDS, ProbeResult
 from .probes.net import tls_context
@@ -97,6 +97,7 @@ class Daemon:
         self.scheduler = ProbeScheduler(self.self_metrics, self._on_result, g.max_concurrent_probes, self.clock)
         self._apply(self.loaded)
         self.muting = open_muting(g.state_dir)  # before the listener: its API serves them
+        register_metrics(self.muting, self.self_metrics.registry)
         views = WebViews(self.scheduler, self.rules, self.status,
                          (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
         apis = (AlertmanagerAPI(self.muting, lambda: self.notifier), PrometheusAPI(self.rules))

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry, Gauge
+
 from ..statedb import StateWriteError
 from .acks import AckStore
 from .alert import Alert, fingerprint
@@ -89,3 +91,17 @@ def silencing_overview(muting: Muting, now: float | None = None) -> dict[str, li
                   "comment": a.comment, "created_at": a.created_at, "active": a.active, "ended_at": a.ended_at,
                   "end_reason": a.end_reason} for a in acks],
     }
+
+
+def register_metrics(muting: Muting, registry: CollectorRegistry) -> None:
+    """`tocsin_silences{state}` (as Alertmanager's `alertmanager_silences`) and
+    `tocsin_alerts_acknowledged`, read from the stores at each scrape."""
+    silences = Gauge("tocsin_silences", "Silences, by state (active, pending, expired).", ["state"], registry=registry)
+
+    def counter(state: str) -> Callable[[], float]:
+        return lambda: float(sum(1 for s in muting.silences.all() if s.state(time.time()) == state))
+
+    for state in ("active", "pending", "expired"):
+        silences.labels(state).set_function(counter(state))
+    Gauge("tocsin_alerts_acknowledged", "Acknowledgements in force (alerts quiet until they resolve).",
+          registry=registry).set_function(lambda: float(len(muting.acks.active())))

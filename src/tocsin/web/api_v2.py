@@ -200,7 +200,10 @@ class AlertmanagerAPI:
     def _alerts(self, query: dict[str, list[str]]) -> list[tuple[dict[str, Any], Alert]]:
         """The gettableAlerts the query selects (sorted by fingerprint), each with its Alert."""
         filters = [m for text in query.get("filter", []) for m in parse_matchers(text)]
-        receiver = re.compile(query["receiver"][-1]) if query.get("receiver") and query["receiver"][-1] else None
+        try:
+            receiver = re.compile(query["receiver"][-1]) if query.get("receiver") and query["receiver"][-1] else None
+        except re.error as exc:
+            raise ValueError(f"receiver: {exc}") from None
         show = {name: _bool(query, name) for name in ("active", "silenced", "inhibited", "unprocessed")}
         notifier = self.notifier()
         if notifier is None:
