@@ -152,6 +152,25 @@ def test_silences_survive_kill_9(daemon_factory, tmp_path):
     assert _firing(sink) == []  # still muted after the restart
 
 
+def test_a_silence_ends_on_time_and_the_alert_is_notified_then(daemon_factory, tmp_path):
+    amtool_path = require_tool("amtool")
+    (tmp_path / "rules.yml").write_text(RULES)
+    sink = HTTPSink()
+    target = Port()
+    target.up()
+    daemon = daemon_factory(_config(sink.url, target.port))
+    amtool = Amtool(amtool_path, daemon.url, tmp_path)
+    amtool("silence", "add", "alertname=TargetDown", "-c", "short", "-d", "4s")
+    added = time.monotonic()
+    target.down()
+    wait_for(lambda: daemon.sample("ALERTS", alertname="TargetDown", alertstate="firing") == 1, timeout=15,
+             what="TargetDown firing")
+    assert _firing(sink) == [] or time.monotonic() - added > 4  # muted while the silence lasts
+    wait_for(lambda: _firing(sink), timeout=10, what="the page once the silence ended by itself")
+    assert time.monotonic() - added >= 4
+    assert amtool.json("silence", "query") == []
+
+
 @pytest.mark.parametrize("method,path,body", [
     ("POST", "/api/v2/silences", {"matchers": [{"name": "a", "value": "b", "isRegex": False}],
                                   "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
