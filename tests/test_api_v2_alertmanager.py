@@ -118,6 +118,23 @@ alerting:
         assert set(status_ours["versionInfo"]) == set(status_real["versionInfo"])
         assert TIME.match(status_ours["uptime"]) and status_ours["cluster"]["status"] == status_real["cluster"]["status"]
         assert get(ours, "/api/v2/receivers") == get(real, "/api/v2/receivers")
+
+        unknown = "/api/v2/silence/0b6a5d2c-0000-4000-8000-000000000000"
+        good = {"matchers": [{"name": "a", "value": "b", "isRegex": False}], "startsAt": "2020-01-01T00:00:00Z",
+                "endsAt": "2099-01-01T00:00:00Z", "createdBy": "x", "comment": "y"}
+        for method, path, body in (
+                ("DELETE", "/api/v2/silence/nope", None), ("GET", "/api/v2/silence/nope", None),
+                ("DELETE", unknown, None), ("GET", unknown, None),
+                ("POST", "/api/v2/silences", {**good, "createdBy": None}),
+                ("POST", "/api/v2/silences", {**good, "id": unknown.rsplit("/", 1)[1]}),
+                ("POST", "/api/v2/silences", {**good, "matchers": [{"name": "a", "value": ".*", "isRegex": True}]}),
+                ("POST", "/api/v2/silences", {**good, "endsAt": "2021-01-01T00:00:00Z"}),
+                ("POST", "/api/v2/silences", {**good, "matchers": []})):
+            mine = requests.request(method, ours + path, json=body, timeout=5)
+            theirs = requests.request(method, real + path, json=body, timeout=5)
+            assert mine.status_code == theirs.status_code, (method, path, body, mine.text, theirs.text)
+            if theirs.text.startswith('"'):  # Alertmanager's own reason (not go-swagger's)
+                assert mine.json() == theirs.json(), (method, path, body)
     finally:
         proc.terminate()
         proc.wait(10)

@@ -132,12 +132,17 @@ def test_api_v2_shapes_and_errors(tmp_path):
     assert bad.status == 400 and "end time can't be in the past" in json.loads(bad.body)
     missing = api.handle(_request("POST", "/api/v2/silences", {**body, "id": "0b6a5d2c-0000-4000-8000-000000000000"}))
     assert missing.status == 404
-    assert api.handle(_request("DELETE", "/api/v2/silence/nope")).status == 500
+    assert api.handle(_request("DELETE", "/api/v2/silence/0b6a5d2c-0000-4000-8000-000000000000")).status == 500
+    not_uuid = api.handle(_request("DELETE", "/api/v2/silence/nope"))
+    assert not_uuid.status == 422 and json.loads(not_uuid.body)["code"] == 601
+    missing_field = api.handle(_request("POST", "/api/v2/silences", {**body, "createdBy": None}))
+    assert (missing_field.status, json.loads(missing_field.body)) == (
+        422, {"code": 602, "message": "createdBy in body is required"})
     assert api.handle(_request("DELETE", f"/api/v2/silence/{sid}")).status == 200
     status = json.loads(api.handle(_request("GET", "/api/v2/status")).body)
     assert set(status) == {"cluster", "config", "uptime", "versionInfo"} and status["cluster"]["status"] == "disabled"
     assert json.loads(api.handle(_request("GET", "/api/v2/alerts?active=false")).body) == []
-    assert api.handle(_request("GET", "/api/v2/alerts?active=maybe")).status == 400
+    assert api.handle(_request("GET", "/api/v2/alerts?receiver=(")).status == 400
     assert api.handle(_request("GET", "/api/v1/targets")) is None  # not its endpoint
     assert api.handle(_request("PUT", "/api/v2/silences")).status == 405
 

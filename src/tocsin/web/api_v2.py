@@ -36,6 +36,7 @@ from .routes import Request, Response
 log = logging.getLogger("tocsin.web")
 JSON = "application/json"
 _SILENCE = re.compile(r"^/api/v2/silence/([^/]+)$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _ACK = re.compile(r"^/api/v1/alerts/([0-9a-f]{1,64})/ack$")
 
 
@@ -47,15 +48,19 @@ def _time(value: float) -> str:
     return rfc3339_millis(datetime.fromtimestamp(value, timezone.utc))
 
 
+class SpecViolation(SilenceError):
+    """Input the OpenAPI spec rejects before Alertmanager's handler runs: answered as go-swagger
+    does, `{"code": …, "message": …}` with 422 (a missing field, a bad path id) or 400 (not JSON)."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
 def _bool(query: dict[str, list[str]], name: str) -> bool:
-    """A boolean query parameter (default true, as every one in Alertmanager's spec)."""
+    """A boolean query parameter: true unless it says false (the spec's default is true)."""
     values = query.get(name)
-    if not values:
-        return True
-    text = values[-1].lower()
-    if text not in ("true", "false", "1", "0", "t", "f"):
-        raise ValueError(f"{name}: invalid boolean {values[-1]!r}")
-    return text in ("true", "1", "t")
+    return not values or values[-1].lower() not in ("false", "0", "f")
 
 
 def silence_json(s: Silence, now: float) -> dict[str, Any]:
@@ -72,20 +77,20 @@ def parse_silence(body: bytes) -> Silence:
     try:
         data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SilenceError(f"parsing silence body: {exc}") from None
+        raise SpecViolation(400, 400, f"parsing silence body failed: {exc}") from None
     if not isinstance(data, dict):
-        raise SilenceError("parsing silence body: not a JSON object")
+        raise SpecViolation(400, 400, "parsing silence body failed: not a JSON object")
     for key in ("matchers", "startsAt", "endsAt", "createdBy", "comment"):
         if data.get(key) is None:
-            raise SilenceError(f"{key} in body is required")
+            raise SpecViolation(422, 602, f"{key} in body is required")
     raw = data["matchers"]
     if not isinstance(raw, list) or not raw:
-        raise SilenceError("matchers in body should have at least 1 items")
+        raise SpecViolation(422, 604, "matchers in body should have at least 1 items")
     matchers = []
     for i, m in enumerate(raw):
         if not isinstance(m, dict) or not isinstance(m.get("name"), str) or not isinstance(m.get("value"), str) \
                 or not isinstance(m.get("isRegex"), bool):
-            raise SilenceError(f"matchers.{i}: name, value and isRegex are required")
+            raise SpecViolation(422, 602, f"matchers.{i}: name, value and isRegex are required")
         equal = m.get("isEqual", True) is not False
         op = ("=~" if m["isRegex"] else "=") if equal else ("!~" if m["isRegex"] else "!=")
         try:
@@ -119,6 +124,8 @@ class AlertmanagerAPI:
         query = parse_qs(request.target.partition("?")[2], keep_blank_values=True)
         try:
             return self._route(request, path, query)
+        except SpecViolation as exc:
+            return reply(exc.status, {"code": exc.code, "message": str(exc)})
         except ValueError as exc:
             return reply(400, str(exc))
 
@@ -134,6 +141,8 @@ class AlertmanagerAPI:
         found = _SILENCE.match(path)
         if found:
             silence_id = unquote(found.group(1))
+            if not _UUID.match(silence_id):  # the spec's `format: uuid`, checked before the handler
+                return reply(422, {"code": 601, "message": f"silenceID in path must be of type uuid: \"{silence_id}\""})
             if read:
                 silence = self.muting.silences.get(silence_id)
                 if silence is None:
