@@ -156,3 +156,15 @@ def test_parse_silence_names_what_is_missing():
         parse_silence(json.dumps({"matchers": [{"name": "a", "value": "(", "isRegex": True}],
                                   "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
                                   "createdBy": "x", "comment": ""}).encode())
+
+
+def test_expired_silences_are_forgotten_after_the_retention(tmp_path):
+    from tocsin.notify.silences import RETENTION
+
+    store = SilenceStore(str(tmp_path))
+    sid = store.set(_silence(), now=NOW)
+    store.expire(sid, now=NOW + 10)
+    store.gc(now=NOW + 10 + RETENTION - 1)
+    assert store.get(sid) is not None
+    store.gc(now=NOW + 10 + RETENTION + 1)
+    assert store.get(sid) is None and SilenceStore(str(tmp_path)).get(sid) is None

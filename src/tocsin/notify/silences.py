@@ -13,6 +13,7 @@ creates a new one; expiring is idempotent; expired silences are kept for `RETENT
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -22,10 +23,12 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..statedb import counted_write, transaction
+from ..statedb import StateWriteError, counted_write, transaction
 from .matchers import Matcher
 
+GC_INTERVAL = 900.0  # how often expired silences past RETENTION are dropped, as Alertmanager's maintenance
 RETENTION = 5 * 86400.0  # Alertmanager's --data.retention default (120h): expired silences kept for the record
+log = logging.getLogger("tocsin.notify")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -117,6 +120,7 @@ class SilenceStore:
         self._lock = threading.Lock()
         self._silences: dict[str, Silence] = {}
         self.version = 0  # bumped on every change: callers can cache what they derive
+        self._next_gc = 0.0
         for (body,) in self._db.execute("SELECT body FROM silences"):
             s = Silence.from_record(json.loads(body))
             self._silences[s.id] = s
@@ -177,15 +181,23 @@ class SilenceStore:
         self.version += 1
 
     def gc(self, now: float | None = None) -> None:
-        """Forget silences expired more than RETENTION ago."""
+        """Forget silences expired more than RETENTION ago (at start, then every GC_INTERVAL)."""
         now = time.time() if now is None else now
         with self._lock:
-            old = [sid for sid, s in self._silences.items() if s.ends_at < now - RETENTION]
-            if old:
+            self._gc_locked(now)
+
+    def _gc_locked(self, now: float) -> None:
+        self._next_gc = now + GC_INTERVAL
+        old = [sid for sid, s in self._silences.items() if s.ends_at < now - RETENTION]
+        if old:
+            try:
                 self._write([], tuple(old))
-                for sid in old:
-                    del self._silences[sid]
-                self.version += 1
+            except StateWriteError as exc:  # kept a while longer: harmless
+                log.warning("cannot forget old silences: %s", exc.reason)
+                return
+            for sid in old:
+                del self._silences[sid]
+            self.version += 1
 
     # ------------------------------------------------------------------ reads
 
@@ -195,6 +207,9 @@ class SilenceStore:
 
     def all(self) -> list[Silence]:
         with self._lock:
+            now = time.time()
+            if now >= self._next_gc:
+                self._gc_locked(now)
             return list(self._silences.values())
 
     def active(self, now: float | None = None) -> list[Silence]:
