@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -206,3 +208,16 @@ def test_amtool_with_and_without_credentials(daemon_factory, tmp_path):
     silence_id = Amtool(amtool, daemon.url, tmp_path)(*add).stdout.strip()
     (listed,) = requests.get(daemon.url + "/api/v2/silences", auth=("ops", PASSWORD), timeout=5).json()
     assert listed["id"] == silence_id
+
+    # `tocsin ack` takes the password from the environment, never from its arguments.
+    wait_for(lambda: requests.get(daemon.url + "/api/v2/alerts", auth=("ops", PASSWORD), timeout=5).json(),
+             timeout=15, what="the alert firing")
+    ack = [sys.executable, "-m", "tocsin.cli", "ack", "TargetDown", "--url", daemon.url, "--user", "ops"]
+    wrong = subprocess.run(ack, capture_output=True, text=True, timeout=scaled(20),
+                           env={**os.environ, "TOCSIN_PASSWORD": "nope"}, stdin=subprocess.DEVNULL)
+    assert wrong.returncode == 1 and "401" in wrong.stderr
+    right = subprocess.run(ack, capture_output=True, text=True, timeout=scaled(20),
+                           env={**os.environ, "TOCSIN_PASSWORD": PASSWORD}, stdin=subprocess.DEVNULL)
+    assert right.returncode == 0, right.stderr
+    (record,) = requests.get(daemon.url + "/api/v1/acks", auth=("ops", PASSWORD), timeout=5).json()["data"]
+    assert record["active"] and record["labels"]["alertname"] == "TargetDown"
