@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from ..statedb import StateWriteError
 from .acks import AckStore
 from .alert import Alert, fingerprint
-from .silences import SilenceStore
+from .silences import Silence, SilenceStore
 
 log = logging.getLogger("tocsin.notify")
 
@@ -42,12 +42,21 @@ class Muting:
             self.acks.settle(known)
         except StateWriteError as exc:  # the acknowledgement ends in memory at the next try
             log.error("cannot record the end of an acknowledgement: %s", exc.reason)
-        silences = self.silences.active()
+        # Most silences name an alert (`alertname="X"`): only alerts of that name are tried
+        # against them, so a flush of 10 000 alerts does not try each against every silence.
+        by_name: dict[str, list[Silence]] = {}
+        general: list[Silence] = []
+        for silence in self.silences.active():
+            name = next((m.value for m in silence.matchers if m.name == "alertname" and m.op == "="), None)
+            (general if name is None else by_name.setdefault(name, [])).append(silence)
         acked = {a.fingerprint: a for a in self.acks.active()}
         by_fp = {a.fingerprint: a for a in known}
 
         def muted(labels: dict[str, str]) -> bool:
-            if inner(labels) or any(s.matches(labels) for s in silences):
+            if inner(labels):
+                return True
+            named = by_name.get(labels.get("alertname", ""), ())
+            if any(s.matches(labels) for s in named) or any(s.matches(labels) for s in general):
                 return True
             if not acked:
                 return False
