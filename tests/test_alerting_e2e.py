@@ -95,7 +95,7 @@ alerting:
 
         assert time_to_notify < scaled(10), time_to_notify
         assert daemon.sample("ALERTS", alertname="TargetDown", alertstate="firing", target="db") == 1
-        alerts = __import__("requests").get(daemon.url + "/api/v1/alerts", timeout=5).json()["data"]
+        alerts = __import__("requests").get(daemon.url + "/api/tocsin/alerts", timeout=5).json()["data"]
         assert any(a["labels"]["alertname"] == "TargetDown" for a in alerts)
 
         service.up()

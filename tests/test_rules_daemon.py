@@ -52,7 +52,7 @@ def test_alert_state_survives_a_restart_and_clears_after(daemon_factory, tmp_pat
     daemon = daemon_factory(CONFIG.format(closed=closed))
     wait_for(lambda: ("Down", "down", "firing") in alerts_on_metrics(daemon), timeout=15, what="Down firing")
     active_at = daemon.sample("ALERTS_FOR_STATE", alertname="Down", target="down")
-    alerts = requests.get(daemon.url + "/api/v1/alerts", timeout=5).json()["data"]
+    alerts = requests.get(daemon.url + "/api/tocsin/alerts", timeout=5).json()["data"]
     assert {(a["labels"]["alertname"], a["labels"]["target"], a["state"]) for a in alerts} >= {
         ("Down", "down", "firing"), ("Alive", "up", "firing")}
     assert daemon.sample("tocsin_rule_group_rules") == 2
@@ -94,7 +94,7 @@ def test_editing_a_firing_rule_keeps_its_alert_across_a_reload(daemon_factory, t
     wait_for(lambda: ("Down", "down", "firing") in alerts_on_metrics(daemon), timeout=15, what="Down firing")
 
     def down_alert() -> dict:
-        (alert,) = [a for a in requests.get(daemon.url + "/api/v1/alerts", timeout=5).json()["data"]
+        (alert,) = [a for a in requests.get(daemon.url + "/api/tocsin/alerts", timeout=5).json()["data"]
                     if a["labels"]["alertname"] == "Down"]
         return alert
 
@@ -142,7 +142,7 @@ scrape_configs:
                    requests.get(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=2).json()["data"]["alerts"]
                    if a["labels"]["alertname"] == "Down"}
         ours = {a["labels"]["target"]: a["annotations"]["summary"] for a in
-                requests.get(daemon.url + "/api/v1/alerts", timeout=2).json()["data"]
+                requests.get(daemon.url + "/api/tocsin/alerts", timeout=2).json()["data"]
                 if a["labels"]["alertname"] == "Down"}
         assert summary == ours == {"down": "down is down"}
     finally:

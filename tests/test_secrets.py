@@ -309,7 +309,8 @@ def test_no_secret_reaches_logs_api_pages_metrics_or_state(planted, daemon_facto
                      timeout=20, what=f"deliveries to {receiver} failing")
         wait_for(lambda: any(a.startswith("Basic ") for a in planted.service.authorizations), what="a probe")
         served = {path: requests.get(daemon.url + path, timeout=scaled(5)).text
-                  for path in ("/", "/api/v1/targets", "/api/v1/alerts", "/metrics")}
+                  for path in ("/", "/api/v1/targets", "/api/v1/alerts", "/api/tocsin/alerts", "/api/v1/rules",
+                                 "/api/v2/alerts", "/api/v2/alerts/groups", "/api/v2/status", "/metrics")}
         targets = {t["name"]: t for t in daemon.targets()}
     finally:
         assert daemon.stop() == 0

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from . import __version__, aio
+from . import __version__, ack_command, aio
 from .config import LoadedConfig, load_config, parse_config
 from .errors import ConfigError
 from .probes import KINDS, run_probe
@@ -259,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "(default: a majority)")
     prom.add_argument("--for", dest="for_", default="1m", help="the fleet alerts' `for:` (default 1m)")
     prom.set_defaults(func=_cmd_prometheus_config)
+
+    ack_command.register(sub, DEFAULT_CONFIG)
 
     demo = sub.add_parser("demo-target", help="serve the flaky demo service")
     demo.add_argument("--port", type=int, default=8000)

@@ -28,6 +28,7 @@ from .maintenance import maintenance_result
 from .metrics import ProbeMetrics, SelfMetrics
 from .notify.alert import Alert
 from .notify.metrics import NotifyMetrics
+from .notify.muting import Muting, open_muting, register_metrics, silencing_overview
 from .notify.slot import NotifierSlot, alerting_of
 from .probes import KINDS, ProbeResult
 from .probes.net import tls_context
@@ -36,6 +37,8 @@ from .rules.manager import RuleManager
 from .scheduler import ProbeScheduler, TargetState
 from .service_status import ServiceStatus
 from .systemd_notify import ServiceNotifier
+from .web.api_v2 import AlertmanagerAPI
+from .web.prom_api import PrometheusAPI
 from .web.server import WebServer
 from .web.views import WebViews
 
@@ -67,6 +70,7 @@ class Daemon:
         self.notifiers = NotifierSlot(self.notify_metrics)  # the one in force, and those still draining
         # A flapping target's notifications: held, replaced by one notice when it starts and ends.
         self.flapping = FlappingGate(loaded.global_.flapping, self.notifiers.submit)
+        self.muting: Muting | None = None  # silences and acknowledgements, opened by run(); kept across reloads
         self.clock = ClockWatch(self.self_metrics.registry)  # wall-clock steps: detected and re-anchored
         self.rules = RuleManager(loaded, on_alert_change=self._send_alerts,  # rules over the probe samples
                                  external_url=f"http://{loaded.global_.listen_address}", clock=self.clock)
@@ -110,10 +114,15 @@ class Daemon:
         self.history.start()
         self._apply(self.loaded)
         self._label_shard(self.loaded)
+        self.muting = open_muting(g.state_dir)  # before the listener: its API serves them
+        self.notifiers.muting = self.muting
+        register_metrics(self.muting, self.self_metrics.registry)
         views = WebViews(self.scheduler, self.rules, self.status,
                          (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics),
-                         self.history, lambda: self.loaded.config.status_page)
-        self.web = WebServer(g.listen_address, views, self, g.web)  # binds here: a taken port fails start-up
+                         self.history, lambda: self.loaded.config.status_page,
+                         lambda: silencing_overview(self.muting) if self.muting is not None else {"silences": [], "acks": []})
+        apis = (AlertmanagerAPI(self.muting, lambda: self.notifiers.current), PrometheusAPI(self.rules))
+        self.web = WebServer(g.listen_address, views, self, g.web, handlers=apis)  # binds here: a taken port fails start-up
         self.web.start()
         await asyncio.to_thread(self.notifiers.rebuild, self.loaded)  # replays the outbox
         self._start_rules()
@@ -169,6 +178,8 @@ class Daemon:
                 await asyncio.to_thread(self.web.stop)
             if self.history is not None:
                 await asyncio.to_thread(self.history.stop)  # the last second of results written
+            if self.muting is not None:
+                self.muting.close()
         log.info("tocsin stopped")
 
     def _start_watchdog(self) -> None:

@@ -298,3 +298,14 @@ def install(secrets: Secrets | Iterable[str]) -> None:
 def redact(text: str) -> str:
     """`text` with every form of every installed secret replaced by `<secret>`."""
     return _active(text)
+
+
+def redact_json(value: Any) -> Any:
+    """A JSON-like value with every string, keys included, passed through `redact`."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_json(k): redact_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_json(v) for v in value]
+    return value

@@ -38,6 +38,7 @@ from ..statedb import StateWriteError, retry_delay
 from ..timeintervals import muted_at
 from .alert import Alert
 from .config import AlertingConfig
+from .muting import Muting
 from .notification import Notification
 from .outbox import LogEntry, Outbox
 from .receivers import Receiver
@@ -74,8 +75,9 @@ class Dispatcher:
     def __init__(self, config: AlertingConfig, root: Route, inhibitor: Inhibitor,
                  receivers: dict[str, Receiver | None], outbox: Outbox, *, external_labels: dict[str, str],
                  external_url: str, max_sleep: float, stopping: threading.Event,
-                 committed: Callable[[list[Notification]], None]) -> None:
+                 committed: Callable[[list[Notification]], None], muting: Muting | None = None) -> None:
         self.config = config
+        self.muting = muting  # silences and acknowledgements: muted at flush, like inhibition
         self.root = root
         self.inhibitor = inhibitor
         self.receivers = receivers
@@ -201,6 +203,8 @@ class Dispatcher:
             due = [g for g in self._groups.values() if g.next_flush <= mono]
             if due:
                 muted = self.inhibitor.muter([t.alert.labels for t in self._alerts.values() if t.alert.firing])
+                if self.muting is not None:
+                    muted = self.muting.combine(muted, [t.alert for t in self._alerts.values()])
                 for group in due:
                     cleanup.append((group, self._flush(group, now, mono, muted, notifications, log_updates)))
             next_due = self._next_due()
@@ -293,6 +297,8 @@ class Dispatcher:
             return [(fp, v) for fp, (a, v) in group.alerts.items() if not a.firing]
         alerts = sorted((a for a, _ in group.alerts.values() if not (a.firing and muted(a.labels))),
                         key=lambda a: (a.starts_at, a.fingerprint))
+        if not alerts:  # all muted: Alertmanager's pipeline stops here, its log untouched, so the
+            return []   # receiver still gets the resolution of what it was told before the mute
         firing = frozenset(a.fingerprint for a in alerts if a.firing)
         resolved = frozenset(a.fingerprint for a in alerts if not a.firing)
         log_key = (route.receiver, group.key)

@@ -27,6 +27,7 @@ from .delivery import Delivery
 from .dispatcher import Dispatcher
 from .handover import resolve_unrouted
 from .metrics import NotifyMetrics
+from .muting import Muting
 from .notification import Notification
 from .outbox import Outbox
 from .receivers import KINDS, Receiver
@@ -54,7 +55,8 @@ class Notifier:
     """
 
     def __init__(self, config: AlertingConfig, *, state_dir: str, external_labels: dict[str, str] | None = None,
-                 metrics: NotifyMetrics | None = None, external_url: str | None = None) -> None:
+                 metrics: NotifyMetrics | None = None, external_url: str | None = None,
+                 muting: Muting | None = None) -> None:
         self.config = config
         self.external_labels = dict(external_labels or {})
         self.external_url = config.external_url or external_url or ""
@@ -73,7 +75,7 @@ class Notifier:
         self.dispatcher = Dispatcher(config, root, inhibitor, self.receivers, self.outbox,
                                      external_labels=self.external_labels, external_url=self.external_url,
                                      max_sleep=IDLE_WAIT, stopping=self._dispatch_stopping,
-                                     committed=self.delivery.wake)
+                                     committed=self.delivery.wake, muting=muting)
         self.metrics.outbox_length.set_function(_zero_after_close(self.outbox.length))
         self.metrics.outbox_oldest.set_function(_zero_after_close(self.outbox.oldest_age))
         self.metrics.dispatch_stalled.set_function(lambda: 0.0 if self.dispatcher.stalled_since is None else 1.0)

@@ -13,6 +13,7 @@ import os
 from ..config import LoadedConfig
 from .alert import Alert
 from .metrics import NotifyMetrics
+from .muting import Muting
 from .notifier import Notifier
 
 
@@ -22,6 +23,7 @@ class NotifierSlot:
         # None without an `alerting` section (firing and resolved alerts are then only logged).
         self.current: Notifier | None = None
         self.retired: list[Notifier] = []  # replaced by a reload, still delivering to removed receivers
+        self.muting: Muting | None = None  # silences and acknowledgements, shared by every notifier
 
     def rebuild(self, loaded: LoadedConfig) -> None:
         """(Re)build the notifier for `loaded`; the outbox on disk carries over, so nothing is lost.
@@ -36,7 +38,7 @@ class NotifierSlot:
         if alerting is not None:
             new = Notifier(alerting, state_dir=loaded.global_.state_dir,
                            external_labels=loaded.global_.external_labels, metrics=self.metrics,
-                           external_url=f"http://{loaded.global_.listen_address}")
+                           external_url=f"http://{loaded.global_.listen_address}", muting=self.muting)
         old, self.current = self.current, new
         names = {r.name for r in alerting.receivers} if alerting is not None else set()
         for done in [n for n in self.retired if not n.running()]:

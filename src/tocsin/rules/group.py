@@ -74,14 +74,17 @@ class Group:
         to_send: list[tuple[AlertingRule, list[Alert]]] = []
         for i, rule in enumerate(self.rules):
             self.stats.evaluations += 1
+            rule_started = time.perf_counter()
             try:
                 vector = rule.eval(ts - offset, storage, self.spec.limit, step)
             except (promql.PromQLError, RecursionError, ValueError, ZeroDivisionError, OverflowError) as exc:
+                rule.last_eval_ms, rule.last_duration_s = ts, time.perf_counter() - rule_started
                 rule.last_error = str(exc)
                 self.stats.failures += 1
                 log.warning("evaluating rule failed: %s", exc, extra={"fields": {"rule": rule.name, "group": self.name}})
                 continue
             rule.last_error = None
+            rule.last_eval_ms, rule.last_duration_s = ts, time.perf_counter() - rule_started
             if isinstance(rule, AlertingRule):
                 alerts = alerts_due(rule, ts, self.interval_ms)
                 if alerts:

@@ -31,6 +31,9 @@ from ..clock import ClockWatch
 from ..config import LoadedConfig
 from ..gofmt import format_label_set
 from ..notify.alert import Alert as NotifyAlert
+from ..promql import DEFAULT_LOOKBACK_MS
+from ..promql.labels import METRIC_NAME
+from ..promql.matchers import Matcher
 from ..statedb import StateWriteError
 from . import exposition
 from .alerting import FIRING, INACTIVE, AlertingRule
@@ -45,6 +48,7 @@ from .workers import DEFAULT_WORKERS, EvaluationPool
 
 log = logging.getLogger("tocsin.rules")
 
+_ALERT_SERIES = frozenset({"ALERTS", "ALERTS_FOR_STATE"})
 _FREEZE_MIN_SERIES = 20_000  # below this, full collections are cheap (see _settle_heap)
 
 AlertHook = Callable[[list[NotifyAlert]], None]
@@ -105,7 +109,11 @@ class RuleManager:
             self.store.remove_target(name, now_ms / 1000)
         exprs = [r.spec.expr for g in new.values() for r in g.rules]
         margin = max([g.interval_ms for g in new.values()] + [0]) + 60_000
-        self.store.set_interest(build_interest(exprs), margin)
+        interest = build_interest(exprs)
+        # What the rules write is queryable (/api/v1/query) even when no rule reads it back.
+        for name in {r.spec.name for g in new.values() for r in g.rules if r.spec.kind == "record"} | _ALERT_SERIES:
+            interest.add([Matcher.make(METRIC_NAME, "=", name)], DEFAULT_LOOKBACK_MS)
+        self.store.set_interest(interest, margin)
         self.groups = new
         self._loaded = loaded
         return errors

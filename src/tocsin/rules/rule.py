@@ -24,6 +24,8 @@ class Rule:
 
     spec: RuleSpec
     last_error: str | None = None  # of the last evaluation; None when it succeeded
+    last_eval_ms: int = 0          # when it was last evaluated (0: never), for /api/v1/rules
+    last_duration_s: float = 0.0   # how long that took
 
     @property
     def name(self) -> str:

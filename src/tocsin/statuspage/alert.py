@@ -8,6 +8,7 @@ resolved since: the state log in history.db still knows it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,8 +39,7 @@ def alert_page(sources: Sources, fp: str) -> Page | None:
                  ("Firing since", esc(alert.get("startsAt") or "not yet (pending)")),
                  ("Value", esc(alert.get("value", "")))]
         parts.append("<section><dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl></section>")
-        # Acknowledgements: the silences part adds its form (silence / acknowledge) here.
-        parts.append("<div class='alert-actions'></div>")
+        parts.append(f"<div class='alert-actions'>{_acknowledgement(sources, alert)}</div>")
     target = labels.get("target")
     if target and target in sources.targets.states:
         parts.append(f"<p>Target: <a href='{href('targets', target)}'>{esc(target)}</a></p>")
@@ -84,3 +84,19 @@ def _table(title: str, values: dict[str, str]) -> str:
         return ""
     rows = "".join(f"<tr><th scope='row'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in sorted(values.items()))
     return f"<section><h2>{esc(title)}</h2><table><tbody>{rows}</tbody></table></section>"
+
+
+def _acknowledgement(sources: Sources, alert: dict[str, Any]) -> str:
+    """Who acknowledged this firing and why; else, for a firing alert, the button that does it."""
+    fingerprint = re.sub(r"[^0-9a-f]", "", str(alert.get("fingerprint", "")))
+    for ack in (sources.acks() if sources.acks is not None else []):
+        if ack["fingerprint"] == fingerprint and ack["active"]:
+            return (f"<p>Acknowledged by {esc(ack['created_by'] or 'someone')} at {esc(utc(ack['created_at']))}"
+                    f"{': ' + esc(ack['comment']) if ack['comment'] else ''}. Quiet until it resolves.</p>")
+    if alert.get("state") != "firing" or sources.acks is None:
+        return ""
+    # A JSON POST from this page (the listener refuses form posts, which another site could send);
+    # the browser adds the basic-auth credentials it already has.
+    return (f"<button onclick=\"var c=prompt('Acknowledge: why?');if(c!==null)fetch('/api/v1/alerts/{fingerprint}/ack',"
+            f"{{method:'POST',headers:{{'Content-Type':'application/json'}},body:JSON.stringify({{comment:c}})}})"
+            f".then(function(){{location.reload()}})\">acknowledge until resolved</button>")

@@ -42,9 +42,10 @@ class Sources:
     history: HistoryRecorder
     config: Callable[[], StatusPageConfig]
     reload_ok: Callable[[], bool]
-    # Where silences and acknowledgements will come from (None until that part exists):
-    # a callable giving the active silences as dicts, shown above the alerts.
+    # The active and pending silences, and the acknowledgements (notify.muting.silencing_overview);
+    # None where the daemon has no silence store (a page built in a test).
     silences: Callable[[], list[dict[str, Any]]] | None = None
+    acks: Callable[[], list[dict[str, Any]]] | None = None
     drawn: BarCache = field(default_factory=BarCache)  # the bars' closed days, drawn once a day
 
 

@@ -13,7 +13,7 @@ import time
 from datetime import datetime
 
 from ..history.summary import uptime_percent
-from .html import Page, ago, esc, href, layout, ms, state_badge
+from .html import Page, ago, esc, href, layout, ms, state_badge, utc
 from .model import Sources, TargetRow, alerts_with_fingerprints, grouped, target_rows
 from .svg import BarCache
 
@@ -57,14 +57,15 @@ def _counts(rows: list[TargetRow]) -> str:
 
 
 def _silences(sources: Sources) -> str:
-    """Active silences, once the silences part provides them (`Sources.silences`)."""
+    """Active and pending silences: who, why, what they match, until when."""
     if sources.silences is None:
         return ""
     silences = sources.silences()
     if not silences:
         return ""
-    items = "".join(f"<li>{esc(s.get('comment', ''))} <span class='muted'>{esc(s.get('matchers', ''))}</span></li>"
-                    for s in silences)
+    items = "".join(f"<li>{esc(s.get('comment', ''))} <span class='muted'>{esc(s.get('matchers', ''))} · by "
+                    f"{esc(s.get('created_by', ''))} · {esc(s.get('state', ''))} until {esc(utc(s['ends_at']))}"
+                    "</span></li>" for s in silences)
     return f"<section aria-labelledby='silences'><h2 id='silences'>Silences</h2><ul>{items}</ul></section>"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,6 +42,13 @@ class Control(Protocol):
     def is_ready(self) -> bool: ...
     def health_problems(self) -> list[str]: ...
     def request_reload(self) -> tuple[bool, str]: ...
+
+
+class Handler(Protocol):
+    """A set of endpoints served beside the pages (`api_v2.py`, `prom_api.py`): a Response,
+    or None when the path is not one of its own."""
+
+    def handle(self, request: "Request") -> "Response | None": ...
 
 
 @dataclass(frozen=True)
@@ -87,13 +95,17 @@ _READ_PATHS = ("/metrics", "/-/healthy", "/-/ready")  # and what `Pages.page` se
 _WRITE_PATHS = ("/-/reload",)
 _READ_METHODS = ("GET", "HEAD")
 _WRITE_METHODS = ("POST", "PUT")  # Prometheus takes both for /-/reload
+# POSTs that change nothing (Prometheus's query endpoint takes a form): no cross-site check.
+_READ_POSTS = frozenset({"/api/v1/query"})
 
 
 class Router:
     """The listener's answers, over the daemon's `Pages` and `Control`."""
 
-    def __init__(self, pages: Pages, control: Control, auth: Authenticator, hosts: HostPolicy) -> None:
+    def __init__(self, pages: Pages, control: Control, auth: Authenticator, hosts: HostPolicy,
+                 handlers: Sequence[Handler] = ()) -> None:
         self.pages = pages
+        self.handlers = tuple(handlers)
         self.control = control
         self.auth = auth
         self.hosts = hosts
@@ -103,13 +115,18 @@ class Router:
             return text(421, "this listener does not answer to that Host name (see web.allowed_hosts)")
         if request.path.startswith(PUSH_PREFIX):  # its own bearer token, before basic auth (see web/push.py)
             return text(*handle_push(request.method, request.target, request.headers))
-        refused = cross_site_reason(request.method, request.headers)
+        read_post = request.method == "POST" and request.path in _READ_POSTS
+        refused = None if read_post else cross_site_reason(request.method, request.headers)
         if refused is not None:
             return text(*refused)
         if not self.auth.check(request.headers.get("authorization")) and not self.pages.is_public(request.path):
             return Response(401, b"", TEXT, [("WWW-Authenticate", 'Basic realm="tocsin", charset="UTF-8"')])
         path = request.path
         try:
+            for handler in self.handlers:
+                response = handler.handle(request)
+                if response is not None:
+                    return response
             return self._route(request.method, path, request.query)
         except Exception:  # noqa: BLE001 - one bad page must not take the listener down
             log.exception("error serving %s", path)

@@ -23,14 +23,14 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..config import WebConfig
 from .auth import Authenticator
 from .connection import Connection, ConnectionState, Limits
 from .origin import HostPolicy
-from .routes import CONTENT_TYPE_METRICS, Control, Pages, Request, Response, Router, text
+from .routes import CONTENT_TYPE_METRICS, Control, Handler, Pages, Request, Response, Router, text
 
 __all__ = ["CONTENT_TYPE_METRICS", "Control", "Pages", "WebServer"]
 
@@ -99,13 +99,13 @@ def _no_key_password() -> bytes:
 
 class WebServer:
     def __init__(self, address: str, pages: Pages, control: Control, web_config: WebConfig,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, handlers: Sequence[Handler] = ()) -> None:
         host, _, port = address.rpartition(":")
         host = host.strip("[]") or "0.0.0.0"
         self.web_config = web_config
         self.limits = limits or Limits()
         self.router = Router(pages, control, Authenticator(web_config.basic_auth_users),
-                             HostPolicy(host, web_config.allowed_hosts))
+                             HostPolicy(host, web_config.allowed_hosts), handlers)
         self.tls = ssl_context(web_config)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # Binds here: a taken port fails start-up.

@@ -1,4 +1,4 @@
-"""What the listener shows: /metrics, the JSON API (/api/v1/targets, /api/v1/alerts, and the
+"""What the listener shows: /metrics, the JSON API (/api/v1/targets, and the
 history API) and the status pages (`tocsin.statuspage`).
 
 The views read the running daemon through a few narrow interfaces (the scheduler's target
@@ -49,13 +49,16 @@ class WebViews:
 
     def __init__(self, targets: TargetTable, alerts: AlertTable, counts: UpCount,
                  metrics: Sequence[Callable[[], str]], history: HistoryRecorder,
-                 status_page: Callable[[], StatusPageConfig] = StatusPageConfig) -> None:
+                 status_page: Callable[[], StatusPageConfig] = StatusPageConfig,
+                 muting: Callable[[], dict[str, list[dict[str, Any]]]] | None = None) -> None:
         self._targets = targets
         self._alerts = alerts
         self._counts = counts
         self._metrics = metrics  # rendered one after the other into /metrics
         self.pages = StatusPages(Sources(targets, alerts, history, status_page,
-                                         reload_ok=lambda: bool(getattr(counts, "last_reload_ok", True))))
+                                         reload_ok=lambda: bool(getattr(counts, "last_reload_ok", True)),
+                                         silences=None if muting is None else lambda: muting()["silences"],
+                                         acks=None if muting is None else lambda: muting()["acks"]))
 
     def render_metrics(self) -> bytes:
         return redact("".join(render() for render in self._metrics)).encode()
@@ -63,8 +66,6 @@ class WebViews:
     def api(self, path: str, query: str = "") -> Any | None:
         if path == "targets":
             return targets_view(self._targets)
-        if path == "alerts":
-            return _redacted(self._alerts.active_alerts())
         answer = self.pages.api(path, query)
         if answer is None:
             return None
