@@ -150,7 +150,7 @@ alerting:
         flapped_from = time.monotonic()
         wait_for(lambda: daemon.targets()[0]["flapping"], timeout=10, what="the API to show the flapping")
         assert daemon.sample("tocsin_target_flapping", target="web") == 1
-        assert "(flapping)" in requests.get(daemon.url + "/", timeout=5).text
+        assert "<tr class='flapping' data-target='web'" in requests.get(daemon.url + "/", timeout=5).text
         time.sleep(max(0.0, 6.0 - (time.monotonic() - flapped_from)))  # ~30 results, down 0.6 s in 1.2 s
         downs_during_flap = daemon.sample("tocsin_probes_total", target="web", result="failure")
         service.flapping = False

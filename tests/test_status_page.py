@@ -39,7 +39,7 @@ def service():
 def _config(service: Service) -> str:
     return f"""
 global: {{listen_address: "127.0.0.1:{{port}}", interval: 300ms, timeout: 250ms, evaluation_interval: 300ms,
-          state_dir: "{{dir}}/state"}}
+          state_dir: "{{dir}}/state", flapping: {{window: 11}}}}
 status_page: {{title: "Example status", group_by: team, public: true, targets: ["web-*"]}}
 targets:
   - {{name: web-up, url: "{service.url}/up", labels: {{team: shop}}}}
@@ -62,9 +62,10 @@ def test_status_pages_in_a_real_browser(daemon_factory, tmp_path: Path, service:
     (tmp_path / "rules.yml").write_text(RULES)
     daemon = daemon_factory(_config(service))
     wait_for(lambda: any(a["state"] == "firing" and a["labels"]["target"] == "api-down"
-                         for a in _api(daemon, "/api/v1/alerts")), timeout=20, what="api-down firing")
+                         for a in _api(daemon, "/api/tocsin/alerts")), timeout=20, what="api-down firing")
     wait_for(lambda: _api(daemon, "/api/v1/incidents?target=web-flapping"), what="a flapping incident")
-    time.sleep(scaled(2))  # enough results that the flapping target counts as flapping
+    wait_for(lambda: any(t["name"] == "web-flapping" and t["flapping"] for t in daemon.targets()), timeout=20,
+             what="web-flapping judged flapping")  # global.flapping, Icinga's weighted changes
     browser = Chromium(chromium, tmp_path / "profile", timeout=scaled(30))
     try:
         browser.set_width(1280)
@@ -94,7 +95,7 @@ def test_status_pages_in_a_real_browser(daemon_factory, tmp_path: Path, service:
         alert_links = browser.evaluate("Array.from(document.querySelectorAll('a[href^=\"/alerts/\"]'))"
                                        ".map(a => [a.textContent, a.href])")
         assert ["TargetDown", alert_links[0][1]] in alert_links
-        generator = next(a["generatorURL"] for a in _api(daemon, "/api/v1/alerts")
+        generator = next(a["generatorURL"] for a in _api(daemon, "/api/tocsin/alerts")
                          if a["labels"]["target"] == "api-down")
         pages = {daemon.url + "/", daemon.url + "/status", daemon.url + urlsplit(generator)._replace(
             scheme="", netloc="").geturl(), *(href for _, href in alert_links)}

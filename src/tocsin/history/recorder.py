@@ -36,10 +36,6 @@ log = logging.getLogger("tocsin.history")
 
 FLUSH_INTERVAL = 1.0
 IDLE_POLL_SECONDS = 60.0  # alert states are read at least this often when no result arrives
-# A target is flapping when its last FLAP_WINDOW results changed between up and down at
-# least FLAP_CHANGES times: it is neither reliably up nor down, and the page says so.
-FLAP_WINDOW, FLAP_CHANGES = 20, 4
-_FLAP_MASK = (1 << FLAP_WINDOW) - 1
 # Every target's expired rows are pruned at least this often: a few targets per flush, each
 # one range delete per table (rows expire by the minute; ten more minutes of them cost little).
 PRUNE_PASS_SECONDS = 600.0
@@ -68,7 +64,6 @@ class HistoryRecorder:
         self._prune_cursor = 0
         self._prune_credit = 0.0
         self._pruned_at = 0.0
-        self._recent: dict[str, tuple[int, int]] = {}  # name -> (outcome bits, 1 = failed; how many)
         self._names: list[str] = []  # every target seen, in the order pruning visits them
         self._last_log_prune = 0.0
         self._stop = threading.Event()
@@ -244,9 +239,6 @@ class HistoryRecorder:
         current[1].add(state, weight, result.duration, words, bucket)  # a late result counts in the open minute
         self._dirty.add(key)
         self._summary(name).add_result(int(t // HOUR), int(t // DAY), state, weight, bucket)
-        if state != MAINTENANCE:
-            bits, seen = self._recent.get(name, (0, 0))
-            self._recent[name] = (((bits << 1) | (state == DOWN)) & _FLAP_MASK, min(seen + 1, FLAP_WINDOW))
         incident = self.open_incidents.get(name)
         if state == DOWN and incident is None:
             incident = Incident(self._next_incident, name, t, None, words, redact(result.message or "")[:500])
@@ -347,11 +339,6 @@ class HistoryRecorder:
         summary = self.summaries.get(name)
         with self._lock:
             return summary.window(self._clock() if now is None else now, span) if summary else Rollup()
-
-    def is_flapping(self, name: str) -> bool:
-        bits, seen = self._recent.get(name, (0, 0))
-        changes = bin((bits ^ (bits >> 1)) & ((1 << max(seen - 1, 0)) - 1)).count("1")
-        return changes >= FLAP_CHANGES
 
     def open_incident(self, name: str) -> Incident | None:
         return self.open_incidents.get(name)

@@ -85,9 +85,11 @@ def target_row(sources: Sources, name: str, state: TargetState, now: float) -> T
     history = sources.history
     windows = {span: history.window(name, span, now) for span in ("24h", "7d", "30d")}
     summary = history.summary(name)
-    if result is None:
+    if state.maintenance:
+        status = "maintenance"
+    elif result is None:
         status = "unknown"
-    elif history.is_flapping(name):
+    elif state.flapping:  # flapping.py: Icinga's weighted state changes, with hysteresis
         status = "flapping"
     else:
         status = "up" if result.success else "down"
