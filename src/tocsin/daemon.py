@@ -94,7 +94,7 @@ class Daemon:
         self._apply(self.loaded)
         views = WebViews(self.scheduler, self.rules, self.status,
                          (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics))
-        self.web = WebServer(g.listen_address, views, self, g.web)  # binds here: a taken port fails start-up
+        self.web = WebServer(g.listen_address, views, self, g.web, registry=self.self_metrics.registry)  # binds here: a taken port fails start-up
         self.web.start()
         await asyncio.to_thread(self._start_notifier, self.loaded)  # replays the outbox
         self._start_rules()

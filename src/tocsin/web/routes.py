@@ -15,7 +15,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .auth import Authenticator
+from .auth import Authenticator, parse_basic
+from .guessing import GuessLimiter
 from .origin import HostPolicy, cross_site_reason
 
 log = logging.getLogger("tocsin.web")
@@ -46,6 +47,7 @@ class Request:
     target: str
     headers: dict[str, str]  # lower-case names; repeated fields joined with ", "
     body: bytes = b""
+    client: str = ""  # the peer's address
 
     @property
     def path(self) -> str:
@@ -77,11 +79,13 @@ _WRITE_METHODS = ("POST", "PUT")  # Prometheus takes both for /-/reload
 class Router:
     """The listener's answers, over the daemon's `Pages` and `Control`."""
 
-    def __init__(self, pages: Pages, control: Control, auth: Authenticator, hosts: HostPolicy) -> None:
+    def __init__(self, pages: Pages, control: Control, auth: Authenticator, hosts: HostPolicy,
+                 guesses: GuessLimiter | None = None) -> None:
         self.pages = pages
         self.control = control
         self.auth = auth
         self.hosts = hosts
+        self.guesses = guesses or GuessLimiter()
 
     def handle(self, request: Request) -> Response:
         if not self.hosts.allows(request.headers.get("host")):
@@ -89,14 +93,30 @@ class Router:
         refused = cross_site_reason(request.method, request.headers)
         if refused is not None:
             return text(*refused)
-        if not self.auth.check(request.headers.get("authorization")):
-            return Response(401, b"", TEXT, [("WWW-Authenticate", 'Basic realm="tocsin", charset="UTF-8"')])
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
         path = request.path
         try:
             return self._route(request.method, path)
         except Exception:  # noqa: BLE001 - one bad page must not take the listener down
             log.exception("error serving %s", path)
             return text(500, "internal error")
+
+    def _authenticate(self, request: Request) -> Response | None:
+        """None if the request may go on; else 401, or 429 for an address guessing passwords."""
+        if not self.auth.enabled:
+            return None
+        authorization = request.headers.get("authorization")
+        wait = self.guesses.retry_after(request.client)
+        if wait and not self.auth.known_good(authorization):
+            self.guesses.refused.inc()
+            return text(429, "too many wrong passwords from this address; try again later", [("Retry-After", str(wait))])
+        if self.auth.check(authorization):
+            return None
+        if parse_basic(authorization) is not None:  # no credentials at all is a browser's first try, not a guess
+            self.guesses.failed(request.client)
+        return Response(401, b"", TEXT, [("WWW-Authenticate", 'Basic realm="tocsin", charset="UTF-8"')])
 
     def _route(self, method: str, path: str) -> Response:
         is_api = path.startswith("/api/v1/")
