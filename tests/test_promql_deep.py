@@ -232,3 +232,44 @@ def test_what_cannot_be_split_is_refused_not_crashed() -> None:
                  "+".join(["1"] * 3000) + ' + "s"', "+".join(["a"] * 3000) + " > 1 > 2 and 1"]:
         with pytest.raises(PromQLError):
             parse(expr)
+
+
+def test_deep_expressions_both_refuse_or_both_accept(tmp_path: Path) -> None:
+    promtool = require_tool("promtool")
+    cases = {
+        "type error at the end": "+".join(["1"] * 3000) + ' + "s"',
+        "scalar comparison without bool": "+".join(["1"] * 3000) + " > 1",
+        "set operator on scalars": " and ".join(["1"] * 3000),
+        "unclosed": "(" * 5000 + "1" + ")" * 4999,
+        "one too many": "(" * 5000 + "1" + ")" * 5001,
+        "dangling operator": " + ".join(["up"] * 3000) + " +",
+        "group_left without matching": " * on(job) group_left ".join(["up"] * 3000),
+        "bool on vectors": " > bool ".join(["up"] * 3000),
+        "unary on a string": "-" * 5000 + '"s"',
+        "unary on a range": "-" * 5000 + "up[5m]",
+        "deep paren range": "(" * 5000 + "up[5m]" + ")" * 5000,
+        "subquery of a deep chain": "max_over_time((" + " + ".join(["up"] * 3000) + ")[5m:1m])",
+        "offset on parens": "(" + " + ".join(["up"] * 3000) + ") offset 5m",
+    }
+    disagree = []
+    for name, expr in cases.items():
+        path = tmp_path / "r.yml"
+        path.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [{"record": "r", "expr": expr}]}]},
+                                       width=1 << 30))
+        theirs = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
+                                timeout=60).returncode == 0
+        try:
+            parse(expr)
+            mine = True
+        except PromQLParseError:
+            mine = False
+        if mine != theirs:
+            disagree.append(f"{name}: promtool {'accepts' if theirs else 'refuses'}, tocsin does not")
+    assert not disagree, disagree
+
+
+def test_a_long_chain_is_bound_by_the_query_timeout() -> None:
+    st = MemoryStorage()
+    st.add(from_dict({"__name__": "up"}), 0, 1.0)
+    with pytest.raises(PromQLError, match="query timed out"):
+        instant_query(" + ".join(["up"] * 20_000), st, 1000, timeout_s=0.0)

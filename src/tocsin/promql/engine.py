@@ -261,7 +261,7 @@ class Evaluator:
 
     def _operators(self, root: N.Binary | N.Unary, ts: int) -> Any:
         dispatch = self._dispatch
-        return evaluate_operators(root, lambda node: dispatch[type(node)](node, ts))
+        return evaluate_operators(root, lambda node: dispatch[type(node)](node, ts), self.check_time)
 
 
 # ---------------------------------------------------------------------- public entry points

@@ -28,11 +28,17 @@ def check_unique(vec: list[Sample]) -> list[Sample]:
     return vec
 
 
-def evaluate_operators(root: N.Binary | N.Unary, evaluate: Callable[[N.Expr], Any]) -> Any:
-    """The value of `root`; `evaluate` gives the value of any operand that is no operator."""
+def evaluate_operators(root: N.Binary | N.Unary, evaluate: Callable[[N.Expr], Any],
+                       tick: Callable[[], None] = lambda: None) -> Any:
+    """The value of `root`; `evaluate` gives the value of any operand that is no operator;
+    `tick` is called every thousand nodes (the query's timeout check)."""
     todo: list[tuple[N.Expr, bool]] = [(root, False)]
     done: list[Any] = []
+    steps = 0
     while todo:
+        steps += 1
+        if steps % 1024 == 0:
+            tick()
         node, operands_done = todo.pop()
         if isinstance(node, N.Binary):
             if operands_done:
