@@ -70,7 +70,6 @@ def _parse_cached(expr: str) -> N.Expr:
     return tree
 
 
-@functools.lru_cache(maxsize=4096)
 def _binding_parse(text: str) -> object:
     try:
         return _pp.parse(text)
@@ -84,11 +83,15 @@ class _LibraryError(PromQLParseError):
     """The parser library's own error, which gets the expression quoted before it."""
 
 
+# A chain's operators are the same few short pieces (`PH0 + PH1`) over and over.
+_short_piece = functools.lru_cache(maxsize=256)(_binding_parse)
+
+
 def _convert_piece(text: str, subs: dict[str, N.Expr]) -> N.Expr:
     """One flat piece of a deep expression; its placeholders stand for the nodes in `subs`."""
     token = _SUBS.set(subs)
     try:
-        return _convert(_binding_parse(text))
+        return _convert(_short_piece(text) if len(text) <= 200 else _binding_parse(text))
     except PromQLParseError as exc:
         if not subs:
             raise
