@@ -118,10 +118,6 @@ class _Splitter:
 
     # ------------------------------------------------------------------ operands
 
-    @staticmethod
-    def has_operand(f: _Frame) -> bool:
-        return bool(f.parts)
-
     def add(self, f: _Frame, text: str, start: int, end: int, flat: bool = True) -> None:
         if not f.parts:
             f.span = [start, end]
