@@ -148,7 +148,7 @@ rule_files: [rules/*.yml]
 """)
     wait_for(lambda: daemon.sample("ALERTS", alertname="TargetDown", alertstate="firing") == 1,
              timeout=scaled(20), what="the alert firing")
-    classes = [HOSTILE_EXPRESSIONS[0], HOSTILE_EXPRESSIONS[3], HOSTILE_EXPRESSIONS[5], HOSTILE_EXPRESSIONS[8]]
+    classes = HOSTILE_EXPRESSIONS
     for name, expr, why in [*classes, (HOSTILE_TEMPLATES[0][0], "up == 0", HOSTILE_TEMPLATES[0][2])]:
         hostile = rules / "hostile.yml"
         hostile.write_text(rule_file(expr, "down") if expr != "up == 0" else rule_file(annotation=HOSTILE_TEMPLATES[0][1]))
@@ -162,4 +162,15 @@ rule_files: [rules/*.yml]
         wait_for(lambda: daemon.sample("tocsin_config_last_reload_successful") == 1, timeout=scaled(20),
                  what=f"the reload after {name} accepted")
         assert daemon.sample("ALERTS", alertname="TargetDown", alertstate="firing") == 1, name
+    # What promtool accepts and tocsin can evaluate is loaded and evaluated, however deep.
+    deep = {"DeepChain": "vector(0) + " + " + ".join(["1"] * 5000) + " == 5000",
+            "DeepParens": "(" * 10000 + "vector(1)" + ")" * 10000,
+            "DeepUnary": "-" * 20000 + "vector(1) > 0"}
+    (rules / "deep.yml").write_text("groups:\n  - name: deep\n    interval: 300ms\n    rules:\n" + "".join(
+        f"      - alert: {name}\n        expr: {json.dumps(expr)}\n" for name, expr in deep.items()))
+    daemon.proc.send_signal(signal.SIGHUP)
+    for name in deep:
+        wait_for(lambda: daemon.sample("ALERTS", alertname=name, alertstate="firing") == 1,  # noqa: B023
+                 timeout=scaled(20), what=f"{name} firing")
+    assert daemon.sample("tocsin_config_last_reload_successful") == 1
     assert daemon.stop() == 0

@@ -50,6 +50,12 @@ global:
     assert requests.get(url + "/metrics", verify=str(ca_file), auth=("prom", "wrong"), timeout=2).status_code == 401
     ok = requests.get(url + "/metrics", verify=str(ca_file), auth=("prom", "s3cret"), timeout=2)
     assert ok.status_code == 200 and "tocsin_build_info" in ok.text
+    for _ in range(10):  # the wrong guess above was the first of eleven: refused with 429
+        requests.get(url + "/metrics", verify=str(ca_file), auth=("prom", "wrong"), timeout=2)
+    refused = requests.get(url + "/metrics", verify=str(ca_file), auth=("prom", "wrong"), timeout=2)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    ok = requests.get(url + "/metrics", verify=str(ca_file), auth=("prom", "s3cret"), timeout=2)
+    assert ok.status_code == 200 and "tocsin_web_auth_refused_total 2.0" in ok.text, ok.text[-3000:]
     assert daemon.stop() == 0
 
 

@@ -103,6 +103,7 @@ def test_bcrypt_hashes_let_the_right_password_in(listen, bcrypt_hash, prefix):
 def test_an_unknown_user_takes_as_long_to_refuse_as_a_known_one(listen):
     """With bcrypt at cost 10 a check takes tens of ms: a name that is not configured must cost the same."""
     web = listen(basic_auth_users={"prom": bcrypt.hashpw(PASSWORD, bcrypt.gensalt(rounds=10)).decode()})
+    web.server.router.guesses.burst = 100  # twelve guesses: not refused here (test_web_guessing.py)
     session = requests.Session()
 
     def refuse(user: str, attempt: int) -> float:

@@ -122,7 +122,8 @@ class Daemon:
                          self.history, lambda: self.loaded.config.status_page,
                          lambda: silencing_overview(self.muting) if self.muting is not None else {"silences": [], "acks": []})
         apis = (AlertmanagerAPI(self.muting, lambda: self.notifiers.current), PrometheusAPI(self.rules))
-        self.web = WebServer(g.listen_address, views, self, g.web, handlers=apis)  # binds here: a taken port fails start-up
+        self.web = WebServer(g.listen_address, views, self, g.web, handlers=apis,
+                             registry=self.self_metrics.registry)  # binds here: a taken port fails start-up
         self.web.start()
         await asyncio.to_thread(self.notifiers.rebuild, self.loaded)  # replays the outbox
         self._start_rules()

@@ -107,31 +107,43 @@ def _message(error: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def error_problems(exc: ValidationError, model: type[BaseModel]) -> list[Problem]:
-    """Every problem pydantic found, with its key path; an unknown key says which known one it resembles."""
+def error_problems(exc: ValidationError, model: type[BaseModel], prefix: Loc = (), offset: int = 0) -> list[Problem]:
+    """Every problem pydantic found, with its key path; an unknown key says which known one it resembles.
+
+    `prefix` and `offset`: `exc` is about items from `offset` on of the list at `prefix`.
+    """
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
+        loc = tuple(error["loc"])
+        if prefix:
+            loc = (*prefix, offset + int(loc[0]), *loc[1:])
         message = _message(error)
         if error["type"] == "extra_forbidden":
-            message += _did_you_mean(model, error["loc"])
-        problems.append((tuple(error["loc"]), message))
+            message += _did_you_mean(model, loc)
+        problems.append((loc, message))
     return problems
 
 
 MAX_REPORTED = 100  # a file of 100 000 broken list items is one mistake repeated, not 100 000 log lines
 
 
-def format_problems(problems: list[Problem], source: str, tree: Any = None) -> list[str]:
+def format_problems(problems: list[Problem], source: str, tree: Any = None, unlisted: int = 0,
+                    unchecked: int = 0) -> list[str]:
     """`FILE:LINE: key.path: reason` for each problem (`FILE: key.path: reason` where no line is known).
 
-    `tree` is the file as the YAML loader returned it, which remembers where each key was written.
+    `tree` is the file as the YAML loader returned it, which remembers where each key was written;
+    `unlisted` counts problems found but not kept, `unchecked` list items not validated once
+    enough problems were found (see long_lists.py).
     """
     lines = []
     for loc, message in problems[:MAX_REPORTED]:
         line = yamlfile.line_of(tree, loc) if tree is not None else None
         lines.append(f"{source}{f':{line}' if line else ''}: {format_loc(loc)}: {message}")
-    if len(problems) > MAX_REPORTED:
-        lines.append(f"{source}: {len(problems) - MAX_REPORTED} more problems not shown")
+    more = len(problems) - len(lines) + unlisted
+    if more > 0:
+        lines.append(f"{source}: … and {more} more problems not shown")
+    if unchecked:
+        lines.append(f"{source}: … and {unchecked} more list items not checked")
     return lines
 
 
@@ -145,8 +157,24 @@ def _did_you_mean(model: type[BaseModel], loc: Loc) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+def item_type(model: type[BaseModel], loc: Loc) -> Any:
+    """The type of the items of the list at `loc`, read from the models' field types (None
+    unless there is exactly one)."""
+    kinds: list[Any] = []
+    for kind in (member for t in _types_at(model, loc) for member in _members(t)):
+        if typing.get_origin(kind) is list and typing.get_args(kind) and typing.get_args(kind)[0] not in kinds:
+            kinds.append(typing.get_args(kind)[0])
+    return kinds[0] if len(kinds) == 1 else None
+
+
 def _keys_at(model: type[BaseModel], loc: Loc) -> list[str]:
     """The keys a mapping at `loc` may have, read from the models' field types."""
+    return [f.alias or name for t in _types_at(model, loc) for kind in _members(t)
+            if isinstance(kind, type) and issubclass(kind, BaseModel) for name, f in kind.model_fields.items()]
+
+
+def _types_at(model: type[BaseModel], loc: Loc) -> list[Any]:
+    """The types the value at `loc` may have, read from the models' field types."""
     current: list[Any] = [model]
     for part in loc:
         following: list[Any] = []
@@ -159,8 +187,7 @@ def _keys_at(model: type[BaseModel], loc: Loc) -> list[str]:
             elif isinstance(part, str) and origin is dict and len(args) == 2:
                 following.append(args[1])
         current = following
-    return [f.alias or name for t in current for kind in _members(t)
-            if isinstance(kind, type) and issubclass(kind, BaseModel) for name, f in kind.model_fields.items()]
+    return current
 
 
 def _members(kind: Any) -> list[Any]:

@@ -45,7 +45,8 @@ from ..probes import KINDS, Probe
 from ..probes.retry import BackoffWhenDown, RetryConfig
 from ..statuspage.config import StatusPageConfig
 from ..timeintervals import TimeInterval
-from .load import Problem, error_problems, expand_env, format_problems, load_yaml
+from . import long_lists
+from .load import MAX_REPORTED, Problem, error_problems, expand_env, format_problems, load_yaml
 
 
 def _target_name(name: str) -> str:
@@ -289,6 +290,8 @@ def _duplicate_names(raw: dict[str, Any]) -> list[Problem]:
         if not isinstance(name, str):
             continue
         if name in first:
+            if len(problems) >= MAX_REPORTED:  # the rest are not shown anyway
+                break
             problems.append((("targets", index, "name"), f"duplicate target name {name!r} (first at targets[{first[name]}])"))
         else:
             first[name] = index
@@ -299,12 +302,27 @@ def _cross_checks(config: Config) -> list[Problem]:
     """What spans keys, on the values in force (a target's own or inherited from `global`)."""
     problems: list[Problem] = []
     for index, target in enumerate(config.targets):
+        if len(problems) >= MAX_REPORTED:  # the rest are not shown anyway
+            break
         if target.timeout > target.interval:
             problems.append((("targets", index, "timeout"), "must not exceed the interval "
                              f"({target.timeout:g}s > {target.interval:g}s)"))
         if target.backoff_when_down and target.backoff_when_down.max_interval < target.interval:
             problems.append((("targets", index, "backoff_when_down", "max_interval"), "must be at least the interval"))
     return problems
+
+
+def _check_long_lists(raw: dict[str, Any]) -> long_lists.Report:
+    """Long lists (a generated `targets`) checked a chunk at a time, inheriting this file's `global`."""
+    try:
+        inherited = GlobalConfig.model_validate(raw.get("global") or {})
+    except ValidationError:
+        inherited = _DEFAULT_GLOBAL
+    token = _inherited.set(inherited)
+    try:
+        return long_lists.check(raw, Config, MAX_REPORTED)
+    finally:
+        _inherited.reset(token)
 
 
 def parse_config(raw: Any, source: str) -> Config:
@@ -320,14 +338,17 @@ def parse_config(raw: Any, source: str) -> Config:
     raw, problems = expand_env(raw)
     problems += _duplicate_names(raw)
     _seen_targets.clear()
+    long = _check_long_lists(raw)  # in chunks, the problems bounded: before pydantic sees them whole
+    problems += long.problems
     try:
-        config = Config.model_validate(raw)
+        config = Config.model_validate(long_lists.emptied(raw, long.locs))
     except ValidationError as exc:
         problems += error_problems(exc, Config)
-        raise ConfigError(f"{source}: invalid configuration", format_problems(problems, source, tree)) from None
+        raise ConfigError(f"{source}: invalid configuration",
+                          format_problems(problems, source, tree, long.unlisted, long.unchecked)) from None
     problems += _cross_checks(config)
     if problems:
-        raise ConfigError(f"{source}: invalid configuration", format_problems(problems, source, tree))
+        raise ConfigError(f"{source}: invalid configuration", format_problems(problems, source, tree, long.unlisted, long.unchecked))
     _validated_targets.clear()  # keep only what this (good) load used
     _validated_targets.update(_seen_targets)
     redaction.install(redaction.collect(config))  # from now on, no log line or page shows them

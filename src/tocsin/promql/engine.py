@@ -17,11 +17,12 @@ from typing import Any
 
 from . import nodes as N
 from .aggregations import aggregate
-from .binops import scalar_binop, vector_scalar, vector_vector
 from .errors import PromQLError, PromQLEvalError
 from .fastpath import FAST_RANGE_FUNCTIONS, RangeSeries, fast_range, latest_samples, select_series, windows
 from .functions import FunctionDef, Window, absent_labels
 from .labels import Labels, drop_name
+from .operators import check_unique as _check_unique
+from .operators import evaluate_operators
 from .parse import parse
 from .storage import SeriesRef, Storage
 from .values import Matrix, Sample, Scalar, Series, String, Value, Vector
@@ -35,18 +36,9 @@ DEFAULT_MAX_SAMPLES = 50_000_000
 DEFAULT_TIMEOUT_S = 120.0
 TOO_MANY_SAMPLES = "query processing would load too many samples into memory in query execution"
 
-_SET_OPS = frozenset({"and", "or", "unless"})
-_FILTERS = frozenset({"==", "!=", ">", "<", ">=", "<="})
-
 
 def _one_name(vs: N.VectorSelector) -> bool:
     return any(m.name == "__name__" and m.op == "=" for m in vs.matchers)
-
-
-def _check_unique(vec: list[Sample]) -> list[Sample]:
-    if len(vec) > 1 and len({s.labels for s in vec}) != len(vec):
-        raise PromQLEvalError("vector cannot contain metrics with the same labelset")
-    return vec
 
 
 class Evaluator:
@@ -84,8 +76,8 @@ class Evaluator:
             N.Subquery: lambda n, ts: list(self._range(n, ts)[0]),
             N.Call: self._call,
             N.Aggregate: self._aggregate,
-            N.Binary: self._binary,
-            N.Unary: self._unary,
+            N.Binary: self._operators,
+            N.Unary: self._operators,
         }
 
     # ------------------------------------------------------------------ selection
@@ -106,19 +98,22 @@ class Evaluator:
         return self.start if at.kind == "start" else self.end
 
     def _collect(self, node: N.Expr, start: int, end: int) -> None:
-        if isinstance(node, N.VectorSelector):
-            s, e = self._at_span(node.at, start, end)
-            self._widen(node, s - node.offset_ms - self.lookback, e - node.offset_ms)
-        elif isinstance(node, N.MatrixSelector):
-            vs = node.selector
-            s, e = self._at_span(vs.at, start, end)
-            self._widen(vs, s - vs.offset_ms - node.range_ms, e - vs.offset_ms)
-        elif isinstance(node, N.Subquery):
-            s, e = self._at_span(node.at, start, end)
-            self._collect(node.expr, s - node.offset_ms - node.range_ms, e - node.offset_ms)
-        else:
-            for c in N.children(node):
-                self._collect(c, start, end)
+        # An explicit stack: a 50 000-term chain is as deep as it is long.
+        stack = [(node, start, end)]
+        while stack:
+            node, start, end = stack.pop()
+            if isinstance(node, N.VectorSelector):
+                s, e = self._at_span(node.at, start, end)
+                self._widen(node, s - node.offset_ms - self.lookback, e - node.offset_ms)
+            elif isinstance(node, N.MatrixSelector):
+                vs = node.selector
+                s, e = self._at_span(vs.at, start, end)
+                self._widen(vs, s - vs.offset_ms - node.range_ms, e - vs.offset_ms)
+            elif isinstance(node, N.Subquery):
+                s, e = self._at_span(node.at, start, end)
+                stack.append((node.expr, s - node.offset_ms - node.range_ms, e - node.offset_ms))
+            else:
+                stack.extend((c, start, end) for c in N.children(node))
 
     def _widen(self, vs: N.VectorSelector, mint: int, maxt: int) -> None:
         old = self._bounds.get(id(vs))
@@ -264,32 +259,9 @@ class Evaluator:
         param = self.eval(node.param, ts) if node.param is not None else None
         return aggregate(node.op, vec, node.grouping, node.without, param)
 
-    def _binary(self, node: N.Binary, ts: int) -> Any:
-        lhs = self.eval(node.lhs, ts)
-        rhs = self.eval(node.rhs, ts)
-        if node.type == N.SCALAR:
-            return scalar_binop(node.op, lhs, rhs)
-        # Already unique: a comparison with a scalar without bool keeps a subset of one
-        # unique vector, so do and/unless; `or` adds only right-hand series whose
-        # signature (and so whose labels) the left side lacks.
-        if node.lhs.type == N.SCALAR or node.rhs.type == N.SCALAR:
-            swap = node.lhs.type == N.SCALAR
-            out = vector_scalar(node.op, rhs if swap else lhs, lhs if swap else rhs, swap, node.return_bool)
-            if node.op in _FILTERS and not node.return_bool:
-                return out
-            return _check_unique(out)
-        out = vector_vector(node, lhs, rhs)
-        if node.op in _SET_OPS or node.card == "one-to-one":
-            # One-to-one: each result's labels are its match signature (or the unique
-            # left-hand labels), and vector_vector rejects a signature matched twice.
-            return out
-        return _check_unique(out)
-
-    def _unary(self, node: N.Unary, ts: int) -> Any:
-        v = self.eval(node.expr, ts)
-        if node.type == N.SCALAR:
-            return -v
-        return _check_unique([Sample(drop_name(lbl), -x) for lbl, x in v])
+    def _operators(self, root: N.Binary | N.Unary, ts: int) -> Any:
+        dispatch = self._dispatch
+        return evaluate_operators(root, lambda node: dispatch[type(node)](node, ts), self.check_time)
 
 
 # ---------------------------------------------------------------------- public entry points

@@ -1,28 +1,35 @@
-"""Bounds on an expression's size and nesting, checked before the parser library sees it.
+"""Bounds on an expression: its size, what the parser library may see whole, and how deep
+its evaluation recurses.
 
 The `promql_parser` binding builds its Python tree by copying every subtree at every
 level, so its memory grows with size × depth (a 4 000-term `1+1+…` chain took 2.3 GB),
 and its recursion overflows the C stack on deep input (SIGSEGV, which no `except` can
-catch: a rule file could kill the daemon at every reload). Prometheus has no such limits
-because its parser does not recurse; ours must refuse such text up front, with a reason.
+catch). Prometheus has neither problem: its parser does not recurse. So an expression
+the binding cannot take whole safely is parsed piece by piece (chains.py) instead, and
+`fits_binding` decides which, with one linear scan that never recurses. It over-estimates
+the tree's depth: every operator (binary or unary) adds a level within its bracket, as a
+left-associative chain does, and every bracket adds one. `cost` sums each token's
+estimated depth, which is what the binding's copies grow with.
 
-The scan here is linear and never recurses. It over-estimates the tree's depth: every
-operator (binary or unary) adds a level within its bracket, as a left-associative chain
-does, and every bracket adds one. `cost` sums each token's estimated depth, which is
-what the binding's copies grow with.
+Evaluation is iterative through operators and parentheses, but recurses through calls,
+aggregations and subqueries: `check_tree` bounds how deep those nest.
 """
 
 from __future__ import annotations
 
 import re
 
+from . import nodes as N
 from .errors import PromQLParseError
 
-# Depth of the parsed tree. The evaluator recurses about twice per level, so 100 levels
-# stay far from Python's recursion limit even when the evaluation starts deep in a stack.
+# Depth the binding may see whole: its recursion stays far from the C stack's end, and
+# converting its tree stays far from Python's recursion limit.
 MAX_DEPTH = 100
+# Calls, aggregations and subqueries nested in one another: the evaluator recurses about
+# three frames per level, far from Python's recursion limit even when it starts deep in a stack.
+MAX_NESTING = 100
 # Characters of expression text: room for generated regular expressions naming thousands
-# of hosts, small enough that parsing never costs more than a few tens of megabytes.
+# of hosts and for 50 000-term chains, small enough that parsing costs tens of megabytes.
 MAX_CHARS = 256 * 1024
 # Sum over tokens of their depth: what the binding's copying costs (about 150 bytes each).
 MAX_COST = 400_000
@@ -42,6 +49,7 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _WORD_OPS = frozenset({"and", "or", "unless", "atan2", "offset"})
+_NESTING = (N.Call, N.Aggregate, N.Subquery, N.MatrixSelector)
 
 
 def clip(text: str, limit: int = 120) -> str:
@@ -49,13 +57,17 @@ def clip(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
-def check(expr: str) -> None:
-    """Raise PromQLParseError if `expr` is too long or too deeply nested to parse safely."""
+def check_size(expr: str) -> None:
+    """Raise PromQLParseError if `expr` is too long to parse at all."""
     if len(expr) > MAX_CHARS:
         raise PromQLParseError(f"expression is {len(expr)} characters long; at most {MAX_CHARS} are supported")
+
+
+def fits_binding(expr: str) -> bool:
+    """Whether the parser library can take `expr` whole: shallow and small enough."""
     # Per open bracket: (kind, operators seen at that level). depth = brackets + operators.
     levels: list[list] = [["", 0]]
-    depth = max_depth = cost = 0
+    depth = cost = 0
     for m in _TOKEN.finditer(expr):
         kind = m.lastgroup
         if kind == "skip":
@@ -70,19 +82,26 @@ def check(expr: str) -> None:
         elif kind == "comma":
             depth -= level[1]
             level[1] = 0
-        elif level[0] != "{" and (kind in ("op", "matchop") or (kind == "word" and m.group() in _WORD_OPS)):
+        elif level[0] != "{" and (kind in ("op", "matchop") or (kind == "word" and m.group().lower() in _WORD_OPS)):
             level[1] += 1
             depth += 1
         cost += depth
-        if depth > max_depth:
-            max_depth = depth
-            if depth > MAX_DEPTH:
+        if depth > MAX_DEPTH or cost > MAX_COST:
+            return False
+    return True
+
+
+def check_tree(tree: N.Expr) -> None:
+    """Raise PromQLParseError if calls, aggregations and subqueries nest deeper than the
+    evaluator can recurse safely (Prometheus accepts them; tocsin refuses them with a reason)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, _NESTING):
+            depth += 1
+            if depth > MAX_NESTING:
                 raise PromQLParseError(
-                    f"expression nests more than {MAX_DEPTH} levels deep (brackets, or operators chained "
-                    "within one bracket); split it, e.g. into recording rules"
+                    f"calls, aggregations and subqueries nest more than {MAX_NESTING} levels deep; "
+                    "tocsin evaluates at most that many (split the expression, e.g. into recording rules)"
                 )
-    if cost > MAX_COST:
-        raise PromQLParseError(
-            f"expression is too large to parse safely (size × nesting {cost}, at most {MAX_COST}); "
-            "split it, e.g. into recording rules"
-        )
+        stack.extend((child, depth) for child in N.children(node))

@@ -8,12 +8,13 @@ fails later for a reason that was visible up front.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as _dt
 import functools
 
 import promql_parser as _pp
 
-from . import limits, source
+from . import chains, limits, source
 from . import nodes as N
 from .errors import PromQLParseError
 from .functions import FUNCTIONS
@@ -52,21 +53,79 @@ def parse(expr: str) -> N.Expr:
 
 @functools.lru_cache(maxsize=1024)
 def _parse_cached(expr: str) -> N.Expr:
-    limits.check(expr)  # before the binding: deep or huge input crashes it, or eats memory
+    whole = None
+    limits.check_size(expr)
     try:
         text = source.normalize(expr)  # 2.42's lexical rules, which the binding no longer follows
+        whole = _binding_parse(text) if limits.fits_binding(text) else None
+        # Deep or long: the binding would crash or eat memory on it whole, so piece by piece.
+        tree = _convert(whole) if whole is not None else chains.parse(text, _convert_piece)
     except PromQLParseError as exc:
-        raise PromQLParseError(f"parse error in {limits.clip(repr(expr))}: {exc}") from None
+        if whole is not None and not isinstance(exc, _LibraryError):
+            raise  # a reason of our own, about the expression as a whole
+        raise PromQLParseError(f"parse error in {limits.clip(repr(expr))}: {exc.message}") from None
+    except RecursionError:  # limits bound the depth; this is the last line of defence
+        raise PromQLParseError(f"expression nested too deeply: {limits.clip(repr(expr))}") from None
+    limits.check_tree(tree)
+    return tree
+
+
+def _binding_parse(text: str) -> object:
     try:
-        tree = _pp.parse(text)
+        return _pp.parse(text)
     except BaseException as exc:  # the Rust binding raises ValueError, or panics
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        raise PromQLParseError(f"parse error in {limits.clip(repr(expr))}: {exc}") from None
+        raise _LibraryError(str(exc)) from None
+
+
+class _LibraryError(PromQLParseError):
+    """The parser library's own error, which gets the expression quoted before it."""
+
+
+# A chain's operators are the same few short pieces (`PH0 + PH1`) over and over.
+_short_piece = functools.lru_cache(maxsize=256)(_binding_parse)
+
+
+def _convert_piece(text: str, subs: dict[str, N.Expr]) -> N.Expr:
+    """One flat piece of a deep expression; its placeholders stand for the nodes in `subs`."""
+    token = _SUBS.set(subs)
     try:
-        return _convert(tree)
-    except RecursionError:  # limits.check bounds the depth; this is the last line of defence
-        raise PromQLParseError(f"expression nested too deeply: {limits.clip(repr(expr))}") from None
+        return _convert(_short_piece(text) if len(text) <= 200 else _binding_parse(text))
+    except PromQLParseError as exc:
+        if not subs:
+            raise
+        # The library's words may name a placeholder: say where instead.
+        raise PromQLParseError(f"{exc} (in {limits.clip(_unplaceholder(text, subs), 60)})") from None
+    finally:
+        _SUBS.reset(token)
+
+
+# The nodes that placeholders in the piece being converted stand for (see chains.py).
+_SUBS: contextvars.ContextVar[dict[str, N.Expr] | None] = contextvars.ContextVar("promql_placeholders",
+                                                                                   default=None)
+
+
+def _placeholder(e: object, subs: dict[str, N.Expr]) -> N.Expr | None:
+    """The node a placeholder stands for: `name`, `scalar(name)`, `name[1m]` or `"name"`."""
+    if isinstance(e, _pp.VectorSelector):
+        return subs.get(e.name or "")
+    if isinstance(e, _pp.MatrixSelector):
+        return subs.get(e.vector_selector.name or "")
+    if isinstance(e, _pp.StringLiteral):
+        return subs.get(e.val)
+    if isinstance(e, _pp.Call) and e.func.name == "scalar":
+        args = list(e.args)
+        if len(args) == 1 and isinstance(args[0], _pp.VectorSelector):
+            node = subs.get(args[0].name or "")
+            return node if node is not None and node.type == N.SCALAR else None  # else a real scalar()
+    return None
+
+
+def _unplaceholder(text: str, subs: dict[str, N.Expr]) -> str:
+    for name in sorted(subs, key=len, reverse=True):
+        text = text.replace(name, "…")
+    return text
 
 
 def _ename(v: object) -> str:
@@ -119,6 +178,11 @@ def _selector(vs: _pp.VectorSelector) -> N.VectorSelector:
 
 
 def _convert(e: object) -> N.Expr:
+    subs = _SUBS.get()
+    if subs:
+        node = _placeholder(e, subs)
+        if node is not None:
+            return node
     if isinstance(e, _pp.ParenExpr):
         return _convert(e.expr)
     if isinstance(e, _pp.NumberLiteral):

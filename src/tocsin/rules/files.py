@@ -306,22 +306,18 @@ def selectors(expr: Any) -> list[tuple[Any, int]]:
     added by the caller.
     """
     out: list[tuple[Any, int]] = []
-
-    def walk(node: Any, extra: int) -> None:
+    stack = [(expr, 0)]  # explicit: a 50 000-term chain is as deep as it is long
+    while stack:
+        node, extra = stack.pop()
         if isinstance(node, N.VectorSelector):
             out.append((node, extra + max(node.offset_ms, 0)))
-            return
-        if isinstance(node, N.MatrixSelector):
+        elif isinstance(node, N.MatrixSelector):
             sel = node.selector
             out.append((sel, extra + node.range_ms + max(sel.offset_ms, 0)))
-            return
-        if isinstance(node, N.Subquery):
-            walk(node.expr, extra + node.range_ms + max(node.offset_ms, 0))
-            return
-        for child in N.children(node):
-            walk(child, extra)
-
-    walk(expr, 0)
+        elif isinstance(node, N.Subquery):
+            stack.append((node.expr, extra + node.range_ms + max(node.offset_ms, 0)))
+        else:
+            stack.extend((child, extra) for child in reversed(N.children(node)))
     return out
 
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import bcrypt
 
 CACHE_SIZE = 256
+GOOD_SIZE = 64  # credentials verified good: kept apart, so wrong guesses cannot push them out
 
 
 def check_password(stored: str, password: bytes) -> bool:
@@ -76,11 +77,26 @@ class Authenticator:
         self._decoy = max(self._users.values(), key=_cost) if self._users else ""
         self._cache_key = os.urandom(32)  # the cache holds keyed hashes, never a password
         self._cache: OrderedDict[bytes, bool] = OrderedDict()
+        self._good: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
         return bool(self._users)
+
+    def _key(self, credentials: tuple[str, bytes]) -> bytes:
+        user, password = credentials
+        return hmac.new(self._cache_key, user.encode() + b"\0" + password, hashlib.sha256).digest()
+
+    def known_good(self, authorization: str | None) -> bool:
+        """Whether these credentials were verified before: known without any bcrypt work, so
+        they may pass while their client address is refused for others' guessing."""
+        credentials = parse_basic(authorization)
+        if credentials is None:
+            return False
+        key = self._key(credentials)
+        with self._lock:
+            return key in self._good
 
     def check(self, authorization: str | None) -> bool:
         if not self._users:
@@ -89,8 +105,11 @@ class Authenticator:
         if credentials is None:
             return False
         user, password = credentials
-        key = hmac.new(self._cache_key, user.encode() + b"\0" + password, hashlib.sha256).digest()
+        key = self._key(credentials)
         with self._lock:
+            if key in self._good:
+                self._good.move_to_end(key)
+                return True
             verdict = self._cache.get(key)
             if verdict is not None:
                 self._cache.move_to_end(key)
@@ -98,7 +117,12 @@ class Authenticator:
         stored = self._users.get(user)
         verdict = check_password(stored if stored is not None else self._decoy, password) and stored is not None
         with self._lock:
-            self._cache[key] = verdict
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
+            if verdict:
+                self._good[key] = None
+                while len(self._good) > GOOD_SIZE:
+                    self._good.popitem(last=False)
+            else:
+                self._cache[key] = verdict
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
         return verdict

@@ -49,9 +49,10 @@ class Limits:
 class ConnectionState:
     """What the listener knows of a connection: is a request being served, since when idle."""
 
-    __slots__ = ("busy", "waiting_since")
+    __slots__ = ("busy", "waiting_since", "client")
 
-    def __init__(self) -> None:
+    def __init__(self, client: str = "") -> None:
+        self.client = client  # the peer's address, which auth failures are counted by
         self.busy = False
         self.waiting_since = time.monotonic()
 
@@ -164,7 +165,7 @@ class Connection:
                 body += part.data
                 if len(body) > self.limits.max_body:
                     raise _Close(text(413, f"request body larger than {self.limits.max_body} bytes"))
-        return Request(self._method, event.target.decode("latin-1"), headers, bytes(body))
+        return Request(self._method, event.target.decode("latin-1"), headers, bytes(body), self.state.client)
 
     def _send(self, event: h11.Event) -> None:
         for chunk in self.h11.send_with_data_passthrough(event) or ():

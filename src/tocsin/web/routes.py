@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .auth import Authenticator
+from .auth import Authenticator, parse_basic
+from .guessing import GuessLimiter
 from .origin import HostPolicy, cross_site_reason
 from .push import PREFIX as PUSH_PREFIX
 from .push import handle_push
@@ -57,6 +58,7 @@ class Request:
     target: str
     headers: dict[str, str]  # lower-case names; repeated fields joined with ", "
     body: bytes = b""
+    client: str = ""  # the peer's address
 
     @property
     def path(self) -> str:
@@ -103,12 +105,13 @@ class Router:
     """The listener's answers, over the daemon's `Pages` and `Control`."""
 
     def __init__(self, pages: Pages, control: Control, auth: Authenticator, hosts: HostPolicy,
-                 handlers: Sequence[Handler] = ()) -> None:
+                 handlers: Sequence[Handler] = (), guesses: GuessLimiter | None = None) -> None:
         self.pages = pages
         self.handlers = tuple(handlers)
         self.control = control
         self.auth = auth
         self.hosts = hosts
+        self.guesses = guesses or GuessLimiter()
 
     def handle(self, request: Request) -> Response:
         if not self.hosts.allows(request.headers.get("host")):
@@ -119,8 +122,9 @@ class Router:
         refused = None if read_post else cross_site_reason(request.method, request.headers)
         if refused is not None:
             return text(*refused)
-        if not self.auth.check(request.headers.get("authorization")) and not self.pages.is_public(request.path):
-            return Response(401, b"", TEXT, [("WWW-Authenticate", 'Basic realm="tocsin", charset="UTF-8"')])
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
         path = request.path
         try:
             for handler in self.handlers:
@@ -131,6 +135,23 @@ class Router:
         except Exception:  # noqa: BLE001 - one bad page must not take the listener down
             log.exception("error serving %s", path)
             return text(500, "internal error")
+
+    def _authenticate(self, request: Request) -> Response | None:
+        """None if the request may go on; else 401, or 429 for an address guessing passwords."""
+        if not self.auth.enabled:
+            return None
+        if self.pages.is_public(request.path):  # status_page.public: the page and its badges
+            return None
+        authorization = request.headers.get("authorization")
+        wait = self.guesses.retry_after(request.client)
+        if wait and not self.auth.known_good(authorization):
+            self.guesses.refused.inc()
+            return text(429, "too many wrong passwords from this address; try again later", [("Retry-After", str(wait))])
+        if self.auth.check(authorization):
+            return None
+        if parse_basic(authorization) is not None:  # no credentials at all is a browser's first try, not a guess
+            self.guesses.failed(request.client)
+        return Response(401, b"", TEXT, [("WWW-Authenticate", 'Basic realm="tocsin", charset="UTF-8"')])
 
     def _route(self, method: str, path: str, query: str = "") -> Response:
         is_api = path.startswith("/api/v1/")

@@ -26,9 +26,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from ..config import WebConfig
 from .auth import Authenticator
 from .connection import Connection, ConnectionState, Limits
+from .guessing import GuessLimiter
 from .origin import HostPolicy
 from .routes import CONTENT_TYPE_METRICS, Control, Handler, Pages, Request, Response, Router, text
 
@@ -99,13 +102,14 @@ def _no_key_password() -> bytes:
 
 class WebServer:
     def __init__(self, address: str, pages: Pages, control: Control, web_config: WebConfig,
-                 limits: Limits | None = None, handlers: Sequence[Handler] = ()) -> None:
+                 limits: Limits | None = None, handlers: Sequence[Handler] = (),
+                 registry: CollectorRegistry | None = None) -> None:
         host, _, port = address.rpartition(":")
         host = host.strip("[]") or "0.0.0.0"
         self.web_config = web_config
         self.limits = limits or Limits()
         self.router = Router(pages, control, Authenticator(web_config.basic_auth_users),
-                             HostPolicy(host, web_config.allowed_hosts), handlers)
+                             HostPolicy(host, web_config.allowed_hosts), handlers, GuessLimiter(registry))
         self.tls = ssl_context(web_config)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # Binds here: a taken port fails start-up.
@@ -159,7 +163,7 @@ class WebServer:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                sock, _peer = await loop.sock_accept(self.socket)
+                sock, peer = await loop.sock_accept(self.socket)
             except OSError as exc:  # out of descriptors, or the peer gone before accept: go on
                 log.warning("web listener cannot accept: %s", exc)
                 await asyncio.sleep(0.1)
@@ -167,7 +171,7 @@ class WebServer:
             if not self._make_room():
                 _refuse(sock)
                 continue
-            state = ConnectionState()
+            state = ConnectionState(str(peer[0]) if isinstance(peer, tuple) else "")
             task = loop.create_task(self._connection(sock, state, time.monotonic()))
             self._connections[task] = state
             task.add_done_callback(lambda done: self._connections.pop(done, None))
