@@ -161,6 +161,20 @@ class Evaluator:
         selected, sel_mint, lock = self._select(vs)
         return latest_samples(selected, sel_mint, lock, ref, self.lookback, sample_times)
 
+    def _timestamp_selector(self, vs: N.VectorSelector, ts: int) -> list[Sample]:
+        """timestamp(x @ T offset o) as Prometheus 2.42 has it: the sample is picked at T,
+        the offset dropped, but only among the samples fetched for the selector, which
+        the offset does move ([T-o-lookback, T-o]). A positive offset shortens the
+        lookback and past it leaves nothing; a negative one moves its start later."""
+        if vs.at is None or vs.offset_ms == 0:
+            return self._vector_selector(vs, ts, sample_times=True)
+        at = self._at_time(vs.at, ts)
+        fetched_to = at - vs.offset_ms
+        newest = min(at, fetched_to)
+        oldest = max(at, fetched_to) - self.lookback
+        selected, sel_mint, lock = self._select(vs)
+        return latest_samples(selected, sel_mint, lock, newest, newest - oldest, True)
+
     def _range(self, node: N.Expr, ts: int) -> tuple[Iterable[RangeSeries], Window]:
         """Evaluate a matrix selector or subquery for the window ending at ts."""
         if isinstance(node, N.MatrixSelector):
@@ -247,7 +261,7 @@ class Evaluator:
         if kind == "timestamp":
             arg = node.args[0]
             if isinstance(arg, N.VectorSelector):
-                vec = self._vector_selector(arg, ts, sample_times=True)
+                vec = self._timestamp_selector(arg, ts)
                 return _check_unique([Sample(drop_name(lbl), v) for lbl, v in vec])
             vec = self.eval(arg, ts)
             return _check_unique([Sample(drop_name(lbl), ts / 1000.0) for lbl, _ in vec])

@@ -41,7 +41,9 @@ atan2 = T.atan2
 
 
 def gmax(a: float, b: float) -> float:
-    """Go's math.Max: NaN wins, +0 beats -0."""
+    """Go's math.Max: +Inf wins, then NaN; +0 beats -0."""
+    if a == INF or b == INF:
+        return INF
     if a != a or b != b:
         return NAN
     if a == 0 and b == 0:
@@ -50,6 +52,9 @@ def gmax(a: float, b: float) -> float:
 
 
 def gmin(a: float, b: float) -> float:
+    """Go's math.Min: -Inf wins, then NaN; -0 beats +0."""
+    if a == -INF or b == -INF:
+        return -INF
     if a != a or b != b:
         return NAN
     if a == 0 and b == 0:

@@ -13,7 +13,7 @@ import functools
 
 import promql_parser as _pp
 
-from . import limits, source
+from . import limits, source, spelling
 from . import nodes as N
 from .errors import PromQLParseError
 from .functions import FUNCTIONS
@@ -54,7 +54,7 @@ def parse(expr: str) -> N.Expr:
 def _parse_cached(expr: str) -> N.Expr:
     limits.check(expr)  # before the binding: deep or huge input crashes it, or eats memory
     try:
-        text = source.normalize(expr)  # 2.42's lexical rules, which the binding no longer follows
+        text = spelling.rewrite(source.normalize(expr))  # 2.42's lexical rules, which the binding no longer follows
     except PromQLParseError as exc:
         raise PromQLParseError(f"parse error in {limits.clip(repr(expr))}: {exc}") from None
     try:
@@ -94,7 +94,7 @@ def _at(at: object) -> N.At | None:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         raise PromQLParseError("@ timestamps before 1970 are not supported") from None
-    return N.At("ms", (when - _EPOCH) // _MS)
+    return N.At("ms", spelling.at_ms((when - _EPOCH) // _MS))
 
 
 def _check_label_name(name: str) -> None:

@@ -1,0 +1,453 @@
+"""Randomized differential testing of tocsin's PromQL engine against promtool 2.42.
+
+A seed gives a *case*: random input series (counters with resets, gauges with NaN, ±Inf,
+huge values, stale markers and gaps, a classic histogram) and random well-typed
+expressions over the functions, aggregations and operators tocsin claims, each at a
+random evaluation time. promtool evaluates them as a `promql_expr_test` with no
+expected samples, so it prints what Prometheus computed (or the error); tocsin evaluates
+the same expressions over the same samples; `compare` sorts every pair into exact
+agreement, agreement at 1e-6 only, disagreement, or an error on one side only.
+
+Facts about promtool 2.42 as an oracle that shape this module:
+
+- it loads a test's series in random order, and the order of series in a selection
+  follows it, so a sum over several series can flip in the last bit between runs;
+  pairs that agree only at 1e-6 are run again (`confirm_exact`) before being counted;
+- it loads samples only up to the last `evaluation_interval` tick at or before the
+  latest `eval_time` of the test, so tocsin's storage gets the same cut;
+- an expectation of nothing passes when the result is empty: no output is an empty
+  result; a subquery without a step uses the evaluation interval.
+
+Used by tests/test_promql_differential.py (a small fixed-seed slice) and
+bench/promql_diff.py (the large run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tocsin.promql import MemoryStorage, PromQLError, Scalar, instant_query
+from tocsin.promql.testfile import parse_duration, parse_metric
+
+INTERVAL_S = 15
+POINTS = 41  # 10 minutes of samples
+EVAL_INTERVAL_MS = 60_000
+STALE = "stale"
+
+
+# ------------------------------------------------------------------ series
+
+
+def _fmt(v: float) -> str:
+    if v != v:
+        return "NaN"
+    if math.isinf(v):
+        return "Inf" if v > 0 else "-Inf"
+    return repr(v)
+
+
+def _counter(rnd: random.Random) -> list[str | None]:
+    v = float(rnd.choice([0, 1, 100, rnd.randint(0, 10**6)]))
+    out: list[str | None] = []
+    for _ in range(POINTS):
+        r = rnd.random()
+        if r < 0.05:
+            v = float(rnd.randint(0, 5))  # a reset
+        elif r < 0.1:
+            out.append(None)
+            continue
+        else:
+            v += rnd.choice([0.0, 1.0, float(rnd.randint(0, 50)), round(rnd.uniform(0, 10), 3)])
+        out.append(_fmt(v))
+    return out
+
+
+def _gauge(rnd: random.Random) -> list[str | None]:
+    scale = rnd.choice([1.0, 100.0, 1e-3, 1e6, 1e18])
+    out: list[str | None] = []
+    for _ in range(POINTS):
+        r = rnd.random()
+        if r < 0.03:
+            out.append(rnd.choice(["NaN", "Inf", "-Inf"]))
+        elif r < 0.06:
+            out.append(STALE)
+        elif r < 0.12:
+            out.append(None)
+        elif r < 0.2:
+            out.append(_fmt(float(rnd.randint(-3, 3))))
+        else:
+            out.append(_fmt(round(rnd.uniform(-1, 1) * scale, rnd.choice([0, 2, 6, 17]))))
+    return out
+
+
+def random_series(rnd: random.Random) -> list[tuple[str, list[str | None]]]:
+    """(series text, one value or None per step) for the metrics the expressions use."""
+    series: list[tuple[str, list[str | None]]] = []
+    for job in ("a", "b"):
+        for inst in rnd.sample(["1", "2", "3"], rnd.randint(1, 3)):
+            series.append((f'c{{job="{job}",inst="{inst}"}}', _counter(rnd)))
+            series.append((f'g{{job="{job}",inst="{inst}"}}', _gauge(rnd)))
+    for job in rnd.sample(["a", "b"], rnd.randint(1, 2)):
+        base = _counter(rnd)
+        prev: list[float] = [0.0] * POINTS
+        for le in ("0.1", "0.5", "1", "+Inf"):
+            vals: list[str | None] = []
+            for i, b in enumerate(base):
+                if b is None:
+                    vals.append(None)
+                    continue
+                prev[i] = prev[i] + float(b) * rnd.choice([0.0, 0.3, 0.5, 1.0])
+                vals.append(_fmt(prev[i]))
+            series.append((f'h_bucket{{job="{job}",le="{le}"}}', vals))
+    return series
+
+
+# ------------------------------------------------------------------ expressions
+
+_RANGE_FUNCS = ["rate", "increase", "delta", "irate", "idelta", "deriv", "avg_over_time", "sum_over_time",
+                "count_over_time", "min_over_time", "max_over_time", "stddev_over_time", "stdvar_over_time",
+                "present_over_time", "last_over_time", "changes", "resets", "absent_over_time"]
+_MATH = ["abs", "ceil", "floor", "exp", "sqrt", "ln", "log2", "log10", "sgn", "sin", "cos", "tan", "asin", "acos",
+         "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "deg", "rad"]
+_DATES = ["minute", "hour", "day_of_week", "day_of_month", "day_of_year", "days_in_month", "month", "year"]
+_AGGS = ["sum", "avg", "min", "max", "count", "group", "stddev", "stdvar"]
+_ARITH = ["+", "-", "*", "/", "%", "^", "atan2"]
+_CMP = ["==", "!=", ">", "<", ">=", "<="]
+_LABELS = ["job", "inst", "le"]
+_SCALARS = ["0", "1", "2", "-1", "0.5", "3.7", "1e3", "-2.5", "NaN", "Inf", "-Inf", "1e-3", "0.25", "100", "1e17"]
+
+
+class ExprGen:
+    def __init__(self, rnd: random.Random) -> None:
+        self.r = rnd
+
+    def pick(self, xs: list[str]) -> str:
+        return self.r.choice(xs)
+
+    def selector(self) -> str:
+        name = self.pick(["c", "g", "g", "h_bucket", "c"])
+        r = self.r.random()
+        if r < 0.5:
+            m = ""
+        elif r < 0.7:
+            m = f'{{job="{self.pick(["a", "b"])}"}}'
+        elif r < 0.85:
+            m = f'{{inst=~"{self.pick(["1|2", "2", ".*", "3|x"])}"}}'
+        else:
+            m = f'{{job!="{self.pick(["a", "b"])}"}}'
+        return name + m
+
+    def modifiers(self) -> str:
+        out = ""
+        r = self.r.random()
+        if r < 0.1:
+            out += f" @ {self.pick(['60', '300', '540', '599.5', 'start()', 'end()', '-60'])}"
+        if self.r.random() < 0.15:
+            out += f" offset {self.pick(['1m', '30s', '-1m', '5m', '2m15s', '-5m'])}"
+        return out
+
+    def matrix(self, depth: int) -> str:
+        if depth > 0 and self.r.random() < 0.2:
+            step = self.pick(["", "30s", "1m", "20s"])
+            return f"({self.vector(depth - 1)})[{self.pick(['2m', '5m', '3m'])}:{step}]" + self.modifiers()
+        rng = self.pick(["1m", "2m", "5m", "45s", "10m", "30s"])
+        return f"{self.selector()}[{rng}]" + self.modifiers()
+
+    def scalar(self, depth: int) -> str:
+        r = self.r.random()
+        if depth <= 0 or r < 0.55:
+            return self.pick(_SCALARS)
+        if r < 0.7:
+            return f"scalar({self.vector(depth - 1)})"
+        if r < 0.78:
+            return self.pick(["time()", "pi()"])
+        if r < 0.9:
+            return f"({self.scalar(depth - 1)} {self.pick(_ARITH)} {self.scalar(depth - 1)})"
+        return f"({self.scalar(depth - 1)} {self.pick(_CMP)} bool {self.scalar(depth - 1)})"
+
+    def grouping(self) -> str:
+        r = self.r.random()
+        if r < 0.4:
+            return ""
+        labels = ", ".join(self.r.sample(_LABELS, self.r.randint(0, 2)))
+        return f" {self.pick(['by', 'without'])} ({labels})"
+
+    def matching(self) -> str:
+        r = self.r.random()
+        if r < 0.5:
+            return ""
+        labels = ", ".join(self.r.sample(_LABELS, self.r.randint(0, 2)))
+        out = f" {self.pick(['on', 'ignoring'])}({labels})"
+        if self.r.random() < 0.3:
+            out += f" {self.pick(['group_left', 'group_right'])}"
+        return out
+
+    def vector(self, depth: int) -> str:  # noqa: C901 - one branch per kind of expression
+        r = self.r.random()
+        if depth <= 0 or r < 0.2:
+            return self.selector() + self.modifiers()
+        d = depth - 1
+        if r < 0.32:
+            f = self.pick(_RANGE_FUNCS)
+            return f"{f}({self.matrix(d)})"
+        if r < 0.36:
+            f = self.pick(["predict_linear", "quantile_over_time", "holt_winters"])
+            if f == "predict_linear":
+                return f"predict_linear({self.matrix(d)}, {self.scalar(d)})"
+            if f == "quantile_over_time":
+                return f"quantile_over_time({self.scalar(d)}, {self.matrix(d)})"
+            return f"holt_winters({self.matrix(d)}, {self.pick(['0.5', '0.1', '0.9'])}, {self.pick(['0.3', '0.8'])})"
+        if r < 0.44:
+            return f"{self.pick(_MATH)}({self.vector(d)})"
+        if r < 0.47:
+            f = self.pick(_DATES)
+            return f"{f}({self.vector(d)})" if self.r.random() < 0.8 else f"{f}()"
+        if r < 0.52:
+            f = self.pick(["round", "clamp_min", "clamp_max", "clamp"])
+            if f == "clamp":
+                return f"clamp({self.vector(d)}, {self.scalar(d)}, {self.scalar(d)})"
+            if f == "round" and self.r.random() < 0.4:
+                return f"round({self.vector(d)})"
+            return f"{f}({self.vector(d)}, {self.scalar(d)})"
+        if r < 0.62:
+            agg = self.pick(_AGGS + ["topk", "bottomk", "quantile", "count_values"])
+            if agg in ("topk", "bottomk"):
+                return f"{agg}{self.grouping()} ({self.pick(['1', '2', '0', '5'])}, {self.vector(d)})"
+            if agg == "quantile":
+                return f"quantile{self.grouping()} ({self.scalar(d)}, {self.vector(d)})"
+            if agg == "count_values":
+                return f'count_values{self.grouping()} ("v", {self.vector(d)})'
+            return f"{agg}{self.grouping()} ({self.vector(d)})"
+        if r < 0.74:
+            op = self.pick(_ARITH + _CMP + ["and", "or", "unless"])
+            if op in _CMP and self.r.random() < 0.5:
+                op += " bool"
+            return f"({self.vector(d)} {op}{self.matching()} {self.vector(d)})"
+        if r < 0.84:
+            op = self.pick(_ARITH + _CMP)
+            if op in _CMP and self.r.random() < 0.4:
+                op += " bool"
+            if self.r.random() < 0.5:
+                return f"({self.vector(d)} {op} {self.scalar(d)})"
+            return f"({self.scalar(d)} {op} {self.vector(d)})"
+        if r < 0.86:
+            return f"-{self.vector(d)}"
+        if r < 0.88:
+            return f"vector({self.scalar(d)})"
+        if r < 0.9:
+            return f"timestamp({self.vector(d)})"
+        if r < 0.92:
+            return f"histogram_quantile({self.scalar(d)}, {self.vector(d)})"
+        if r < 0.94:
+            return f'label_replace({self.vector(d)}, "{self.pick(["dst", "job"])}", "{self.pick(["x$1", "$1$2", "", "y"])}", "{self.pick(_LABELS)}", "{self.pick(["(.*)", "([a-z])(.*)", "1", ""])}")'
+        if r < 0.95:
+            return f'label_join({self.vector(d)}, "{self.pick(["dst", "job"])}", "-", "{self.pick(_LABELS)}", "{self.pick(_LABELS)}")'
+        if r < 0.97:
+            return f"{self.pick(['absent', 'sort', 'sort_desc'])}({self.vector(d)})"
+        if r < 0.98:
+            f = self.pick(["histogram_count", "histogram_sum"])
+            return f"{f}({self.vector(d)})"
+        if r < 0.99:
+            return f"histogram_fraction({self.scalar(d)}, {self.scalar(d)}, {self.vector(d)})"
+        return f"({self.vector(d)})"
+
+    def expression(self) -> str:
+        if self.r.random() < 0.1:
+            return self.scalar(2)
+        return self.vector(self.r.randint(1, 3))
+
+
+# ------------------------------------------------------------------ a case and its evaluation
+
+
+@dataclass
+class Case:
+    seed: int
+    series: list[tuple[str, list[str | None]]]
+    exprs: list[tuple[str, int]]  # (expression, eval time ms), pairs unique
+
+    @property
+    def last_loaded_ms(self) -> int:
+        return max(t for _, t in self.exprs) // EVAL_INTERVAL_MS * EVAL_INTERVAL_MS
+
+
+def make_case(seed: int, n_exprs: int) -> Case:
+    rnd = random.Random(seed)
+    series = random_series(rnd)
+    gen = ExprGen(rnd)
+    seen: set[tuple[str, int]] = set()
+    exprs: list[tuple[str, int]] = []
+    while len(exprs) < n_exprs:
+        e = gen.expression()
+        t = rnd.randint(0, (POINTS - 1) * INTERVAL_S // 5) * 5000
+        if (e, t) not in seen:
+            seen.add((e, t))
+            exprs.append((e, t))
+    return Case(seed, series, exprs)
+
+
+def test_file(case: Case) -> dict[str, object]:
+    return {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": f"{INTERVAL_S}s",
+            "input_series": [
+                {"series": s, "values": " ".join("_" if v is None else v for v in vals)} for s, vals in case.series
+            ],
+            "promql_expr_test": [{"expr": e, "eval_time": f"{t // 1000}s"} for e, t in case.exprs],
+        }],
+    }
+
+
+_GOT = re.compile(r'expr: "((?:[^"\\]|\\.)*)", time: (\S+),\n\s+exp: nil\n\s+got: (.*)\n')
+_ERR = re.compile(r'expr: "((?:[^"\\]|\\.)*)", time: (\S+), err: (.*)\n')
+_SAMPLE = re.compile(r"(\{.*?\}) (\S+?)(?:, |$)")
+
+Result = dict[tuple[tuple[str, str], ...], float] | str  # samples, or an error message
+
+
+def run_promtool(case: Case, only: list[tuple[str, int]] | None = None) -> dict[tuple[str, int], Result]:
+    """promtool's result for every (expression, time) of the case (or of `only`, same cut)."""
+    exprs = case.exprs if only is None else only
+    doc = test_file(case)
+    tests = doc["tests"]
+    assert isinstance(tests, list)
+    tests[0]["promql_expr_test"] = [{"expr": e, "eval_time": f"{t // 1000}s"} for e, t in exprs]
+    # keep the same sample cut: a last expression at the case's latest time, whose result is ignored
+    tests[0]["promql_expr_test"].append({"expr": "vector(0)", "eval_time": f"{max(t for _, t in case.exprs) // 1000}s",
+                                         "exp_samples": [{"labels": "{}", "value": 0}]})
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "rules.yml").write_text("groups: []\n")
+        Path(tmp, "t.yml").write_text(yaml.safe_dump(doc))
+        proc = subprocess.run(["promtool", "test", "rules", "t.yml"], cwd=tmp, capture_output=True, text=True,
+                              timeout=300)
+    out = proc.stdout + proc.stderr
+    got: dict[tuple[str, int], Result] = {(e, t): {} for e, t in exprs}
+    for m in _GOT.finditer(out):
+        key = (json.loads('"' + m[1] + '"'), parse_duration(m[2]))
+        got[key] = {parse_metric(s[1])[0]: float(s[2]) for s in _SAMPLE.finditer(m[3])}
+    for m in _ERR.finditer(out):
+        got[(json.loads('"' + m[1] + '"'), parse_duration(m[2]))] = m[3]
+    if proc.returncode != 0 and not _GOT.search(out) and not _ERR.search(out):
+        raise RuntimeError(f"promtool output not understood:\n{out[:2000]}")
+    return got
+
+
+def storage_for(case: Case) -> MemoryStorage:
+    st = MemoryStorage()
+    from tocsin.promql import STALE_NAN
+
+    last = case.last_loaded_ms
+    for spec, vals in case.series:
+        labels = parse_metric(spec)[0]
+        for i, v in enumerate(vals):
+            t = i * INTERVAL_S * 1000
+            if v is None or t > last:
+                continue
+            st.add(labels, t, STALE_NAN if v == STALE else float(v))
+    return st
+
+
+def run_tocsin(case: Case, st: MemoryStorage | None = None) -> dict[tuple[str, int], Result]:
+    st = st or storage_for(case)
+    out: dict[tuple[str, int], Result] = {}
+    for e, t in case.exprs:
+        try:
+            res = instant_query(e, st, t, subquery_step_ms=EVAL_INTERVAL_MS)
+        except PromQLError as exc:
+            out[(e, t)] = str(exc) or "error"
+            continue
+        if isinstance(res, Scalar):
+            out[(e, t)] = {(): res.value}
+        else:
+            out[(e, t)] = {s.labels: s.value for s in res}  # type: ignore[union-attr]
+    return out
+
+
+def _same(a: float, b: float, rel: float) -> bool:
+    if a != a and b != b:
+        return True
+    if a == b:
+        return True
+    if rel == 0 or math.isinf(a) or math.isinf(b) or a != a or b != b:
+        return False
+    return abs(a - b) <= rel * max(abs(a), abs(b)) or abs(a - b) < 1e-300
+
+
+def agree(mine: Result, theirs: Result, rel: float = 0.0) -> bool:
+    if isinstance(mine, str) or isinstance(theirs, str):
+        return isinstance(mine, str) and isinstance(theirs, str)
+    return set(mine) == set(theirs) and all(_same(mine[k], theirs[k], rel) for k in mine)
+
+
+@dataclass
+class Tally:
+    compared: int = 0
+    exact: int = 0
+    order_dependent: int = 0  # exact in some promtool run, not in the first
+    close: int = 0  # within 1e-6 only
+    errors_both: int = 0
+    differ: list[str] = field(default_factory=list)
+    close_cases: list[str] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        self.compared += other.compared
+        self.exact += other.exact
+        self.order_dependent += other.order_dependent
+        self.close += other.close
+        self.errors_both += other.errors_both
+        self.differ += other.differ
+        self.close_cases += other.close_cases
+
+
+def _topk_tie(expr: str, mine: Result, theirs: Result) -> bool:
+    """topk/bottomk among equal values keep whichever series promtool loaded first: the
+    same values, other labels, is a tie broken differently, not a difference."""
+    if ("topk" not in expr and "bottomk" not in expr) or isinstance(mine, str) or isinstance(theirs, str):
+        return False
+    return sorted(map(repr, mine.values())) == sorted(map(repr, theirs.values()))
+
+
+def compare_case(case: Case, reruns: int = 4) -> Tally:
+    """Compare every expression of the case; those that do not agree exactly are run
+    through promtool again (its series order, and so sums and topk ties, vary by run) and
+    count as agreeing when some run agrees exactly."""
+    theirs = run_promtool(case)
+    mine = run_tocsin(case)
+    tally = Tally()
+    pending: list[tuple[str, int]] = []
+    for key in case.exprs:
+        tally.compared += 1
+        if agree(mine[key], theirs[key]):
+            tally.exact += 1
+            tally.errors_both += isinstance(mine[key], str)
+        else:
+            pending.append(key)
+    for _ in range(reruns):
+        if not pending:
+            break
+        again = run_promtool(case, pending)
+        settled = [k for k in pending if agree(mine[k], again[k])]
+        tally.order_dependent += len(settled)
+        pending = [k for k in pending if k not in settled]
+    ties = [k for k in pending if _topk_tie(k[0], mine[k], theirs[k])]
+    tally.order_dependent += len(ties)
+    pending = [k for k in pending if k not in ties]
+    for k in pending:
+        line = f"seed {case.seed}: {k[0]} @ {k[1] // 1000}s\n  promtool: {theirs[k]}\n  tocsin:   {mine[k]}"
+        if agree(mine[k], theirs[k], 1e-6):
+            tally.close += 1
+            tally.close_cases.append(line)
+        else:
+            tally.differ.append(line)
+    return tally
