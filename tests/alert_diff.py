@@ -77,7 +77,7 @@ def make_alert_case(seed: int, n_rules: int = 8, times_per_rule: int = 4) -> Ale
     tests: list[dict[str, object]] = []
     for i in range(n_rules):
         name = f"A{i}"
-        expr = gen.vector(rnd.randint(0, 2))
+        expr = gen.vector(rnd.randint(0, 2)) if rnd.random() > 0.03 else gen.odd_syntax()
         if rnd.random() < 0.7:
             expr = f"({expr}) {rnd.choice(['>', '<', '>=', '!='])} {rnd.choice(_THRESHOLDS)}"
         rule: dict[str, object] = {"alert": name, "expr": expr}

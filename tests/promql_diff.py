@@ -36,7 +36,7 @@ from pathlib import Path
 import yaml
 from promql_gen import INTERVAL_S, POINTS, STALE, ExprGen, random_series
 
-from tocsin.promql import MemoryStorage, PromQLError, Scalar, instant_query
+from tocsin.promql import MemoryStorage, PromQLError, PromQLParseError, Scalar, Vector, instant_query
 from tocsin.promql.testfile import parse_duration, parse_metric
 
 EVAL_INTERVAL_MS = 60_000
@@ -141,10 +141,13 @@ def run_tocsin(case: Case, st: MemoryStorage | None = None) -> dict[tuple[str, i
         try:
             res = instant_query(e, st, t, subquery_step_ms=EVAL_INTERVAL_MS)
         except PromQLError as exc:
-            out[(e, t)] = str(exc) or "error"
+            kind = "parse error" if isinstance(exc, PromQLParseError) else "error"
+            out[(e, t)] = f"{kind}: {exc}"
             continue
         if isinstance(res, Scalar):
             out[(e, t)] = {(): res.value}
+        elif not isinstance(res, Vector):  # promtool: "rule result is not a vector or scalar"
+            out[(e, t)] = f"error: result is a {type(res).__name__}"
         else:
             out[(e, t)] = {s.labels: s.value for s in res}  # type: ignore[union-attr]
     return out
@@ -160,9 +163,16 @@ def _same(a: float, b: float, rel: float) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b)) or abs(a - b) < 1e-300
 
 
+def _is_parse_error(message: str) -> bool:
+    """promtool reports a load-time error as "N:M: parse error: ..." (what `check rules` rejects)."""
+    return re.match(r"(\d+:\d+: )?parse error", message) is not None
+
+
 def agree(mine: Result, theirs: Result, rel: float = 0.0) -> bool:
+    """Same samples (values exactly, or within `rel`); or an error in both, of the same
+    kind: refused when loaded (what `check rules` rejects) or failed when evaluated."""
     if isinstance(mine, str) or isinstance(theirs, str):
-        return isinstance(mine, str) and isinstance(theirs, str)
+        return isinstance(mine, str) and isinstance(theirs, str) and _is_parse_error(mine) == _is_parse_error(theirs)
     return set(mine) == set(theirs) and all(_same(mine[k], theirs[k], rel) for k in mine)
 
 

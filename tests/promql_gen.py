@@ -234,6 +234,26 @@ class ExprGen:
         return f"({self.vector(d)})"
 
     def expression(self) -> str:
-        if self.r.random() < 0.1:
+        r = self.r.random()
+        if r < 0.06:
+            return self.odd_syntax()
+        if r < 0.15:
             return self.scalar(2)
         return self.vector(self.r.randint(1, 3))
+
+    def odd_syntax(self) -> str:
+        """Spellings at the edge of 2.42's grammar, valid or not: Prometheus 3 syntax, raw
+        strings, renamed and newer functions, type errors. Each must load in both or in neither."""
+        v = self.vector(1)
+        forms = [
+            f'sum by ("job") ({v})', f'{self.pick(["c", "g"])}{{"job"=~".+"}}', f"({v}) * on(\"job\") ({v})",
+            f"vector({self.pick(['90s', '1m', '5m30s'])})", f"{self.selector()} offset 5m + 30s",
+            "g{inst=~`1|\\d`}", "c{job=~`a\\.b|a`}", 'c{job="a\\q"}',
+            f"double_exponential_smoothing({self.matrix(0)}, 0.5, 0.5)", f"holt_winters({self.matrix(0)}, 0.5, 0.5)",
+            f"mad_over_time({self.matrix(0)})", f"limitk(1, {v})", f"histogram_stddev({v})", f"rate({v})",
+            f"sort({self.matrix(0)})", f"({v}) + bool ({v})", "{}", '{job=~".*"}', f"{self.selector()} @ -1e3",
+            f"{self.selector()}[5m] @ -30.5 offset -1m", f"timestamp({self.selector()} @ 400 offset 2m)",
+            f"label_replace({v}, \"a-b\", \"x\", \"job\", \".*\")", f'count_values("a b", {v})',
+            f"info({v})", f"{self.selector()}[1m:0s]", f"sum({v}) without ()", f"pi() + {self.scalar(0)}",
+        ]
+        return self.pick(forms)

@@ -126,3 +126,12 @@ def test_humanize_timestamp_truncates_to_milliseconds_toward_zero():
 ])
 def test_ordered_comparisons_with_nan_as_go(text: str, expected: str) -> None:
     assert run(text, float("nan")) == expected
+
+
+@pytest.mark.parametrize("value,expected", [
+    (6.806535360830932e19, "-106751991167300d -15h -30m -8s"),  # int64(v) on amd64: the int64 minimum
+    (-1e20, "--106751991167300d -15h -30m -8s"),
+    (201995.3588238841, "2d 8h 6m 35s"),
+])
+def test_humanize_duration_beyond_int64_as_go(value: float, expected: str) -> None:
+    assert run("{{ humanizeDuration $value }}", value) == expected

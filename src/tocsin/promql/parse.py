@@ -174,8 +174,7 @@ def _aggregate(e: _pp.AggregateExpr) -> N.Aggregate:
     if op == "count_values":
         if not isinstance(param, N.StringLiteral):
             raise PromQLParseError("count_values needs a string literal as its label name")
-        if not is_valid_label_name(param.value):
-            raise PromQLParseError(f'invalid label name "{param.value}"')
+        # its validity is checked when evaluated, as 2.42 does (check rules accepts it)
     for g in grouping:
         _check_label_name(g)
     return N.Aggregate(op, inner, param, grouping, without)
