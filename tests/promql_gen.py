@@ -162,6 +162,8 @@ class ExprGen:
         out = f" {self.pick(['on', 'ignoring'])}({labels})"
         if self.r.random() < 0.3:
             out += f" {self.pick(['group_left', 'group_right'])}"
+            if self.r.random() < 0.4:
+                out += f"({self.pick(_LABELS)})"
         return out
 
     def vector(self, depth: int) -> str:  # noqa: C901 - one branch per kind of expression

@@ -95,3 +95,20 @@ def test_go_semantics(expr: str, want: list[float]) -> None:
     for i, v in enumerate([3.5, 0.001, -1e17, 3.5, 0.1, 1e17]):
         s.add((("__name__", "z"),), i * 15_000, v)
     assert values(instant_query(expr, s, 120_000)) == want
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ('label_replace(m, "src", "", "", "")', "vector cannot contain metrics with the same labelset"),
+        ("m >= bool ignoring(src) group_left(src) n", "multiple matches for labels: grouping labels must ensure unique matches"),
+        ('label_join(m, "a-b", "-", "src")', r"invalid destination label name in label_join\(\): a-b"),
+    ],
+)
+def test_evaluation_errors_in_242_words(expr: str, message: str) -> None:
+    st = MemoryStorage()
+    st.add((("__name__", "m"), ("src", "a")), 0, 1.0)
+    st.add((("__name__", "m"), ("src", "b")), 0, 2.0)
+    st.add((("__name__", "n"), ("src", "c")), 0, 2.0)
+    with pytest.raises(PromQLError, match=message):
+        instant_query(expr, st, 0)

@@ -230,7 +230,7 @@ def test_label_replace_errors() -> None:
     with pytest.raises(PromQLEvalError, match='invalid label name "a b"'):
         instant_query('count_values("a b", nope)', MemoryStorage(), 0)
     st = store({'m{src="a"}': [(0, 1)], 'm{src="b"}': [(0, 2)]})
-    with pytest.raises(PromQLEvalError):
+    with pytest.raises(PromQLEvalError, match="vector cannot contain metrics with the same labelset"):
         instant_query('label_replace(m, "src", "", "", "")', st, 0)
 
 

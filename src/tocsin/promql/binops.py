@@ -179,7 +179,7 @@ def vector_vector(node: N.Binary, lhs: list[Sample], rhs: list[Sample]) -> list[
                 inserted = set()
                 matched[k] = inserted
             elif lbl in inserted:
-                raise PromQLEvalError("multiple matches for labels: grouping labels must ensure unique label set")
+                raise PromQLEvalError("multiple matches for labels: grouping labels must ensure unique matches")
             inserted.add(lbl)
         out.append(Sample(lbl, value))
     return out
