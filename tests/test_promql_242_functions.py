@@ -112,3 +112,12 @@ def test_evaluation_errors_in_242_words(expr: str, message: str) -> None:
     st.add((("__name__", "n"), ("src", "c")), 0, 2.0)
     with pytest.raises(PromQLError, match=message):
         instant_query(expr, st, 0)
+
+
+def test_predict_linear_with_at_inside_a_subquery_moves_with_the_steps(st: MemoryStorage) -> None:
+    """2.42 makes `@ T` an offset from the subquery's first step, and predict_linear is
+    evaluated at every step: its window moves forward, over the samples fetched for T
+    only (promtool: 54.93333333333334 from 2 steps; a window fixed at T gives 9)."""
+    got = values(instant_query("sum_over_time((predict_linear(x[1m] @ 60, 2))[3m:20s])", st, 575_000))
+    assert got == [54.93333333333334]
+    assert values(instant_query("count_over_time((predict_linear(x[1m] @ 60, 2))[3m:20s])", st, 575_000)) == [2.0]
