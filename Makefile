@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_PORT ?= 8000
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench conformance venv clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Random PromQL expressions and alerting rules through tocsin and Debian's promtool 2.42 (a few minutes).
+conformance: $(STAMP)
+	$(BIN)/python bench/promql_diff.py --bases 1 2 3 --cases 100 --alert-cases 40
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache state

@@ -117,3 +117,21 @@ def test_humanize_timestamp_truncates_to_milliseconds_toward_zero():
     assert render(1.0009999) == "1970-01-01 00:00:01 +0000 UTC"
     assert render(1700000000.1239) == "2023-11-14 22:13:20.123 +0000 UTC"
     assert render(-1.5) == "1969-12-31 23:59:58.5 +0000 UTC"
+
+
+@pytest.mark.parametrize("text,expected", [
+    # Go's text/template derives le, gt and ge from lt and eq, so NaN is "greater"
+    ("{{ if gt $value 10.0 }}big{{ else }}small{{ end }}", "big"),
+    ("{{ ge $value 10.0 }} {{ le $value 10.0 }} {{ lt $value 10.0 }} {{ gt 10.0 $value }}", "true false false true"),
+])
+def test_ordered_comparisons_with_nan_as_go(text: str, expected: str) -> None:
+    assert run(text, float("nan")) == expected
+
+
+@pytest.mark.parametrize("value,expected", [
+    (6.806535360830932e19, "-106751991167300d -15h -30m -8s"),  # int64(v) on amd64: the int64 minimum
+    (-1e20, "--106751991167300d -15h -30m -8s"),
+    (201995.3588238841, "2d 8h 6m 35s"),
+])
+def test_humanize_duration_beyond_int64_as_go(value: float, expected: str) -> None:
+    assert run("{{ humanizeDuration $value }}", value) == expected

@@ -13,7 +13,7 @@ from ..gofmt import format_float, format_float_fixed
 from . import gomath as G
 from .errors import PromQLEvalError
 from .functions import quantile
-from .labels import METRIC_NAME, Labels, keep, memo_table, set_label, without
+from .labels import METRIC_NAME, Labels, is_valid_label_name, keep, memo_table, set_label, without
 from .values import Sample
 
 NAN = math.nan
@@ -55,6 +55,8 @@ def aggregate(
     if op == "count_values":
         assert isinstance(param, str)
         label = param
+        if not is_valid_label_name(label):  # at evaluation, after the argument, as 2.42
+            raise PromQLEvalError(f'invalid label name "{label}"')
         if not is_without:
             grouping = tuple(grouping) + (label,)
         vec = [Sample(set_label(s.labels, label, format_float_fixed(s.value)), s.value) for s in vec]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..gofmt import format_metric
+from ..gofmt import format_label_set
 from . import gomath as G
 from . import nodes as N
 from .errors import PromQLEvalError
@@ -115,8 +115,8 @@ def vector_vector(node: N.Binary, lhs: list[Sample], rhs: list[Sample]) -> list[
         if dup is not None:
             side = "left" if card == "one-to-many" else "right"
             raise PromQLEvalError(
-                f"found duplicate series for the match group {format_metric(k)} on the {side} hand-side "
-                f"of the operation: [{format_metric(s.labels)}, {format_metric(dup.labels)}];"
+                f"found duplicate series for the match group {format_label_set(k)} on the {side} hand-side "
+                f"of the operation: [{format_label_set(s.labels)}, {format_label_set(dup.labels)}];"
                 "many-to-many matching not allowed: matching labels must be unique on one side"
             )
         right[k] = s
@@ -179,7 +179,7 @@ def vector_vector(node: N.Binary, lhs: list[Sample], rhs: list[Sample]) -> list[
                 inserted = set()
                 matched[k] = inserted
             elif lbl in inserted:
-                raise PromQLEvalError("multiple matches for labels: grouping labels must ensure unique label set")
+                raise PromQLEvalError("multiple matches for labels: grouping labels must ensure unique matches")
             inserted.add(lbl)
         out.append(Sample(lbl, value))
     return out

@@ -68,6 +68,7 @@ class Evaluator:
         self._bounds: dict[int, tuple[int, int]] = {}
         self._selected: dict[int, tuple[Sequence[SeriesRef], int, AbstractContextManager[Any]]] = {}
         self._memo: dict[int, dict[int, list[Sample]]] = {}  # subquery inner node -> step -> result
+        self._subquery_first: list[int] = []  # first step of each subquery being evaluated
         self._dispatch: dict[type, Any] = {
             N.NumberLiteral: lambda n, _ts: n.value,
             N.StringLiteral: lambda n, _ts: n.value,
@@ -156,12 +157,28 @@ class Evaluator:
         selected, sel_mint, lock = self._select(vs)
         return latest_samples(selected, sel_mint, lock, ref, self.lookback, sample_times)
 
-    def _range(self, node: N.Expr, ts: int) -> tuple[Iterable[RangeSeries], Window]:
-        """Evaluate a matrix selector or subquery for the window ending at ts."""
+    def _timestamp_selector(self, vs: N.VectorSelector, ts: int) -> list[Sample]:
+        """timestamp(x @ T offset o) as 2.42 has it: the sample picked at T (the offset
+        dropped), but among those fetched for the selector: [T-o-lookback, T-o]."""
+        if vs.at is None or vs.offset_ms == 0:
+            return self._vector_selector(vs, ts, sample_times=True)
+        at = self._at_time(vs.at, ts)
+        fetched_to = at - vs.offset_ms
+        newest = min(at, fetched_to)
+        oldest = max(at, fetched_to) - self.lookback
+        selected, sel_mint, lock = self._select(vs)
+        return latest_samples(selected, sel_mint, lock, newest, newest - oldest, True)
+
+    def _range(self, node: N.Expr, ts: int, at_moves: bool = False) -> tuple[Iterable[RangeSeries], Window]:
+        """A matrix selector or subquery for the window ending at ts. `at_moves` (predict_linear): 2.42 moves
+        `@ T` with a subquery's steps, to T + (ts - first step), over the samples fetched for T."""
         if isinstance(node, N.MatrixSelector):
             vs = node.selector
             maxt = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
             mint = maxt - node.range_ms
+            if at_moves and vs.at is not None and self._subquery_first:
+                moved = maxt + ts - self._subquery_first[-1]
+                mint, maxt = max(mint, moved - node.range_ms), min(maxt, moved)
             selected, sel_mint, lock = self._select(vs)
             return windows(selected, sel_mint, lock, mint, maxt), Window(mint, maxt, node.range_ms, ts)
         if isinstance(node, N.Subquery):
@@ -181,6 +198,7 @@ class Evaluator:
             t = first
             check_time = self.check_time
             take = self.take
+            self._subquery_first.append(first)
             while t <= maxt:
                 check_time()
                 got = memo.get(t)
@@ -195,6 +213,7 @@ class Evaluator:
                     pts[0].append(t)
                     pts[1].append(v)
                 t += step
+            self._subquery_first.pop()  # (an error ends the whole query)
             return [(lbl, p[0], p[1]) for lbl, p in acc.items()], Window(mint, maxt, node.range_ms, ts)
         raise PromQLEvalError(f"expected a range vector, got {node.type}")
 
@@ -208,7 +227,7 @@ class Evaluator:
                 return fast if fd.keep_name or _one_name(node.args[0].selector) else _check_unique(fast)
             mi = fd.matrix_arg
             held = self.samples
-            series, window = self._range(node.args[mi], ts)
+            series, window = self._range(node.args[mi], ts, fd.name == "predict_linear")
             if isinstance(node.args[mi], N.MatrixSelector):
                 self.take(sum(len(s[1]) for s in series))
             extra = [self.eval(a, ts) for i, a in enumerate(node.args) if i != mi]
@@ -242,7 +261,7 @@ class Evaluator:
         if kind == "timestamp":
             arg = node.args[0]
             if isinstance(arg, N.VectorSelector):
-                vec = self._vector_selector(arg, ts, sample_times=True)
+                vec = self._timestamp_selector(arg, ts)
                 return _check_unique([Sample(drop_name(lbl), v) for lbl, v in vec])
             vec = self.eval(arg, ts)
             return _check_unique([Sample(drop_name(lbl), ts / 1000.0) for lbl, _ in vec])

@@ -2,12 +2,17 @@
 
 Python raises on 1/0, log(0), pow overflow and math.ceil(inf); Prometheus (Go) returns
 Inf or NaN and keeps going. Every operator and function goes through these helpers so
-results match Prometheus bit for bit where it matters (signs of zeros and infinities).
+results match Prometheus bit for bit: signs of zeros and infinities here, and the last
+bit of exp, log, pow and the trigonometric functions in golibm and gotrig (Go's own
+algorithms, which round differently from C's libm).
 """
 
 from __future__ import annotations
 
 import math
+
+from . import golibm as L
+from . import gotrig as T
 
 INF = math.inf
 NAN = math.nan
@@ -29,32 +34,16 @@ def mod(a: float, b: float) -> float:
         return NAN
 
 
-def _is_odd_int(y: float) -> bool:
-    return math.isfinite(y) and y == math.floor(y) and math.fmod(y, 2.0) != 0
+pow_ = L.pow_
 
 
-def pow_(x: float, y: float) -> float:
-    try:
-        return math.pow(x, y)
-    except OverflowError:
-        if x < 0 and _is_odd_int(y):
-            return -INF
-        return INF
-    except ValueError:
-        if x == 0:
-            # y < 0: Go gives ±Inf with the sign of zero for odd integer y.
-            if _is_odd_int(y):
-                return math.copysign(INF, x)
-            return INF
-        return NAN
-
-
-def atan2(a: float, b: float) -> float:
-    return math.atan2(a, b)
+atan2 = T.atan2
 
 
 def gmax(a: float, b: float) -> float:
-    """Go's math.Max: NaN wins, +0 beats -0."""
+    """Go's math.Max: +Inf wins, then NaN; +0 beats -0."""
+    if a == INF or b == INF:
+        return INF
     if a != a or b != b:
         return NAN
     if a == 0 and b == 0:
@@ -63,6 +52,9 @@ def gmax(a: float, b: float) -> float:
 
 
 def gmin(a: float, b: float) -> float:
+    """Go's math.Min: -Inf wins, then NaN; -0 beats +0."""
+    if a == -INF or b == -INF:
+        return -INF
     if a != a or b != b:
         return NAN
     if a == 0 and b == 0:
@@ -71,11 +63,12 @@ def gmin(a: float, b: float) -> float:
 
 
 def ceil(x: float) -> float:
-    return float(math.ceil(x)) if math.isfinite(x) else x
+    """Go's Ceil keeps the sign of a zero result: Ceil(-0.5) is -0."""
+    return math.copysign(float(math.ceil(x)), x) if math.isfinite(x) else x
 
 
 def floor(x: float) -> float:
-    return float(math.floor(x)) if math.isfinite(x) else x
+    return math.copysign(float(math.floor(x)), x) if math.isfinite(x) else x
 
 
 def sqrt(x: float) -> float:
@@ -84,69 +77,22 @@ def sqrt(x: float) -> float:
     return math.sqrt(x)
 
 
-def exp(x: float) -> float:
-    try:
-        return math.exp(x)
-    except OverflowError:
-        return INF
-
-
-def _log_with(f):
-    def g(x: float) -> float:
-        if x != x or x < 0:
-            return NAN
-        if x == 0:
-            return -INF
-        if x == INF:
-            return INF
-        return f(x)
-
-    return g
-
-
-ln = _log_with(math.log)
-log2 = _log_with(math.log2)
-log10 = _log_with(math.log10)
-
-
-def _guard(f):
-    def g(x: float) -> float:
-        try:
-            return f(x)
-        except (ValueError, OverflowError):
-            if x != x:
-                return NAN
-            return NAN if f not in (math.sinh, math.cosh) else math.copysign(INF, x) if f is math.sinh else INF
-
-    return g
-
-
-sin = _guard(math.sin)
-cos = _guard(math.cos)
-tan = _guard(math.tan)
-asin = _guard(math.asin)
-acos = _guard(math.acos)
-atan = _guard(math.atan)
-sinh = _guard(math.sinh)
-cosh = _guard(math.cosh)
-tanh = _guard(math.tanh)
-asinh = _guard(math.asinh)
-
-
-def acosh(x: float) -> float:
-    if x != x or x < 1:
-        return NAN
-    return math.acosh(x)
-
-
-def atanh(x: float) -> float:
-    if x != x or x < -1 or x > 1:
-        return NAN
-    if x == 1:
-        return INF
-    if x == -1:
-        return -INF
-    return math.atanh(x)
+exp = L.exp
+ln = L.log
+log2 = L.log2
+log10 = L.log10
+sin = T.sin
+cos = T.cos
+tan = T.tan
+asin = T.asin
+acos = T.acos
+atan = T.atan
+sinh = L.sinh
+cosh = L.cosh
+tanh = L.tanh
+asinh = L.asinh
+acosh = L.acosh
+atanh = L.atanh
 
 
 def to_int64(x: float) -> int:

@@ -14,7 +14,7 @@ import functools
 
 import promql_parser as _pp
 
-from . import chains, limits, source
+from . import chains, limits, source, spelling
 from . import nodes as N
 from .errors import PromQLParseError
 from .functions import FUNCTIONS
@@ -56,7 +56,7 @@ def _parse_cached(expr: str) -> N.Expr:
     whole = None
     limits.check_size(expr)
     try:
-        text = source.normalize(expr)  # 2.42's lexical rules, which the binding no longer follows
+        text = spelling.rewrite(source.normalize(expr))  # 2.42's lexical rules, which the binding no longer follows
         whole = _binding_parse(text) if limits.fits_binding(text) else None
         # Deep or long: the binding would crash or eat memory on it whole, so piece by piece.
         tree = _convert(whole) if whole is not None else chains.parse(text, _convert_piece)
@@ -153,7 +153,7 @@ def _at(at: object) -> N.At | None:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         raise PromQLParseError("@ timestamps before 1970 are not supported") from None
-    return N.At("ms", (when - _EPOCH) // _MS)
+    return N.At("ms", spelling.at_ms((when - _EPOCH) // _MS))
 
 
 def _check_label_name(name: str) -> None:
@@ -238,8 +238,7 @@ def _aggregate(e: _pp.AggregateExpr) -> N.Aggregate:
     if op == "count_values":
         if not isinstance(param, N.StringLiteral):
             raise PromQLParseError("count_values needs a string literal as its label name")
-        if not is_valid_label_name(param.value):
-            raise PromQLParseError(f'invalid label name "{param.value}"')
+        # its validity is checked when evaluated, as 2.42 does (check rules accepts it)
     for g in grouping:
         _check_label_name(g)
     return N.Aggregate(op, inner, param, grouping, without)

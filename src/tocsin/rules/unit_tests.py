@@ -65,6 +65,22 @@ def go_duration(ms: int) -> str:
     return out
 
 
+def go_time_duration(ms: int) -> str:
+    """time.Duration.String(), which promtool uses for a rule's evaluation error: 1m0s, 1h0m30s, 500ms."""
+    if ms == 0:
+        return "0s"
+    sign, ms = ("-", -ms) if ms < 0 else ("", ms)
+    if ms < 1000:
+        return f"{sign}{ms}ms"
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, frac = divmod(rest, 1000)
+    sec = f"{s}" + (f".{frac:03d}".rstrip("0") if frac else "") + "s"
+    if h:
+        return f"{sign}{h}h{m}m{sec}"
+    return f"{sign}{m}m{sec}" if m else sign + sec
+
+
 def _check_keys(node: Any, allowed: set[str], type_name: str) -> None:
     if node is None:
         return
@@ -184,7 +200,7 @@ def _run_group(tg: dict[str, Any], ctx: _TestContext) -> list[str]:
             g.eval(ts, store, subquery_step_ms=step)
             for r in g.rules:
                 if r.last_error is not None:
-                    eval_errs.append(f"    rule: {r.name}, time: {go_duration(ts)}, err: {r.last_error}")
+                    eval_errs.append(f"    rule: {r.name}, time: {go_time_duration(ts)}, err: {r.last_error}")
         errs += eval_errs
         if eval_errs:
             return errs

@@ -85,6 +85,21 @@ def humanize1024(value: Any) -> str:
     return _g4(v) + prefix
 
 
+def _go_int64(v: float) -> int:
+    """Go's int64(v) on amd64: beyond int64 (2**63 and more) it is the int64 minimum."""
+    return int(v) if -9.223372036854775808e18 <= v < 9.223372036854775808e18 else -(1 << 63)
+
+
+def _go_quo(a: int, b: int) -> int:
+    """Go's integer division, truncated toward zero."""
+    q = abs(a) // b
+    return -q if a < 0 else q
+
+
+def _go_rem(a: int, b: int) -> int:
+    return a - _go_quo(a, b) * b
+
+
 def humanize_duration(value: Any) -> str:
     v = _to_float(value)
     if math.isnan(v) or math.isinf(v):
@@ -95,9 +110,9 @@ def humanize_duration(value: Any) -> str:
         sign = ""
         if v < 0:
             sign, v = "-", -v
-        whole = int(v)
-        seconds, minutes = whole % 60, (whole // 60) % 60
-        hours, days = (whole // 3600) % 24, whole // 86400
+        whole = _go_int64(v)
+        seconds, minutes = _go_rem(whole, 60), _go_rem(_go_quo(whole, 60), 60)
+        hours, days = _go_rem(_go_quo(whole, 3600), 24), _go_quo(whole, 86400)
         if days:
             return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
         if hours:
@@ -336,10 +351,11 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "println": lambda *a: " ".join(go_sprint(x) for x in a) + "\n",
     "eq": _eq,
     "ne": _ne,
+    # Go derives le, gt and ge from lt and eq, so with a NaN `gt` and `ge` are true.
     "lt": _ordered(lambda a, b: a < b),
-    "le": _ordered(lambda a, b: a <= b),
-    "gt": _ordered(lambda a, b: a > b),
-    "ge": _ordered(lambda a, b: a >= b),
+    "le": _ordered(lambda a, b: a < b or a == b),
+    "gt": _ordered(lambda a, b: not (a < b or a == b)),
+    "ge": _ordered(lambda a, b: not a < b),
     "len": _len,
     "index": _index,
     "not": lambda v: not truth(v),

@@ -2,8 +2,8 @@
 
     definition   FunctionDef (shape, implementation, load-time check) and Window
     rates        rate, increase, delta, irate, idelta (and `extrapolate`, for the fast path)
-    over_time    *_over_time, deriv, predict_linear, changes, resets
-    quantiles    quantile() and histogram_quantile
+    over_time    *_over_time, deriv, predict_linear, changes, resets, holt_winters
+    quantiles    quantile() and histogram_quantile (histogram_count... on float series: empty)
     elementwise  abs, ceil, ln, sin... and clamp
     dates        time() and minute, hour, day_of_week...
     vectors      vector, scalar, absent, sort, sort_desc
@@ -22,7 +22,7 @@ from . import vectors as V
 from .dates import DATES, s_time
 from .definition import FunctionDef, Window
 from .elementwise import MATH, s_clamp, s_pi
-from .quantiles import quantile, s_histogram_quantile
+from .quantiles import quantile, s_histogram_quantile, s_native_histogram_only
 from .rates import extrapolate
 from .relabel import check_label_join, check_label_replace, s_label_join, s_label_replace
 from .vectors import absent_labels
@@ -52,6 +52,7 @@ _TABLE = [
     FunctionDef("resets", "range", O.f_resets),
     FunctionDef("last_over_time", "range", O.f_last_over_time, keep_name=True),
     FunctionDef("quantile_over_time", "range", O.f_quantile_over_time, matrix_arg=1),
+    FunctionDef("holt_winters", "range", O.f_holt_winters),
     FunctionDef("absent_over_time", "absent_over_time", _driven_by_engine),
     *(FunctionDef(name, "elementwise", fn) for name, fn in MATH.items()),
     *(FunctionDef(name, "elementwise", fn) for name, fn in DATES.items()),
@@ -64,11 +65,17 @@ _TABLE = [
     FunctionDef("sort_desc", "special", V.s_sort_desc),
     FunctionDef("clamp", "special", s_clamp),
     FunctionDef("histogram_quantile", "special", s_histogram_quantile),
+    FunctionDef("histogram_count", "special", s_native_histogram_only),
+    FunctionDef("histogram_sum", "special", s_native_histogram_only),
+    FunctionDef("histogram_fraction", "special", s_native_histogram_only),
     FunctionDef("label_replace", "special", s_label_replace, check=check_label_replace),
     FunctionDef("label_join", "special", s_label_join, check=check_label_join),
     FunctionDef("timestamp", "timestamp", _driven_by_engine),
 ]
 
 FUNCTIONS: dict[str, FunctionDef] = {fd.name: fd for fd in _TABLE}
+# The parser library knows holt_winters by its Prometheus 3 name only; spelling.py renames
+# the 2.42 name on the way in (and refuses the 3.x one).
+FUNCTIONS["double_exponential_smoothing"] = FUNCTIONS["holt_winters"]
 
 __all__ = ["FUNCTIONS", "FunctionDef", "Window", "absent_labels", "extrapolate", "quantile"]

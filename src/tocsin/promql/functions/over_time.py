@@ -1,8 +1,8 @@
 """Range functions over a window's samples: the *_over_time family, deriv,
 predict_linear, changes and resets.
 
-Sums use Kahan compensation as Prometheus does, so long windows of large values give
-the same digits; when every value is finite, `math.fsum` (exact, C speed) answers first.
+Sums use Kahan compensation as Prometheus 2.42 does, step by step: its result is not
+always the exact sum (`math.fsum`), and promtool compares the last bit.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 from .. import gomath as G
+from ..errors import PromQLEvalError
 from .definition import Window
 from .quantiles import quantile
 
@@ -18,7 +19,7 @@ NAN = math.nan
 
 
 def _finite_sum(vals: Sequence[float]) -> float | None:
-    """Exact sum when every value is finite, else None (callers take the slow path)."""
+    """The exact sum when every value is finite, else None: a C-speed test for NaN and Inf."""
     try:
         s = math.fsum(vals)
     except (ValueError, OverflowError):
@@ -78,9 +79,6 @@ def f_predict_linear(tss: Sequence[int], vals: Sequence[float], w: Window, durat
 
 
 def f_avg_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
-    fast = _finite_sum(vals)
-    if fast is not None:
-        return fast / len(vals)
     mean = 0.0
     c = 0.0
     count = 0.0
@@ -97,8 +95,20 @@ def f_avg_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> f
     return mean + c
 
 
+def _exact_integer_sum(vals: Sequence[float]) -> float | None:
+    """The sum when every value is an integer and every partial sum stays below 2**53:
+    then each addition is exact, the compensation stays 0, and Kahan's result is this one
+    (counters and 0/1 gauges, the common case, at C speed)."""
+    try:
+        if math.fsum(map(abs, vals)) < 2.0**53 and all(v.is_integer() for v in vals):
+            return 0.0 + math.fsum(vals)  # Go starts from +0: no -0 sums
+    except (ValueError, OverflowError):
+        pass
+    return None
+
+
 def f_sum_over_time(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | None:
-    fast = _finite_sum(vals)
+    fast = _exact_integer_sum(vals)
     if fast is not None:
         return fast
     s = 0.0
@@ -184,3 +194,33 @@ def f_resets(_tss: Sequence[int], vals: Sequence[float], _w: Window) -> float | 
             resets += 1
         prev = v
     return float(resets)
+
+
+def _go_f(x: float) -> str:
+    """Go's %f, for the error message."""
+    if x != x:
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    return f"{x:f}"
+
+
+def f_holt_winters(_tss: Sequence[int], vals: Sequence[float], _w: Window, sf: float, tf: float) -> float | None:
+    """Double exponential smoothing, as 2.42's holt_winters: the factors are checked for
+    each series (so an empty selection never fails), NaN factors pass the check."""
+    if sf <= 0 or sf >= 1:
+        raise PromQLEvalError(f"invalid smoothing factor. Expected: 0 < sf < 1, got: {_go_f(sf)}")
+    if tf <= 0 or tf >= 1:
+        raise PromQLEvalError(f"invalid trend factor. Expected: 0 < tf < 1, got: {_go_f(tf)}")
+    if len(vals) < 2:
+        return None
+    s0 = 0.0
+    s1 = vals[0]
+    b = vals[1] - vals[0]
+    for i in range(1, len(vals)):
+        x = sf * vals[i]
+        if i > 1:  # the trend starts from the first difference
+            b = tf * (s1 - s0) + (1 - tf) * b
+        y = (1 - sf) * (s1 + b)
+        s0, s1 = s1, x + y
+    return s1

@@ -118,3 +118,9 @@ def s_histogram_quantile(args: list[Any], _node: N.Call, _ts: int) -> list[Sampl
             groups[key] = g
         g[1].append((ub, s.value))
     return [Sample(lbl, _bucket_quantile(q, bks)) for lbl, bks in groups.values() if bks]
+
+
+def s_native_histogram_only(_args: list[Any], _node: N.Call, _ts: int) -> list[Sample]:
+    """histogram_count, histogram_sum, histogram_fraction: 2.42 computes them on native
+    histograms only, which tocsin does not store; over float samples they give nothing."""
+    return []

@@ -1,5 +1,7 @@
-"""label_replace and label_join, with the checks Prometheus makes when it parses them
-(string literals, a valid regex, valid label names), so a bad rule fails at load."""
+"""label_replace and label_join. Their arguments must be string literals (checked at load);
+the regex and the label names are checked when evaluated, as 2.42 does: `promtool check
+rules` accepts `label_join(x, "a-b", ...)` and every evaluation of it fails, even over an
+empty vector, so tocsin loads it and fails the same way."""
 
 from __future__ import annotations
 
@@ -13,12 +15,6 @@ from ..matchers import compile_anchored
 from ..values import Sample
 
 
-def _literal(node: N.Expr) -> str:
-    if not isinstance(node, N.StringLiteral):
-        raise PromQLParseError("expected a string literal")
-    return node.value
-
-
 def _check_string_literals(node: N.Call) -> None:
     for a in node.args:
         if a.type == N.STRING and not isinstance(a, N.StringLiteral):
@@ -27,20 +23,17 @@ def _check_string_literals(node: N.Call) -> None:
 
 def check_label_replace(node: N.Call) -> None:
     _check_string_literals(node)
-    dst, _repl, _src, regex = (_literal(a) for a in node.args[1:5])
-    try:
-        compile_anchored(regex)
-    except PromQLParseError:
-        raise PromQLParseError(f"invalid regular expression in label_replace(): {regex}") from None
-    if not is_valid_label_name(dst):
-        raise PromQLParseError(f"invalid destination label name in label_replace(): {dst}")
 
 
 def s_label_replace(args: list[Any], _node: N.Call, _ts: int) -> list[Sample]:
     vec, dst, repl, src, regex_s = args
-    regex = compile_anchored(regex_s)
+    try:
+        regex = compile_anchored(regex_s)
+    except PromQLParseError:
+        raise PromQLEvalError(f"invalid regular expression in label_replace(): {regex_s}") from None
+    if not is_valid_label_name(dst):
+        raise PromQLEvalError(f"invalid destination label name in label_replace(): {dst}")
     out: list[Sample] = []
-    seen: set[Labels] = set()
     memo: dict[Labels, Labels] = {}
     for s in vec:
         new = memo.get(s.labels)
@@ -51,27 +44,22 @@ def s_label_replace(args: list[Any], _node: N.Call, _ts: int) -> list[Sample]:
             else:
                 new = set_label(s.labels, dst, expand(repl, m))
             memo[s.labels] = new
-        if new in seen:
-            raise PromQLEvalError(f"duplicated label set in output of label_replace(): {new}")
-        seen.add(new)
         out.append(Sample(new, s.value))
-    return out
+    return out  # a label set twice fails as any function's output does, as in 2.42
 
 
 def check_label_join(node: N.Call) -> None:
     _check_string_literals(node)
-    dst = _literal(node.args[1])
-    for a in node.args[3:]:
-        src = _literal(a)
-        if not is_valid_label_name(src):
-            raise PromQLParseError(f"invalid source label name in label_join(): {src}")
-    if not is_valid_label_name(dst):
-        raise PromQLParseError(f"invalid destination label name in label_join(): {dst}")
 
 
 def s_label_join(args: list[Any], _node: N.Call, _ts: int) -> list[Sample]:
     vec, dst, sep = args[0], args[1], args[2]
     srcs = args[3:]
+    for name in srcs:
+        if not is_valid_label_name(name):
+            raise PromQLEvalError(f"invalid source label name in label_join(): {name}")
+    if not is_valid_label_name(dst):
+        raise PromQLEvalError(f"invalid destination label name in label_join(): {dst}")
     out: list[Sample] = []
     for s in vec:
         joined = sep.join(get(s.labels, name) for name in srcs)
