@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_PORT ?= 8000
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench venv clean docs
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench || status=1; \
 	$(BIN)/mypy src || status=1; \
 	exit $$status
+
+# The generated references; a test fails when the committed ones differ from these.
+docs: $(STAMP)
+	$(BIN)/tocsin config reference --output docs/configuration.md
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

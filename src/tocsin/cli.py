@@ -115,6 +115,20 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def _cmd_config_reference(args: argparse.Namespace) -> int:
+    from .reference.config_reference import render, undescribed
+
+    text = render()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    for key in undescribed():
+        print(f"note: {key} has no description", file=sys.stderr)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import serve_demo
 
@@ -177,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     test_rules = test_sub.add_parser("rules", help="run promtool-format rule unit tests with tocsin's engine")
     test_rules.add_argument("files", nargs="+", metavar="FILE")
     test_rules.set_defaults(func=_cmd_test_rules)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="what", required=True)
+    reference = config_sub.add_parser("reference", help="write the configuration reference (docs/configuration.md)")
+    reference.add_argument("--output", "-o", default="-", metavar="FILE", help="write here (default: stdout)")
+    reference.set_defaults(func=_cmd_config_reference)
 
     probe = sub.add_parser("probe", help="probe one endpoint now and print the result")
     probe.add_argument("endpoint", help="URL, host:port, or name[@server:port] with --kind dns")
