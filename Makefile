@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_PORT ?= 8000
 
-.PHONY: run test lint bench venv clean docs
+.PHONY: run test lint bench venv clean docs shell
 
 venv: $(STAMP)
 
@@ -22,6 +22,11 @@ run: $(STAMP)
 	trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
 	echo "tocsin: metrics on http://127.0.0.1:9469/metrics, status page on http://127.0.0.1:9469/"; \
 	$(BIN)/tocsin run --config etc/tocsin.yml
+
+# A shell with .venv/bin first on PATH: `tocsin check config etc/tocsin.yml` works as written.
+shell: $(STAMP)
+	@echo "tocsin: .venv/bin is on PATH in this shell; exit to leave"
+	@PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" $${SHELL:-/bin/sh}
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
