@@ -129,6 +129,19 @@ def _cmd_config_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_load(args: argparse.Namespace) -> int:
+    from . import loadgen
+    from .units import parse_duration
+
+    try:
+        duration = parse_duration(args.duration) if args.duration else None
+    except ValueError as exc:
+        print(f"--duration: {exc}", file=sys.stderr)
+        return 2
+    return loadgen.main(args.urls, args.requests, args.concurrency, duration, args.timeout, args.max_error_rate,
+                        False if args.no_progress else None)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import serve_demo
 
@@ -212,6 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     notify_test.add_argument("receiver", metavar="RECEIVER")
     notify_test.add_argument("--config", default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})")
     notify_test.set_defaults(func=_cmd_notify_test)
+
+    load = sub.add_parser("load", help="send concurrent requests to URLs and summarise latency and errors")
+    load.add_argument("urls", nargs="+", metavar="URL")
+    load.add_argument("--concurrency", "-c", type=int, default=20, help="parallel requests (default 20)")
+    load.add_argument("--requests", "-n", type=int, help="total requests (default 500, or no limit with --duration)")
+    load.add_argument("--duration", "-d", help="stop after this long, e.g. 30s or 2m")
+    load.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    load.add_argument("--max-error-rate", type=float, metavar="FRACTION",
+                      help="exit 1 when more than this fraction of requests fail (e.g. 0.05)")
+    load.add_argument("--no-progress", action="store_true", help="no progress bar (default: on a terminal)")
+    load.set_defaults(func=_cmd_load)
 
     demo = sub.add_parser("demo-target", help="serve the flaky demo service")
     demo.add_argument("--port", type=int, default=8000)
