@@ -234,10 +234,14 @@ DESCRIPTIONS: dict[str, str] = {
     "RouteConfig.receiver": "The receiver of alerts this route takes (inherited from the parent when absent).",
     "RouteConfig.matchers": "Alertmanager matchers (`name=\"value\"`, `!=`, `=~`, `!~`); all must match.",
     "RouteConfig.continue_": "Go on to the next sibling route after this one matched.",
-    "RouteConfig.group_by": "Labels that make alerts one notification (`...`: every label).",
-    "RouteConfig.group_wait": "How long to wait for more alerts before the first notification of a group.",
-    "RouteConfig.group_interval": "How long to wait before notifying of changes in a group.",
-    "RouteConfig.repeat_interval": "How long before a notification still firing is sent again.",
+    "RouteConfig.group_by": "Labels that make alerts one notification (`...`: every label). Inherited; the root's "
+                            "default groups everything together.",
+    "RouteConfig.group_wait": "How long to wait for more alerts before the first notification of a group. "
+                              "Inherited from the parent route; at the root, 30s.",
+    "RouteConfig.group_interval": "How long to wait before notifying of changes in a group. Inherited; at the "
+                                  "root, 5m.",
+    "RouteConfig.repeat_interval": "How long before a notification still firing is sent again. Inherited; at the "
+                                   "root, 4h.",
     "RouteConfig.routes": "Child routes, tried in order; the first that matches takes the alert.",
     "InhibitRule.name": "A name for logs and metrics.",
     "InhibitRule.source_matchers": "An alert matching these (firing) mutes ...",

@@ -66,12 +66,9 @@ def anchor(path: str) -> str:
 
 
 def _validators(metadata: list[Any]) -> list[str]:
-    names = []
-    for item in metadata:
-        func = getattr(item, "func", None)
-        if func in _VALIDATOR_NAMES:
-            names.append(_VALIDATOR_NAMES[func])
-    return names
+    """The names of the field types among `metadata`'s validators, most specific first."""
+    funcs = {getattr(item, "func", None) for item in metadata}
+    return [name for func, name in _VALIDATOR_NAMES.items() if func in funcs]
 
 
 def _constraints(metadata: list[Any]) -> str:
