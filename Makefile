@@ -42,6 +42,7 @@ lint: $(STAMP)
 # The generated references; a test fails when the committed ones differ from these.
 docs: $(STAMP)
 	$(BIN)/tocsin config reference --output docs/configuration.md
+	$(BIN)/tocsin config schema --output docs/tocsin.schema.json
 	$(BIN)/python -m tocsin.reference.metrics_reference --output docs/metrics.md
 
 bench: $(STAMP)

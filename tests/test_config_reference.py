@@ -83,3 +83,29 @@ def test_every_key_of_the_real_models_is_in_the_reference():
     for key in ("`valid_status_codes`", "`query_response`", "`webhook_url`", "`continue`", "`global`",
                 "`backup_count`", "`fail_if_no_answer`", "`breaker_cooldown`", "`from`"):
         assert key in text
+
+
+def test_the_committed_json_schema_is_what_the_models_generate():
+    from tocsin.reference import json_schema
+
+    assert (ROOT / "docs" / "tocsin.schema.json").read_text(encoding="utf-8") == json_schema.render(), (
+        "docs/tocsin.schema.json is stale: run `make docs` (tocsin config schema -o docs/tocsin.schema.json)")
+
+
+def test_the_json_schema_accepts_every_example_and_flags_a_typo():
+    """What editors check while typing: the examples and shipped files pass, a mistyped key does not."""
+    import json
+
+    import jsonschema
+    import yaml
+
+    schema = json.loads((ROOT / "docs" / "tocsin.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    files = [*_examples(), *(p.read_text() for p in (ROOT / "etc").glob("tocsin*.yml"))]
+    for text in files:
+        errors = [e.message for e in validator.iter_errors(yaml.safe_load(text))]
+        assert not errors, (text, errors)
+    typo = {"targets": [{"name": "a", "url": "http://x/", "http": {"valid_status_code": [200]}}]}
+    assert not validator.is_valid(typo)
+    assert not validator.is_valid({"global": {"interval": "30 seconds"}})

@@ -142,6 +142,17 @@ def _cmd_load(args: argparse.Namespace) -> int:
                         False if args.no_progress else None)
 
 
+def _cmd_config_schema(args: argparse.Namespace) -> int:
+    from .reference.json_schema import render
+
+    if args.output == "-":
+        sys.stdout.write(render())
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(render())
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import serve_demo
 
@@ -210,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     reference = config_sub.add_parser("reference", help="write the configuration reference (docs/configuration.md)")
     reference.add_argument("--output", "-o", default="-", metavar="FILE", help="write here (default: stdout)")
     reference.set_defaults(func=_cmd_config_reference)
+    schema = config_sub.add_parser("schema", help="write a JSON Schema of the configuration (docs/tocsin.schema.json)")
+    schema.add_argument("--output", "-o", default="-", metavar="FILE", help="write here (default: stdout)")
+    schema.set_defaults(func=_cmd_config_schema)
 
     probe = sub.add_parser("probe", help="probe one endpoint now and print the result")
     probe.add_argument("endpoint", help="URL, host:port, or name[@server:port] with --kind dns")
