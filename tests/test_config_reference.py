@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 import shutil
 from pathlib import Path
@@ -53,8 +54,14 @@ class _Inner(Model):
     deep: list[_Leaf] = Field(default_factory=list)
 
 
+class _Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
 class _Leaf(Model):
     flag: bool = False
+    color: _Color = _Color.RED
 
 
 _Inner.model_rebuild()
@@ -75,6 +82,7 @@ def test_a_new_model_appears_without_being_listed_anywhere():
     assert "| `cap` | size | `2MiB` | The largest it may grow |" in text
     assert "| `name` | string | required | What it is called. |" in text
     assert "| `flag` | boolean | `false` |" in text
+    assert "| `color` | one of `red`, `blue` | `\"red\"` |" in text
 
 
 def test_every_key_of_the_real_models_is_in_the_reference():

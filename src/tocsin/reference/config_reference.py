@@ -13,6 +13,7 @@ table in `config_descriptions.py` (for models that say nothing of their keys).
 
 from __future__ import annotations
 
+import enum
 import inspect
 import re
 import textwrap
@@ -124,6 +125,8 @@ class _Walker:
             return f"map of {key} to {value}", ""
         if isinstance(kind, type) and issubclass(kind, BaseModel):
             return self.model_link(kind, path), ""
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            return "one of " + ", ".join(f"`{member.value}`" for member in kind), ""
         return _SCALARS.get(kind, getattr(kind, "__name__", str(kind))) + _constraints(metadata), ""
 
     def walk(self, model: type[BaseModel], path: str) -> Section:
@@ -154,7 +157,12 @@ def _default(info: FieldInfo, name: str, unit: str) -> str:
     factory = info.default_factory
     if factory is not None and "_global" in getattr(getattr(factory, "__code__", None), "co_names", ()):
         return f"`global.{name}`"  # a target inherits it
-    value = info.get_default(call_default_factory=True, validated_data={})
+    try:
+        value = info.get_default(call_default_factory=True, validated_data={})
+    except Exception:  # noqa: BLE001 - a factory that needs the other keys' values
+        return "computed"
+    if isinstance(value, enum.Enum):
+        value = value.value
     if value is None:
         return "none"
     if isinstance(value, BaseModel):

@@ -11,6 +11,7 @@ compile). A `${ENV}` reference is accepted where a duration or size is expected.
 
 from __future__ import annotations
 
+import enum
 import json
 import types
 import typing
@@ -85,6 +86,8 @@ class _Builder:
             return {"type": "object", "additionalProperties": self.type_schema(args[1])}
         if isinstance(kind, type) and issubclass(kind, BaseModel):
             return {"$ref": f"#/$defs/{self.model(kind)}"}
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            return {"enum": [member.value for member in kind]}
         return _bounds(metadata, _SCALARS.get(kind, {}))
 
     def model(self, model: type[BaseModel]) -> str:
