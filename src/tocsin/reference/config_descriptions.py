@@ -248,7 +248,7 @@ DESCRIPTIONS: dict[str, str] = {
     "InhibitRule.target_matchers": "... alerts matching these ...",
     "InhibitRule.equal": "... that have the same values of these labels.",
     "ReceiverConfig.name": "The name routes refer to.",
-    "ReceiverConfig.log": "Write each notification to tocsin's log (the journal under systemd).",
+    "ReceiverConfig.log": "One line per alert in tocsin's log (the journal under systemd).",
     "ReceiverConfig.webhook": "POST Alertmanager's webhook JSON to a URL.",
     "ReceiverConfig.slack": "Post to a Slack incoming webhook.",
     "ReceiverConfig.pagerduty": "Send PagerDuty Events API v2 events.",

@@ -23,7 +23,7 @@ MAX_LINES = 50  # a group of thousands of alerts is a few lines and a count, not
 
 
 class LogConfig(ReceiverOptions):
-    level: Literal["info", "warning", "error"] = "warning"  # of firing alerts; resolved ones are info
+    level: Literal["info", "warning", "error"] = "warning"  # the level of a firing alert's line; resolved: info
 
 
 def alert_line(alert: Alert) -> str:
