@@ -23,8 +23,8 @@ from conftest import free_port, require_tool, scaled, wait_for
 from tocsin.promql.nodes import VectorSelector, children
 from tocsin.promql.parse import parse
 from tocsin.reference.metrics_reference import (
-    _family_of,
     documented_names,
+    family_of,
     parse_exposition,
     probe_families,
     sample_daemon,
@@ -102,7 +102,7 @@ def test_every_dashboard_query_parses_and_names_exported_metrics(exported):
         names = _metric_names(expr)  # raises on a query tocsin's PromQL parser refuses
         assert names, f"{title}: {expr} names no metric"
         for name in names:
-            assert _family_of(name, known) is not None, f"{title}: {name} is not a metric tocsin exports"
+            assert family_of(name, known) is not None, f"{title}: {name} is not a metric tocsin exports"
 
 
 @pytest.mark.external

@@ -66,7 +66,7 @@ def anchor(path: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "top-level"
 
 
-def _validators(metadata: list[Any]) -> list[str]:
+def validator_names(metadata: list[Any]) -> list[str]:
     """The names of the field types among `metadata`'s validators, most specific first."""
     funcs = {getattr(item, "func", None) for item in metadata}
     return [name for func, name in _VALIDATOR_NAMES.items() if func in funcs]
@@ -107,7 +107,7 @@ class _Walker:
         origin, args = typing.get_origin(kind), typing.get_args(kind)
         if origin is typing.Annotated:
             return self.describe(args[0], path, [*metadata, *kind.__metadata__])
-        named = _validators(metadata)
+        named = validator_names(metadata)
         if named:
             return named[0] + _constraints(metadata), named[0].split()[0]
         if origin is typing.Union or origin is types.UnionType:
@@ -137,8 +137,8 @@ class _Walker:
             key = info.alias or name
             child = f"{path}.{key}" if path else key
             type_text, unit = self.describe(info.annotation, child, list(info.metadata))
-            section.keys.append(Key(key, type_text, _default(info, name, unit),
-                                    _description(model, name, key)))
+            section.keys.append(Key(key, type_text, default_text(info, name, unit),
+                                    key_description(model, name, key)))
         return section
 
 
@@ -151,7 +151,7 @@ def _intro(model: type[BaseModel]) -> str:
     return "\n\n".join(" ".join(p.split()) for p in paragraphs if not re.match(r"`\w+`:", p))
 
 
-def _default(info: FieldInfo, name: str, unit: str) -> str:
+def default_text(info: FieldInfo, name: str, unit: str) -> str:
     if info.is_required():
         return "required"
     factory = info.default_factory
@@ -187,7 +187,7 @@ def _size_text(size: int) -> str:
     return str(size)
 
 
-def _description(model: type[BaseModel], name: str, key: str) -> str:
+def key_description(model: type[BaseModel], name: str, key: str) -> str:
     info = model.model_fields[name]
     if info.description:
         return " ".join(info.description.split())

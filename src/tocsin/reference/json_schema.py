@@ -21,7 +21,7 @@ import annotated_types
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from .config_reference import _default, _description, _validators
+from .config_reference import default_text, key_description, validator_names
 
 _ENV = r".*\$\{[A-Za-z_][A-Za-z0-9_]*\}.*"
 _DURATION = {"type": "string",
@@ -70,7 +70,7 @@ class _Builder:
         origin, args = typing.get_origin(kind), typing.get_args(kind)
         if origin is typing.Annotated:
             return self.type_schema(args[0], [*metadata, *kind.__metadata__])
-        named = _validators(metadata)
+        named = validator_names(metadata)
         if named:
             return _BY_VALIDATOR.get(named[0], {})
         if origin is typing.Union or origin is types.UnionType:
@@ -103,10 +103,10 @@ class _Builder:
         for field_name, info in model.model_fields.items():
             key = info.alias or field_name
             schema = dict(self.type_schema(info.annotation, list(info.metadata)))
-            description = _description(model, field_name, key)
+            description = key_description(model, field_name, key)
             if description:
                 schema["description"] = description
-            default = _default(info, field_name, "duration" if schema.get("pattern") == _DURATION["pattern"] else "")
+            default = default_text(info, field_name, "duration" if schema.get("pattern") == _DURATION["pattern"] else "")
             if info.is_required():
                 required.append(key)
             elif default not in ("none", "its keys' defaults"):

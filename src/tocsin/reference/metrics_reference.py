@@ -93,13 +93,13 @@ def parse_exposition(text: str) -> dict[str, Family]:
         match = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s", line)
         if not match:
             continue
-        family = _family_of(match.group(1), families)
+        family = family_of(match.group(1), families)
         if family is not None and match.group(2):
             family.labels.update(n for n in re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', match.group(2)) if n != "le")
     return families
 
 
-def _family_of(sample: str, families: dict[str, Family]) -> Family | None:
+def family_of(sample: str, families: dict[str, Family]) -> Family | None:
     if sample in families:
         return families[sample]
     for suffix in _SUFFIXES:
