@@ -114,6 +114,9 @@ def test_the_json_schema_accepts_every_example_and_flags_a_typo():
     for text in files:
         errors = [e.message for e in validator.iter_errors(yaml.safe_load(text))]
         assert not errors, (text, errors)
+    other_spellings = {"targets": [{"name": "a", "url": "https://x/", "http": {"tls_config": {"server_name": "x"}}},
+                                   {"name": "b", "tcp": {"address": "x:443", "tls": {"server_name": "x"}}}]}
+    assert not [e.message for e in validator.iter_errors(other_spellings)]
     typo = {"targets": [{"name": "a", "url": "http://x/", "http": {"valid_status_code": [200]}}]}
     assert not validator.is_valid(typo)
     assert not validator.is_valid({"global": {"interval": "30 seconds"}})

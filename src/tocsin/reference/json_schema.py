@@ -42,6 +42,12 @@ _SCALARS: dict[Any, dict[str, Any]] = {str: {"type": "string"}, int: {"type": "i
                                        bool: {"type": "boolean"}, SecretStr: {"type": "string"}}
 
 
+# Spellings a model's own `mode="before"` validator accepts, invisible in its fields:
+# (model, key) -> the key whose schema it also takes.
+_EXTRA_KEYS = {("HTTPConfig", "tls_config"): "tls"}  # blackbox_exporter's name for HTTP's TLS options
+_ALSO_LIKE = {("TCPConfig", "tls"): "tls_config"}  # `tls: {…}`: TLS on, with these options
+
+
 def _bounds(metadata: list[Any], schema: dict[str, Any]) -> dict[str, Any]:
     schema = dict(schema)
     items = [m for meta in metadata for m in (meta.metadata if isinstance(meta, FieldInfo) else [meta])]
@@ -112,6 +118,15 @@ class _Builder:
             elif default not in ("none", "its keys' defaults"):
                 schema["markdownDescription"] = f"{description} Default: {default}.".strip()
             properties[key] = schema
+        for (owner, extra), like in _EXTRA_KEYS.items():
+            if owner == model.__name__ and like in properties:
+                properties[extra] = properties[like]
+        for (owner, key), like in _ALSO_LIKE.items():
+            if owner == model.__name__ and key in properties and like in properties:
+                first = {k: v for k, v in properties[key].items() if "escription" not in k}
+                second = {k: v for k, v in properties[like].items() if "escription" not in k}
+                properties[key] = {**{k: v for k, v in properties[key].items() if "escription" in k},
+                                   "anyOf": [first, second]}
         definition["properties"] = properties
         if required:
             definition["required"] = required
