@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_PORT ?= 8000
 
-.PHONY: run test lint bench conformance venv clean
+.PHONY: run test lint bench conformance venv clean docs shell demo
 
 venv: $(STAMP)
 
@@ -23,6 +23,24 @@ run: $(STAMP)
 	echo "tocsin: metrics on http://127.0.0.1:9469/metrics, status page on http://127.0.0.1:9469/"; \
 	$(BIN)/tocsin run --config etc/tocsin.yml
 
+# `make run` plus a minute of load on the demo target: its summary, then the daemon goes on
+# (its log shows targets going down and up, and alerts firing in the journal format); Ctrl-C stops all.
+demo: $(STAMP)
+	@mkdir -p logs state
+	@$(BIN)/tocsin demo-target --port $(DEMO_PORT) & demo=$$!; \
+	$(BIN)/tocsin run --config etc/tocsin.yml & daemon=$$!; \
+	trap 'kill $$demo $$daemon 2>/dev/null' EXIT INT TERM; \
+	sleep 3; \
+	$(BIN)/tocsin load --duration 60s --concurrency 10 \
+		http://127.0.0.1:$(DEMO_PORT)/health http://127.0.0.1:$(DEMO_PORT)/simulate/error; \
+	echo "tocsin: still running: http://127.0.0.1:9469/ (status), /alerts; Ctrl-C to stop"; \
+	wait $$daemon
+
+# A shell with .venv/bin first on PATH: `tocsin check config etc/tocsin.yml` works as written.
+shell: $(STAMP)
+	@echo "tocsin: .venv/bin is on PATH in this shell; exit to leave"
+	@PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" $${SHELL:-/bin/sh}
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
@@ -33,6 +51,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench || status=1; \
 	$(BIN)/mypy src || status=1; \
 	exit $$status
+
+# The generated references; a test fails when the committed ones differ from these.
+docs: $(STAMP)
+	$(BIN)/tocsin config reference --output docs/configuration.md
+	$(BIN)/tocsin config schema --output docs/tocsin.schema.json
+	$(BIN)/python -m tocsin.reference.metrics_reference --output docs/metrics.md
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

@@ -1,12 +1,15 @@
 #!/bin/sh
 # Install or remove tocsin as a systemd service (what `make install` / `make uninstall` run).
 #
-#   systemd/install.sh install      venv in $INSTALL_DIR, unit in $UNIT_DIR, config in $CONFIG_DIR
+#   systemd/install.sh install      venv in $INSTALL_DIR, unit in $UNIT_DIR, config and rules in
+#                                   $CONFIG_DIR, `tocsin` linked into $BIN_DIR
+#   systemd/install.sh config       only the configuration (if none yet) and the shipped rules
 #   systemd/install.sh uninstall    stop and remove the service and the venv; keep config, state, logs
 #   PURGE=1 systemd/install.sh uninstall    also remove config, state and logs
 #   systemd/install.sh template     print tocsin@.service (what install writes beside tocsin.service)
 #
 # Environment: INSTALL_DIR (/opt/tocsin), CONFIG_DIR (/etc/tocsin), UNIT_DIR (/etc/systemd/system),
+# BIN_DIR (/usr/local/bin),
 # PYTHON (python3, 3.11 or newer, with the venv module), WHEELS (a directory of wheels: install
 # from it alone, without a package index), SYSCTL_DIR (/etc/sysctl.d; empty: leave
 # net.ipv4.ping_group_range alone, and ICMP probes fail where it is closed).
@@ -15,6 +18,7 @@ set -eu
 INSTALL_DIR=${INSTALL_DIR:-/opt/tocsin}
 CONFIG_DIR=${CONFIG_DIR:-/etc/tocsin}
 UNIT_DIR=${UNIT_DIR:-/etc/systemd/system}
+BIN_DIR=${BIN_DIR:-/usr/local/bin}
 PYTHON=${PYTHON:-python3}
 WHEELS=${WHEELS:-}
 PURGE=${PURGE:-0}
@@ -81,15 +85,13 @@ do_install() {
         fi
     fi
 
-    mkdir -p "$CONFIG_DIR/rules"
-    chmod 0755 "$CONFIG_DIR" "$CONFIG_DIR/rules"
-    if [ -e "$CONFIG_DIR/tocsin.yml" ]; then
-        say "keeping the existing $CONFIG_DIR/tocsin.yml"
-    else
-        say "installing $CONFIG_DIR/tocsin.yml"
-        install -m 0644 "$SRC/etc/tocsin.systemd.yml" "$CONFIG_DIR/tocsin.yml"
-    fi
+    install_config
     "$VENV/bin/tocsin" check config "$CONFIG_DIR/tocsin.yml"
+
+    # On PATH for operators; the unit runs the venv's own.
+    mkdir -p "$BIN_DIR"
+    ln -sfn "$VENV/bin/tocsin" "$BIN_DIR/tocsin"
+    say "linked $BIN_DIR/tocsin"
 
     if have_systemd; then
         systemctl daemon-reload
@@ -99,6 +101,29 @@ do_install() {
     fi
 }
 
+# The configuration only if there is none (it is the operator's from then on); the shipped
+# rules and their tests each only if absent, so an edited rule survives an upgrade.
+install_config() {
+    mkdir -p "$CONFIG_DIR/rules/tests"
+    chmod 0755 "$CONFIG_DIR" "$CONFIG_DIR/rules" "$CONFIG_DIR/rules/tests"
+    if [ -e "$CONFIG_DIR/tocsin.yml" ]; then
+        say "keeping the existing $CONFIG_DIR/tocsin.yml"
+    else
+        say "installing $CONFIG_DIR/tocsin.yml"
+        install -m 0644 "$SRC/etc/tocsin.systemd.yml" "$CONFIG_DIR/tocsin.yml"
+    fi
+    for file in "$SRC"/etc/rules/*.yml "$SRC"/etc/rules/tests/*.yml; do
+        [ -e "$file" ] || continue
+        dest=$CONFIG_DIR/rules/${file#"$SRC"/etc/rules/}
+        if [ -e "$dest" ]; then
+            say "keeping the existing $dest"
+        else
+            say "installing $dest"
+            install -m 0644 "$file" "$dest"
+        fi
+    done
+}
+
 do_uninstall() {
     [ "$(id -u)" = 0 ] || die "run as root (sudo make uninstall)"
     if have_systemd && [ -e "$UNIT" ]; then
@@ -106,8 +131,11 @@ do_uninstall() {
         systemctl disable --now 'tocsin@*.service' 2>/dev/null || true
     fi
     rm -f "$UNIT" "$TEMPLATE"
-    [ -n "$SYSCTL_DIR" ] && rm -f "$SYSCTL"  # the running kernel keeps the range until the next boot
-    have_systemd && systemctl daemon-reload
+    if [ -n "$SYSCTL_DIR" ]; then rm -f "$SYSCTL"; fi  # the running kernel keeps the range until the next boot
+    if [ -L "$BIN_DIR/tocsin" ] && [ "$(readlink "$BIN_DIR/tocsin")" = "$VENV/bin/tocsin" ]; then
+        rm -f "$BIN_DIR/tocsin"
+    fi
+    if have_systemd; then systemctl daemon-reload; fi
     rm -rf "$VENV"
     rmdir "$INSTALL_DIR" 2>/dev/null || true
     if [ "$PURGE" = 1 ]; then
@@ -121,7 +149,8 @@ do_uninstall() {
 
 case "${1:-}" in
     install) do_install ;;
+    config) install_config ;;
     uninstall) do_uninstall ;;
     template) sharded_unit < "$SRC/systemd/tocsin.service" ;;
-    *) sed -n '2,12p' "$0"; exit 2 ;;
+    *) sed -n '2,14p' "$0"; exit 2 ;;
 esac

@@ -152,11 +152,44 @@ def test_log_receiver_writes_a_structured_record(tmp_path, caplog):
             n.submit([alert()])
             record = wait_for(lambda: next((r for r in caplog.records if r.name == "tocsin.notify.log"), None),
                               timeout=5, what="log record")
-        assert record.levelno == logging.WARNING and "[FIRING:1] HighLatency" in record.getMessage()
-        assert record.fields["firing"] == 1 and record.fields["alerts"][0]["labels"]["site"] == "lab"
+        assert record.levelno == logging.WARNING
+        assert record.getMessage() == "alert firing: HighLatency on api: latency above 1s"
+        assert record.json_fields["labels"]["site"] == "lab" and record.json_fields["status"] == "firing"
         assert record.receiver == "console"
     finally:
         n.stop()
+
+
+def test_log_receiver_lines_read_as_text_and_carry_the_structure_as_json(tmp_path, caplog):
+    """The console (the journal) gets one short line per alert, no Python repr; JSON logs get the fields."""
+    import json
+
+    from tocsin.logs import ContextFilter, JSONFormatter, TextFormatter
+
+    n = start(tmp_path, {"name": "console", "log": {}})
+    try:
+        with caplog.at_level(logging.INFO, logger="tocsin.notify"):
+            n.submit([alert(site="lab"), alert("DiskFull", target="db")])
+            records = wait_for(lambda: (lambda rs: rs if len(rs) >= 2 else None)(
+                [r for r in caplog.records if r.name == "tocsin.notify.log"]), timeout=5, what="two log records")
+    finally:
+        n.stop()
+    for record in records:
+        ContextFilter().filter(record)
+    lines = sorted(TextFormatter(journal=True).format(r) for r in records)
+    assert lines == ["<4>alert firing: DiskFull on db: latency above 1s receiver=console",
+                     "<4>alert firing: HighLatency on api: latency above 1s receiver=console"]
+    as_json = [json.loads(JSONFormatter().format(r)) for r in records]
+    assert {d["labels"]["alertname"] for d in as_json} == {"HighLatency", "DiskFull"}
+    assert all(d["receiver"] == "console" and d["annotations"]["description"] == "p99 is 2.3s" for d in as_json)
+
+
+def test_text_log_fields_are_never_python_reprs():
+    from tocsin.logs import TextFormatter
+
+    record = logging.LogRecord("tocsin.x", logging.INFO, __file__, 1, "something", None, None)
+    record.fields = {"labels": {"a": "b"}, "count": 3}
+    assert TextFormatter(journal=True).format(record) == '<6>something labels={"a":"b"} count=3'
 
 
 def test_email_over_starttls_with_auth(tmp_path):

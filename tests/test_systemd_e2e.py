@@ -160,7 +160,10 @@ def test_service_start_reload_journal_watchdog_stop():
     assert "installing /etc/tocsin/tocsin.yml" in install.stdout, install.stdout
     verify = _sh("systemd-analyze verify /etc/systemd/system/tocsin.service", check=False)
     assert verify.returncode == 0 and not verify.stderr.strip() and not verify.stdout.strip(), verify
-    assert _sh("/opt/tocsin/venv/bin/tocsin check config /etc/tocsin/tocsin.yml").returncode == 0  # the shipped one
+    # The shipped configuration loads the shipped rules and routes alerts to the journal; tocsin is on PATH.
+    shipped = _sh("tocsin check config /etc/tocsin/tocsin.yml").stdout
+    assert "rules in 1 rule files" in shipped and " 0 rules" not in shipped, shipped
+    assert _sh("readlink /usr/local/bin/tocsin").stdout.strip() == "/opt/tocsin/venv/bin/tocsin"
 
     _sh("systemd-run --unit=demo /opt/tocsin/venv/bin/tocsin demo-target --port 8000")
     _write("/etc/tocsin/tocsin.yml", CONFIG)
@@ -241,7 +244,8 @@ def test_service_start_reload_journal_watchdog_stop():
 
     # uninstall removes the service and the program, keeps the configuration.
     _sh("sh /mnt/tocsin/systemd/install.sh uninstall")
-    assert _sh("test -e /etc/systemd/system/tocsin.service || test -e /opt/tocsin", check=False).returncode != 0
+    assert _sh("test -e /etc/systemd/system/tocsin.service || test -e /opt/tocsin || test -e /usr/local/bin/tocsin",
+               check=False).returncode != 0
     assert _sh("test -f /etc/tocsin/tocsin.yml", check=False).returncode == 0
 
 

@@ -154,6 +154,44 @@ def _cmd_import_blackbox(args: argparse.Namespace) -> int:
     return command(args.blackbox_config, args.prometheus_config)
 
 
+def _cmd_config_reference(args: argparse.Namespace) -> int:
+    from .reference.config_reference import render, undescribed
+
+    text = render()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    for key in undescribed():
+        print(f"note: {key} has no description", file=sys.stderr)
+    return 0
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    from . import loadgen
+    from .units import parse_duration
+
+    try:
+        duration = parse_duration(args.duration) if args.duration else None
+    except ValueError as exc:
+        print(f"--duration: {exc}", file=sys.stderr)
+        return 2
+    return loadgen.main(args.urls, args.requests, args.concurrency, duration, args.timeout, args.max_error_rate,
+                        False if args.no_progress else None)
+
+
+def _cmd_config_schema(args: argparse.Namespace) -> int:
+    from .reference.json_schema import render
+
+    if args.output == "-":
+        sys.stdout.write(render())
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(render())
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import serve_demo
 
@@ -221,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     test_rules.add_argument("files", nargs="+", metavar="FILE")
     test_rules.set_defaults(func=_cmd_test_rules)
 
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="what", required=True)
+    reference = config_sub.add_parser("reference", help="write the configuration reference (docs/configuration.md)")
+    reference.add_argument("--output", "-o", default="-", metavar="FILE", help="write here (default: stdout)")
+    reference.set_defaults(func=_cmd_config_reference)
+    schema = config_sub.add_parser("schema", help="write a JSON Schema of the configuration (docs/tocsin.schema.json)")
+    schema.add_argument("--output", "-o", default="-", metavar="FILE", help="write here (default: stdout)")
+    schema.set_defaults(func=_cmd_config_schema)
+
     probe = sub.add_parser("probe", help="probe one endpoint now and print the result")
     probe.add_argument("endpoint", help="URL, host:port, or name[@server:port] with --kind dns")
     probe.add_argument("--kind", choices=list(KINDS))
@@ -261,6 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
     prom.set_defaults(func=_cmd_prometheus_config)
 
     ack_command.register(sub, DEFAULT_CONFIG)
+
+    load = sub.add_parser("load", help="send concurrent requests to URLs and summarise latency and errors")
+    load.add_argument("urls", nargs="+", metavar="URL")
+    load.add_argument("--concurrency", "-c", type=int, default=20, help="parallel requests (default 20)")
+    load.add_argument("--requests", "-n", type=int, help="total requests (default 500, or no limit with --duration)")
+    load.add_argument("--duration", "-d", help="stop after this long, e.g. 30s or 2m")
+    load.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    load.add_argument("--max-error-rate", type=float, metavar="FRACTION",
+                      help="exit 1 when more than this fraction of requests fail (e.g. 0.05)")
+    load.add_argument("--no-progress", action="store_true", help="no progress bar (default: on a terminal)")
+    load.set_defaults(func=_cmd_load)
 
     demo = sub.add_parser("demo-target", help="serve the flaky demo service")
     demo.add_argument("--port", type=int, default=8000)

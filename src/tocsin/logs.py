@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 import logging.config
 import logging.handlers
@@ -133,13 +134,20 @@ class TextFormatter(logging.Formatter):
         text = super().format(record)
         extras = [f"{key}={getattr(record, key)}" for key in FIELDS if getattr(record, key, None)]
         for key, value in getattr(record, "fields", {}).items():
-            extras.append(f"{key}={value}")
+            extras.append(f"{key}={_text_value(value)}")
         if extras:
             text += " " + " ".join(extras)
         if self.journal:
             priority = _SYSLOG_PRIORITY.get(record.levelno, 6)
             text = "\n".join(f"<{priority}>{line}" for line in text.splitlines() or [""])
         return text
+
+
+def _text_value(value: Any) -> str:
+    """A field in a text line: mappings and lists as compact JSON, never Python's repr."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return str(value)
 
 
 class JSONFormatter(JsonFormatter):
@@ -160,9 +168,10 @@ class JSONFormatter(JsonFormatter):
             value = getattr(record, key, None)
             if value:
                 log_record[key] = value
-        fields = log_record.pop("fields", None)
-        if isinstance(fields, dict):
-            log_record.update(fields)
+        for name in ("fields", "json_fields"):  # `json_fields`: structure for JSON logs only, not for text lines
+            fields = log_record.pop(name, None)
+            if isinstance(fields, dict):
+                log_record.update(fields)
 
 
 def _report(message: str) -> None:

@@ -295,8 +295,12 @@ def _alert_key(item: tuple[dict[str, str], dict[str, str]]) -> tuple:
     return (sorted(item[0].items()), sorted(item[1].items()))
 
 
-def run_file(path: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> bool:
-    """Run one unit-test file; print promtool-style output; True if it passed."""
+def run_file(path: str, out: TextIO | None = None, err: TextIO | None = None) -> bool:
+    """Run one unit-test file; print promtool-style output; True if it passed.
+
+    The streams default to sys.stdout/stderr as they are at the call, not at import.
+    """
+    out, err = out or sys.stdout, err or sys.stderr
     print(f"Unit Testing:  {path}", file=out)
     errors = _run_file(path)
     if errors:
@@ -348,7 +352,7 @@ def _run_file(path: str) -> list[str]:
         return [str(exc)]
 
 
-def run_files(paths: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_files(paths: list[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
     logging.getLogger("tocsin.rules").setLevel(logging.CRITICAL)  # failures are reported as verdicts
     failed = False
     for path in paths:
