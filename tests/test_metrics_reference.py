@@ -133,8 +133,17 @@ scrape_configs:
         text = requests.get(f"{daemon_url}/metrics", timeout=scaled(5)).text
         silent = {name for name in {**probe_families(), **exported} if not _has_samples(name, text)}
         empty, excused = [], []
+        def shows(expr: str) -> bool:
+            """Data now, or within a few scrapes (a series born just now has one sample: no rate yet)."""
+            deadline = time.monotonic() + scaled(5)
+            while not result(expr):
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.5)
+            return True
+
         for title, expr in _queries():
-            if not result(expr):
+            if not shows(expr):
                 (excused if _metric_names(expr) & silent else empty).append(f"{title}: {expr}")
         assert not empty, "queries without data:\n" + "\n".join(empty)
         # Only what the sample run cannot show: a certificate (no TLS target) and notifications (none due yet).

@@ -48,7 +48,7 @@ VALID_FOR = timedelta(minutes=4)  # the endsAt given to re-sent firing alerts (f
 class FlappingConfig(Model):
     """`global.flapping`: Icinga's flapping detection over each target's last results."""
 
-    enabled: bool = True
+    enabled: bool = True  # off: no flapping detection, every state change is notified
     window: int = Field(default=21, ge=3, le=1000)  # results looked at (window − 1 possible changes)
     high: float = Field(default=30.0, gt=0, le=100)  # % above which a target starts flapping
     low: float = Field(default=25.0, ge=0, le=100)  # % below which it stops

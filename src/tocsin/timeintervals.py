@@ -131,8 +131,8 @@ def _local_zone() -> tzinfo:
 
 
 class TimeRange(Model):
-    start_time: str | None = None
-    end_time: str | None = None
+    start_time: str | None = None  # HH:MM, inclusive
+    end_time: str | None = None  # HH:MM, exclusive (24:00 for the end of the day)
 
     @model_validator(mode="after")
     def _order(self) -> "TimeRange":
@@ -158,12 +158,12 @@ def _location(value: Any) -> str:
 class TimeInterval(Model):
     """One interval: every field given must hold at the instant."""
 
-    times: list[TimeRange] | None = None
-    weekdays: list[Annotated[tuple[int, int], BeforeValidator(_weekdays)]] | None = None
-    days_of_month: list[Annotated[tuple[int, int], BeforeValidator(_days_of_month)]] | None = None
-    months: list[Annotated[tuple[int, int], BeforeValidator(_months)]] | None = None
-    years: list[Annotated[tuple[int, int], BeforeValidator(_years)]] | None = None
-    location: Annotated[str, BeforeValidator(_location)] | None = None
+    times: list[TimeRange] | None = None  # times of day, in `location`
+    weekdays: list[Annotated[tuple[int, int], BeforeValidator(_weekdays)]] | None = None  # e.g. monday:friday, saturday
+    days_of_month: list[Annotated[tuple[int, int], BeforeValidator(_days_of_month)]] | None = None  # e.g. 1:5, -1 (the last day)
+    months: list[Annotated[tuple[int, int], BeforeValidator(_months)]] | None = None  # e.g. january:march, 12
+    years: list[Annotated[tuple[int, int], BeforeValidator(_years)]] | None = None  # e.g. 2026:2027
+    location: Annotated[str, BeforeValidator(_location)] | None = None  # a time zone such as Europe/Berlin (default UTC; Local: the host's)
 
     def contains(self, instant: datetime) -> bool:
         local = instant.astimezone(load_location(self.location or ""))
@@ -203,8 +203,8 @@ def _day_in(ranges: list[tuple[int, int]], local: datetime) -> bool:
 
 
 class NamedTimeInterval(Model):
-    name: str = Field(min_length=1)
-    time_intervals: list[TimeInterval] = Field(default_factory=list)
+    name: str = Field(min_length=1)  # what routes' mute_time_intervals and active_time_intervals name
+    time_intervals: list[TimeInterval] = Field(default_factory=list)  # the instant is in the interval when it is in any of these
 
 
 def in_intervals(instant: datetime, names: tuple[str, ...] | list[str],

@@ -38,9 +38,9 @@ class ClusterConfig(Model):
     alerts, so that the replicas' alerts are identical and Alertmanager deduplicates them.
     """
 
-    shards: int = Field(default=1, ge=1, le=4096)
-    shard: int = Field(default=0, ge=0)
-    replica: Annotated[str, AfterValidator(_replica_name)] = ""
+    shards: int = Field(default=1, ge=1, le=4096)  # how many processes share the targets (1: unsharded)
+    shard: int = Field(default=0, ge=0)  # which of them this is, 0 to shards-1 (`tocsin run --shard I` overrides)
+    replica: Annotated[str, AfterValidator(_replica_name)] = ""  # this copy's name in an HA pair; never on alerts
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> "ClusterConfig":

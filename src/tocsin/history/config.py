@@ -17,8 +17,8 @@ class HistoryConfig(Model):
     targets at a time, so the database stays at a size set by the number of targets.
     """
 
-    minutes: Duration = Field(default=48 * 3600.0, ge=3600.0, le=14 * 86400.0)
-    hours: Duration = Field(default=90 * 86400.0, ge=86400.0, le=MAX_HOURS_KEPT)
+    minutes: Duration = Field(default=48 * 3600.0, ge=3600.0, le=14 * 86400.0)  # per-minute rollups kept this long (1h to 14d)
+    hours: Duration = Field(default=90 * 86400.0, ge=86400.0, le=MAX_HOURS_KEPT)  # per-hour and per-day rollups kept this long
 
     @model_validator(mode="after")
     def _hours_cover_minutes(self) -> "HistoryConfig":

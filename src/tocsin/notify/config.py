@@ -73,15 +73,15 @@ class RouteConfig(Model):
 
     receiver: str | None = None
     matchers: Matchers = Field(default_factory=list)
-    match: LegacyEqual = Field(default_factory=dict)
-    match_re: LegacyRegexps = Field(default_factory=dict)
+    match: LegacyEqual = Field(default_factory=dict)  # Alertmanager's older form: label: value, each must equal
+    match_re: LegacyRegexps = Field(default_factory=dict)  # older form: label: regexp, each must match (anchored)
     continue_: StrictBool = Field(default=False, alias="continue")
     group_by: Annotated[list[str], AfterValidator(_group_by)] | None = None
     group_wait: Duration | None = None
     group_interval: PositiveDuration | None = None
     repeat_interval: PositiveDuration | None = None
-    mute_time_intervals: list[str] = Field(default_factory=list)
-    active_time_intervals: list[str] = Field(default_factory=list)
+    mute_time_intervals: list[str] = Field(default_factory=list)  # names in time_intervals: send nothing while in one
+    active_time_intervals: list[str] = Field(default_factory=list)  # names in time_intervals: send only while in one
     routes: list["RouteConfig"] = Field(default_factory=list)
 
 
@@ -91,10 +91,10 @@ class InhibitRule(Model):
     name: str | None = None
     source_matchers: Matchers = Field(default_factory=list)
     target_matchers: Matchers = Field(default_factory=list)
-    source_match: LegacyEqual = Field(default_factory=dict)
-    source_match_re: LegacyRegexps = Field(default_factory=dict)
-    target_match: LegacyEqual = Field(default_factory=dict)
-    target_match_re: LegacyRegexps = Field(default_factory=dict)
+    source_match: LegacyEqual = Field(default_factory=dict)  # older form of source_matchers (label: value)
+    source_match_re: LegacyRegexps = Field(default_factory=dict)  # older form of source_matchers (label: regexp)
+    target_match: LegacyEqual = Field(default_factory=dict)  # older form of target_matchers (label: value)
+    target_match_re: LegacyRegexps = Field(default_factory=dict)  # older form of target_matchers (label: regexp)
     equal: list[str] = Field(default_factory=list)
 
 
@@ -141,7 +141,7 @@ class AlertingConfig(Model):
     route: RouteConfig
     receivers: list[ReceiverConfig] = Field(min_length=1)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
-    time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
+    time_intervals: list[NamedTimeInterval] = Field(default_factory=list)  # named intervals routes refer to
     mute_time_intervals: list[NamedTimeInterval] = Field(default_factory=list)  # Alertmanager's older name
     resolve_timeout: PositiveDuration = 300.0    # a firing alert not re-submitted this long is resolved
     external_url: str | None = None

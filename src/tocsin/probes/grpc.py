@@ -39,10 +39,10 @@ _METHOD = "/grpc.health.v1.Health/Check"
 
 
 class GRPCConfig(Model):
-    address: HostPort
+    address: HostPort  # host:port of the gRPC server
     service: str = Field(default="", max_length=1000)  # "" asks about the server as a whole
-    tls: bool = False
-    tls_config: TLSConfig = TLSConfig()
+    tls: bool = False  # connect with TLS (verified against tls_config.ca_file or the system CAs)
+    tls_config: TLSConfig = TLSConfig()  # CA, client certificate, server name
     metadata: dict[str, str] = Field(default_factory=dict)  # sent with the call, e.g. an authorization token
 
     @model_validator(mode="after")

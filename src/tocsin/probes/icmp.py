@@ -41,15 +41,15 @@ _PAYLOAD = b"tocsin icmp probe"
 
 
 class ICMPConfig(Model):
-    host: str = Field(min_length=1, max_length=255)
+    host: str = Field(min_length=1, max_length=255)  # a host name or IP address to ping
     # ip4 or ip6: the address family tried first (then the other, unless ip_protocol_fallback is off);
     # not given: IPv4 first, as for the other kinds.
-    ip_protocol: Literal["ip4", "ip6"] | None = None
-    ip_protocol_fallback: bool = True
-    packets: int = Field(default=1, ge=1, le=100)
-    packet_interval: Duration = Field(default=0.1, ge=0.001, le=10.0)
-    payload_size: int = Field(default=len(_PAYLOAD), ge=0, le=1400)
-    ttl: int | None = Field(default=None, ge=1, le=255)
+    ip_protocol: Literal["ip4", "ip6"] | None = None  # the family tried first (default ip4)
+    ip_protocol_fallback: bool = True  # try the other address family when the first has no address
+    packets: int = Field(default=1, ge=1, le=100)  # echo requests per probe; above 1, loss and RTT statistics
+    packet_interval: Duration = Field(default=0.1, ge=0.001, le=10.0)  # between two echo requests
+    payload_size: int = Field(default=len(_PAYLOAD), ge=0, le=1400)  # bytes of payload in each request
+    ttl: int | None = Field(default=None, ge=1, le=255)  # IPv4 TTL / IPv6 hop limit of the requests
     source_ip_address: str | None = None  # send from this local address (a multi-homed host)
 
     @field_validator("source_ip_address")

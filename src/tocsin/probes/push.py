@@ -27,9 +27,9 @@ from .result import Attempt
 
 
 class PushConfig(Model):
-    token: SecretStr | None = None
-    token_file: SecretFromFile | None = None
-    grace: Duration = 30.0
+    token: SecretStr | None = None  # what the job sends as `Authorization: Bearer <token>`
+    token_file: SecretFromFile | None = None  # the token, read from this file
+    grace: Duration = 30.0  # down when no push arrived within interval + grace
 
     @model_validator(mode="after")
     def _token_given(self) -> "PushConfig":

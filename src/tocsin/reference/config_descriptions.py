@@ -126,6 +126,10 @@ DESCRIPTIONS: dict[str, str] = {
     "Config.targets": "What to probe: each target has a unique `name` and exactly one kind of probe.",
     "Config.rule_files": "Prometheus-format rule files (globs, relative to this file) evaluated over the probes' "
                          "metrics.",
+    "Config.cluster": "Which shard and replica this process is, when several share the targets (docs/scale-out.md).",
+    "Config.history": "How long the history of each target is kept (history.db in state_dir).",
+    "Config.status_page": "The status pages: title, grouping, and what the public page shows.",
+    "GlobalConfig.flapping": "Flapping detection (Icinga's weighted state changes): one notice instead of a page storm.",
     "Config.alerting": "Where alerts go: Alertmanager's routing tree, inhibition and receivers. Without it, "
                        "alerts are evaluated (and shown on /alerts and in `ALERTS`) but notify no one.",
     # global
@@ -172,6 +176,9 @@ DESCRIPTIONS: dict[str, str] = {
     "_TargetCommon.labels": "Labels added to this target's metrics (and so to its alerts).",
     "_TargetCommon.retry": "Retries within one probe of this target.",
     "_TargetCommon.backoff_when_down": "Probe this target less often while it is down.",
+    "_TargetKeys.icmp": "An ICMP echo probe (ping) over an unprivileged ping socket.",
+    "_TargetKeys.grpc": "A gRPC health check (grpc.health.v1.Health/Check).",
+    "_TargetKeys.push": "A push heartbeat: the job POSTs /api/v1/push/<name>; down when none arrives in time.",
     "_TargetKeys.url": "An HTTP(S) probe of this URL (options under `http`).",
     "_TargetKeys.http": "Options of the HTTP probe (needs `url`).",
     "_TargetKeys.tcp": "A TCP probe: connect, optionally TLS, optionally a dialogue.",

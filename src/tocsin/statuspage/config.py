@@ -16,11 +16,11 @@ class StatusPageConfig(Model):
     `public: true`, `/status` and those targets' badges answer without credentials.
     `group_by`: a target label whose values head the groups of both pages."""
 
-    title: str = Field(default="tocsin", max_length=200)
-    public: bool = False
-    targets: list[str] = Field(default_factory=lambda: ["*"])
-    group_by: str | None = None
-    show_reasons: bool = False
+    title: str = Field(default="tocsin", max_length=200)  # the pages' heading and window title
+    public: bool = False  # /status and its targets' badges answer without credentials
+    targets: list[str] = Field(default_factory=lambda: ["*"])  # globs on target names: what /status shows
+    group_by: str | None = None  # a target label whose values head the groups of both pages
+    show_reasons: bool = False  # /status shows why a target is down ("HTTP 500")
 
     def shows(self, name: str) -> bool:
         """Whether the public page shows target `name`."""
