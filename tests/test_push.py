@@ -102,7 +102,11 @@ def test_push_takes_its_token_not_the_listeners_basic_auth():
     from tocsin.web.origin import HostPolicy
     from tocsin.web.routes import Request, Router
 
-    router = Router(None, None, Authenticator({"admin": "sha256:" + hashlib.sha256(b"pw").hexdigest()}),  # type: ignore[arg-type]
+    class _NothingPublic:
+        def is_public(self, _path: str) -> bool:
+            return False
+
+    router = Router(_NothingPublic(), None, Authenticator({"admin": "sha256:" + hashlib.sha256(b"pw").hexdigest()}),  # type: ignore[arg-type]
                     HostPolicy("127.0.0.1", []))
     heartbeats.STORE.configure({"job": token_digest("tok")})
     try:
