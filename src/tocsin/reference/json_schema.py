@@ -21,7 +21,7 @@ import annotated_types
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from .config_reference import default_text, key_description, validator_names
+from .config_reference import RANGE_TYPES, default_text, key_description, validator_names
 
 _ENV = r".*\$\{[A-Za-z_][A-Za-z0-9_]*\}.*"
 _DURATION = {"type": "string",
@@ -38,6 +38,8 @@ _BY_VALIDATOR: dict[str, dict[str, Any]] = {
     "labels (name: value)": {"type": "object", "propertyNames": {"pattern": _LABEL_NAME},
                              "additionalProperties": {"type": "string"}},
 }
+# Alertmanager's ranges (`monday:friday`, `1:5`, `-1`), written as strings or single numbers.
+_BY_VALIDATOR.update({name: {"type": ["string", "integer"]} for name in RANGE_TYPES})
 _SCALARS: dict[Any, dict[str, Any]] = {str: {"type": "string"}, int: {"type": "integer"}, float: {"type": "number"},
                                        bool: {"type": "boolean"}, SecretStr: {"type": "string"}}
 
@@ -46,6 +48,7 @@ _SCALARS: dict[Any, dict[str, Any]] = {str: {"type": "string"}, int: {"type": "i
 # (model, key) -> the key whose schema it also takes.
 _EXTRA_KEYS = {("HTTPConfig", "tls_config"): "tls"}  # blackbox_exporter's name for HTTP's TLS options
 _ALSO_LIKE = {("TCPConfig", "tls"): "tls_config"}  # `tls: {…}`: TLS on, with these options
+_ALSO_A_STRING = {("EmailConfig", "to")}  # Alertmanager's one comma-separated string
 
 
 def _bounds(metadata: list[Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +130,11 @@ class _Builder:
                 second = {k: v for k, v in properties[like].items() if "escription" not in k}
                 properties[key] = {**{k: v for k, v in properties[key].items() if "escription" in k},
                                    "anyOf": [first, second]}
+        for owner, key in _ALSO_A_STRING:
+            if owner == model.__name__ and key in properties:
+                described = {k: v for k, v in properties[key].items() if "escription" in k}
+                plain = {k: v for k, v in properties[key].items() if "escription" not in k}
+                properties[key] = {**described, "anyOf": [plain, {"type": "string"}]}
         definition["properties"] = properties
         if required:
             definition["required"] = required
