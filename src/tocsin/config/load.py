@@ -168,9 +168,12 @@ def item_type(model: type[BaseModel], loc: Loc) -> Any:
 
 
 def _keys_at(model: type[BaseModel], loc: Loc) -> list[str]:
-    """The keys a mapping at `loc` may have, read from the models' field types."""
-    return [f.alias or name for t in _types_at(model, loc) for kind in _members(t)
-            if isinstance(kind, type) and issubclass(kind, BaseModel) for name, f in kind.model_fields.items()]
+    """The keys a mapping at `loc` may have, read from the models' field types (and the other
+    spellings a model accepts, such as Alertmanager's names of a receiver's keys)."""
+    models = [kind for t in _types_at(model, loc) for kind in _members(t)
+              if isinstance(kind, type) and issubclass(kind, BaseModel)]
+    return [*(f.alias or name for kind in models for name, f in kind.model_fields.items()),
+            *(other for kind in models for other in getattr(kind, "alertmanager_names", {}))]
 
 
 def _types_at(model: type[BaseModel], loc: Loc) -> list[Any]:

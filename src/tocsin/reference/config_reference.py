@@ -265,6 +265,10 @@ def render(root: type[BaseModel] | None = None) -> str:
         for key in section.keys:
             out.append(f"| `{key.name}` | {_cell(key.type)} | {_cell(key.default)} | {_cell(key.description)} |")
         out.append("")
+        names = getattr(section.model, "alertmanager_names", {})
+        if names:
+            out += ["Alertmanager's spellings are accepted too: " + ", ".join(
+                f"`{theirs}` for `{ours}`" for theirs, ours in names.items()) + ".", ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 

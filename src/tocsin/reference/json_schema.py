@@ -130,6 +130,14 @@ class _Builder:
                 second = {k: v for k, v in properties[like].items() if "escription" not in k}
                 properties[key] = {**{k: v for k, v in properties[key].items() if "escription" in k},
                                    "anyOf": [first, second]}
+        for theirs, ours in getattr(model, "alertmanager_names", {}).items():  # Alertmanager's spellings
+            if ours in properties and theirs.endswith("_configs"):  # a list of one such mapping
+                item = next(m for m in properties[ours].get("anyOf", [properties[ours]]) if "$ref" in m)
+                properties[theirs] = {"type": "array", "items": item, "minItems": 1, "maxItems": 1,
+                                      "description": f"Alertmanager's form of `{ours}`: a list of one."}
+            elif ours in properties:
+                plain = {k: v for k, v in properties[ours].items() if "escription" not in k}
+                properties[theirs] = {**plain, "description": f"Alertmanager's name for `{ours}`."}
         for owner, key in _ALSO_A_STRING:
             if owner == model.__name__ and key in properties:
                 described = {k: v for k, v in properties[key].items() if "escription" in k}

@@ -36,6 +36,15 @@ class PagerDutyConfig(ReceiverOptions):
     group: str | None = None
     class_: str | None = Field(default=None, alias="class")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_events_v1_key(cls, data: Any) -> Any:
+        for key in ("service_key", "service_key_file"):
+            if isinstance(data, dict) and key in data:
+                raise ValueError(f"{key} is a key of PagerDuty's Events API v1; tocsin sends Events API v2 events: "
+                                 "give the integration's routing_key (or routing_key_file)")
+        return data
+
     @model_validator(mode="after")
     def _key_given(self) -> "PagerDutyConfig":
         if self.routing_key is None and self.routing_key_file is None:
