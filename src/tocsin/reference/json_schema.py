@@ -49,6 +49,12 @@ _SCALARS: dict[Any, dict[str, Any]] = {str: {"type": "string"}, int: {"type": "i
 _EXTRA_KEYS = {("HTTPConfig", "tls_config"): "tls"}  # blackbox_exporter's name for HTTP's TLS options
 _ALSO_LIKE = {("TCPConfig", "tls"): "tls_config"}  # `tls: {…}`: TLS on, with these options
 _ALSO_A_STRING = {("EmailConfig", "to")}  # Alertmanager's one comma-separated string
+_OTHER_KEYS: dict[tuple[str, str], dict[str, Any]] = {  # read by a `mode="before"` validator
+    ("EmailConfig", "tls_config"): {"type": "object", "additionalProperties": False,
+                                    "description": "Alertmanager's form of `ca_file` and `insecure_skip_verify`.",
+                                    "properties": {"ca_file": {"type": "string"},
+                                                   "insecure_skip_verify": {"type": "boolean"}}},
+}
 
 
 def _bounds(metadata: list[Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +144,9 @@ class _Builder:
             elif ours in properties:
                 plain = {k: v for k, v in properties[ours].items() if "escription" not in k}
                 properties[theirs] = {**plain, "description": f"Alertmanager's name for `{ours}`."}
+        for (owner, key), schema in _OTHER_KEYS.items():
+            if owner == model.__name__:
+                properties[key] = schema
         for owner, key in _ALSO_A_STRING:
             if owner == model.__name__ and key in properties:
                 described = {k: v for k, v in properties[key].items() if "escription" in k}
