@@ -23,17 +23,18 @@ run: $(STAMP)
 	echo "tocsin: metrics on http://127.0.0.1:9469/metrics, status page on http://127.0.0.1:9469/"; \
 	$(BIN)/tocsin run --config etc/tocsin.yml
 
-# `make run` plus a minute of load on the demo target: its summary, then the daemon goes on
-# (its log shows targets going down and up, and alerts firing in the journal format); Ctrl-C stops all.
+# An alert that fires and resolves in about half a minute (etc/demo.yml, etc/demo-rules.yml): the
+# demo target, a daemon probing every second, and 15 s of `tocsin load` that make the target answer
+# 503; watch the daemon's log for "alert firing: DemoServiceDown" and then "alert resolved". Ctrl-C stops all.
 demo: $(STAMP)
-	@mkdir -p logs state
+	@mkdir -p state
 	@$(BIN)/tocsin demo-target --port $(DEMO_PORT) & demo=$$!; \
-	$(BIN)/tocsin run --config etc/tocsin.yml & daemon=$$!; \
+	$(BIN)/tocsin run --config etc/demo.yml & daemon=$$!; \
 	trap 'kill $$demo $$daemon 2>/dev/null' EXIT INT TERM; \
 	sleep 3; \
-	$(BIN)/tocsin load --duration 60s --concurrency 10 \
-		http://127.0.0.1:$(DEMO_PORT)/health http://127.0.0.1:$(DEMO_PORT)/simulate/error; \
-	echo "tocsin: still running: http://127.0.0.1:9469/ (status), /alerts; Ctrl-C to stop"; \
+	echo "tocsin: 15 s of load on the demo target: it answers 503 while busy, so demo-api goes down"; \
+	$(BIN)/tocsin load --duration 15s --concurrency 10 http://127.0.0.1:$(DEMO_PORT)/simulate/error; \
+	echo "tocsin: load over; the alert resolves within seconds. Status: http://127.0.0.1:9469/ (Ctrl-C to stop)"; \
 	wait $$daemon
 
 # A shell with .venv/bin first on PATH: `tocsin check config etc/tocsin.yml` works as written.

@@ -162,8 +162,8 @@ def test_check_config_command(tmp_path):
     bad.write_text("global: {interval: often}\ntargets: [{name: a, url: 'http://x/', typo: 1}]\n")
     result = run_cli("check", "config", str(bad))
     assert result.returncode == 1
-    assert f"{bad}:1: global.interval: expected a duration such as 30s, 5m or 1h30m, got 'often'" in result.stderr
-    assert f"{bad}:2: targets[0].typo: unknown key" in result.stderr
+    assert f"{bad}:1:10: global.interval: expected a duration such as 30s, 5m or 1h30m, got 'often'" in result.stderr
+    assert f"{bad}:2:39: targets[0].typo: unknown key" in result.stderr
 
 
 def test_reload_reuses_unchanged_targets_but_rereads_secret_files(tmp_path):
@@ -196,7 +196,7 @@ def test_sizes_beyond_int64_are_refused(value):
         parse_size(value)
 
 
-def test_errors_from_a_file_name_the_line_and_suggest_the_key_meant(tmp_path):
+def test_errors_from_a_file_name_the_line_and_column_and_suggest_the_key_meant(tmp_path):
     path = tmp_path / "tocsin.yml"
     path.write_text("global:\n  interval: 10s\n  Timeout: 5s\n"
                     "targets:\n  - name: a\n    url: http://x/\n    intervl: 5s\n"
@@ -205,10 +205,10 @@ def test_errors_from_a_file_name_the_line_and_suggest_the_key_meant(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     errors = info.value.errors
-    assert f"{path}:3: global.Timeout: unknown key (did you mean timeout?)" in errors
-    assert f"{path}:7: targets[0].intervl: unknown key (did you mean interval?)" in errors
-    assert f"{path}:9: targets[1].tcp.adress: unknown key (did you mean address?)" in errors
-    assert f"{path}:11: alerting.route.reciever: unknown key (did you mean receiver?)" in errors
+    assert f"{path}:3:3: global.Timeout: unknown key (did you mean timeout?)" in errors
+    assert f"{path}:7:5: targets[0].intervl: unknown key (did you mean interval?)" in errors
+    assert f"{path}:9:11: targets[1].tcp.adress: unknown key (did you mean address?)" in errors
+    assert f"{path}:11:11: alerting.route.reciever: unknown key (did you mean receiver?)" in errors
 
 
 def test_merge_keys_and_anchors_work_and_keep_positions(tmp_path):
@@ -217,7 +217,7 @@ def test_merge_keys_and_anchors_work_and_keep_positions(tmp_path):
                     "  - <<: *first\n    name: b\n    timeout: 20s\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert info.value.errors == [f"{path}:5: targets[1].timeout: must not exceed the interval (20s > 10s)"]
+    assert info.value.errors == [f"{path}:5:5: targets[1].timeout: must not exceed the interval (20s > 10s)"]
     path.write_text(path.read_text().replace("20s", "3s"))
     targets = load_config(path).targets
     assert [(t.name, t.endpoint, t.interval, t.timeout) for t in targets] == [

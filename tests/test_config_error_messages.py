@@ -9,16 +9,19 @@ import pytest
 
 CASES = {
     "typo": ("targets:\n  - name: a\n    url: http://127.0.0.1:1/\n    http:\n      valid_status_code: [200]\n",
-             ["typo.yml:5: targets[0].http.valid_status_code: unknown key (did you mean valid_status_codes?)"]),
+             ["typo.yml:5:7: targets[0].http.valid_status_code: unknown key (did you mean valid_status_codes?)"]),
     "indentation": ("targets:\n  - name: a\n   url: http://x/\n", ["indentation.yml:3:"]),
     "regex": ("targets:\n  - name: a\n    url: http://127.0.0.1:1/\n    http:\n"
               "      fail_if_body_matches_regexp: ['(a']\n",
-              ["regex.yml:5: targets[0].http.fail_if_body_matches_regexp[0]: invalid regular expression '(a': "
+              ["regex.yml:5:37: targets[0].http.fail_if_body_matches_regexp[0]: invalid regular expression '(a': "
                "missing ): (a"]),
     "duplicate": ("targets:\n  - name: a\n    url: http://127.0.0.1:1/\n  - name: a\n    url: http://127.0.0.1:1/\n"
                   "    interval: often\n",
-                  ["duplicate.yml:4: targets[1].name: duplicate target name 'a' (first at targets[0])",
-                   "duplicate.yml:6: targets[1].interval: expected a duration"]),
+                  ["duplicate.yml:4:5: targets[1].name: duplicate target name 'a' (first at targets[0])",
+                   "duplicate.yml:6:5: targets[1].interval: expected a duration"]),
+    "one line": ("targets: [{name: a, url: 'http://127.0.0.1:1/', intervall: 5s, timeout: soon}]\n",
+                 ["one line.yml:1:64: targets[0].timeout: expected a duration",
+                  "one line.yml:1:49: targets[0].intervall: unknown key (did you mean interval?)"]),
     "empty": ("", ["empty.yml: the file is empty"]),
     "comments": ("# nothing yet\n", ["comments.yml: the file is empty"]),
 }

@@ -55,7 +55,7 @@ def test_a_hundred_thousand_broken_targets_cost_memory_in_proportion_to_the_file
     errors = big.stderr.splitlines()[:-1]
     shown = [line for line in errors if ": targets[" in line]
     assert len(shown) == 100, len(shown)
-    assert shown[0] == f"{big_path}:3: targets[0].name: required key is missing"
+    assert shown[0] == f"{big_path}:3:5: targets[0].name: required key is missing"
     assert "(did you mean name?)" in shown[1]
     # The first chunk of 1 000 items (2 000 problems) was checked, the rest not.
     assert errors[-2].endswith(": … and 1900 more problems not shown"), errors[-3:]

@@ -36,14 +36,63 @@ def test_there_are_examples():
     assert len(_examples()) >= 3
 
 
+# What the examples name from the environment and under /etc/tocsin: the test provides them.
+_EXAMPLE_ENV = {"SLACK_WEBHOOK_URL": "https://hooks.slack.invalid/services/T0/B0/x", "API_PASSWORD": "pw",
+                "API_TOKEN": "token", "ORDERS_TOKEN": "token", "REPORT_PUSH_TOKEN": "token", "SMTP_PASSWORD": "pw",
+                "PAGERDUTY_ROUTING_KEY": "0123456789abcdef0123456789abcdef"}
+_ETC_FILE = re.compile(r"/etc/tocsin/[\w.-]+")
+
+
+def _checkable(text: str, tmp_path: Path) -> str:
+    """The example with its /etc/tocsin files created under `tmp_path` (placeholder contents)."""
+    for name in set(_ETC_FILE.findall(text)):
+        (tmp_path / Path(name).name).write_text("placeholder-secret\n", encoding="utf-8")
+    return text.replace("/etc/tocsin/", f"{tmp_path}/")
+
+
 @pytest.mark.parametrize("index", range(len(_examples())))
 def test_each_example_passes_check_config(index, tmp_path, monkeypatch, capsys):
     shutil.copytree(ROOT / "etc" / "rules", tmp_path / "rules")
-    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.invalid/services/T0/B0/x")
+    for name, value in _EXAMPLE_ENV.items():
+        monkeypatch.setenv(name, value)
     path = tmp_path / "tocsin.yml"
-    path.write_text(_examples()[index], encoding="utf-8")
+    path.write_text(_checkable(_examples()[index], tmp_path), encoding="utf-8")
     status = main(["check", "config", str(path)])
     assert status == 0, capsys.readouterr().err
+
+
+# Keys no example shows, each with the reason.
+_NOT_IN_EXAMPLES = {
+    "global.web.tls_cert_file": "needs a real certificate and key at check time; docs/install.md shows it",
+    "global.web.tls_key_file": "the other half of tls_cert_file",
+}
+
+
+def _paths_written(node: object, path: str = "") -> set[str]:
+    """Every key path a YAML document writes, lists as `[]` (the reference's spelling)."""
+    found = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = f"{path}.{key}" if path else str(key)
+            found |= {child} | _paths_written(value, child)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _paths_written(item, path + "[]")
+    return found
+
+
+def test_every_key_of_the_reference_is_in_some_example():
+    """A new option reaches the reference by itself; this makes sure it also gets an example."""
+    import yaml
+
+    written = set().union(*(_paths_written(yaml.safe_load(text)) for text in _examples()))
+    missing = []
+    for section in config_reference.sections():
+        for key in section.keys:
+            places = [f"{p}.{key.name}" if p else key.name for p in (section.path, *section.also_at)]
+            if not any(place in written or place in _NOT_IN_EXAMPLES for place in places):
+                missing.append(places[0])
+    assert not missing, f"keys without an example in config_descriptions.EXAMPLES: {missing}"
 
 
 class _Inner(Model):
@@ -110,7 +159,12 @@ def test_the_json_schema_accepts_every_example_and_flags_a_typo():
     schema = json.loads((ROOT / "docs" / "tocsin.schema.json").read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    files = [*_examples(), *(p.read_text() for p in (ROOT / "etc").glob("tocsin*.yml"))]
+    marked = re.compile(r"^<!-- file: (\S+) -->\n```yaml\n(.*?)^```", re.MULTILINE | re.DOTALL)
+    guides = [text for doc in (ROOT / "docs").glob("*.md") for name, text in marked.findall(doc.read_text())
+              if not name.startswith("rules/") and not name.endswith("_test.yml")]
+    shipped = [*(ROOT / "etc").glob("tocsin*.yml"), ROOT / "etc" / "demo.yml"]
+    files = [*_examples(), *(p.read_text() for p in shipped), *guides]
+    assert len(guides) >= 7
     for text in files:
         errors = [e.message for e in validator.iter_errors(yaml.safe_load(text))]
         assert not errors, (text, errors)

@@ -211,7 +211,7 @@ def test_sighup_with_a_broken_config_keeps_the_old_targets(daemon_factory, notif
     assert daemon.sample("probe_success", target="c") is None
     output = daemon.output()
     # Every error names the file, the line and the key path.
-    assert re.search(rf"(?:{re.escape(str(daemon.config))}|tocsin\.yml):\d+: targets\[0\]\.timeout", output), output
+    assert re.search(rf"(?:{re.escape(str(daemon.config))}|tocsin\.yml):\d+:\d+: targets\[0\]\.timeout", output), output
     assert "targets[2].bogus_key" in output, output
     assert "reload failed, keeping the running configuration" in output
     assert any("last reload failed" in s for s in notify.statuses())

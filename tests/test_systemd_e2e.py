@@ -240,7 +240,7 @@ def test_service_start_reload_journal_watchdog_stop():
     state = _show("ActiveState", "ExecMainStatus", "NRestarts")
     assert state == {"ActiveState": "failed", "ExecMainStatus": "78", "NRestarts": restarts}, state
     errors = [e for e in _journal() if e.get("PRIORITY") == "3" and "global.interval" in _message(e)]
-    assert errors and re.search(r"/etc/tocsin/tocsin\.yml:\d+: global\.interval", _message(errors[-1])), errors
+    assert errors and re.search(r"/etc/tocsin/tocsin\.yml:\d+:\d+: global\.interval", _message(errors[-1])), errors
 
     # uninstall removes the service and the program, keeps the configuration.
     _sh("sh /mnt/tocsin/systemd/install.sh uninstall")

@@ -15,8 +15,8 @@ hostile file costs at most a bounded amount of time and memory before it is refu
 
 Composition is done here, over the parser's events, so the counts are checked before the
 tree is built rather than after. Mappings come back as `PosDict` and sequences as
-`PosList`, which remember where each key and item was written; `line_of` finds the line
-of a key path such as `('targets', 3, 'interval')`. Duplicate keys are refused (a silently
+`PosList`, which remember where each key and item was written; `pos_of` finds the line
+and column of a key path such as `('targets', 3, 'interval')`. Duplicate keys are refused (a silently
 shadowed key is a lost setting); merge keys (`<<: *defaults`) work as in Go's yaml.
 """
 
@@ -340,20 +340,27 @@ def load(path: str | Path) -> Any:
 
 
 def line_of(tree: Any, loc: tuple[Any, ...]) -> int | None:
-    """The line where the key path `loc` (or the deepest part of it that exists) is written.
+    """The line where the key path `loc` (or the deepest part of it that exists) is written."""
+    pos = pos_of(tree, loc)
+    return pos.line if pos else None
+
+
+def pos_of(tree: Any, loc: tuple[Any, ...]) -> Pos | None:
+    """Where the key path `loc` (or the deepest part of it that exists) is written: the key's
+    line and column, or the list item's.
 
     Parts that are not keys of the tree (pydantic's union and validator names) are skipped.
     """
-    line = tree.pos.line if isinstance(tree, (PosDict, PosList)) else None
+    mark = tree._mark if isinstance(tree, (PosDict, PosList)) else None
     node = tree
     for part in loc:
         if isinstance(node, PosDict) and not isinstance(part, (int, list, dict)) and part in node:
-            line = node._marks[part][0].line + 1
+            mark = node._marks[part][0]
             node = node[part]
         elif isinstance(node, PosList) and isinstance(part, int) and 0 <= part < len(node):
-            line = node._marks[part].line + 1
+            mark = node._marks[part]
             node = node[part]
-    return line
+    return _pos(mark) if mark is not None else None
 
 
 def _without_sexagesimal(tag: str, pattern: re.Pattern[str]) -> re.Pattern[str]:

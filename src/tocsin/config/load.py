@@ -1,7 +1,7 @@
-"""Reading a configuration file: YAML in, `${ENV}` expanded, every error as `FILE:LINE: key.path: reason`.
+"""Reading a configuration file: YAML in, `${ENV}` expanded, every error as `FILE:LINE:COL: key.path: reason`.
 
 Operators edit the file by hand and apply it with SIGHUP, so a mistake must be reported
-with the file, the line, the key path and what was expected, in words rather than
+with the file, the line and column, the key path and what was expected, in words rather than
 pydantic's codes, and a mistyped key with the key it resembles. The YAML is read by
 `tocsin.yamlfile` (the loader rule files use too), which bounds what a hostile file can
 cost and remembers where each key was written. Nothing here knows the schema;
@@ -129,7 +129,7 @@ MAX_REPORTED = 100  # a file of 100 000 broken list items is one mistake repeate
 
 def format_problems(problems: list[Problem], source: str, tree: Any = None, unlisted: int = 0,
                     unchecked: int = 0) -> list[str]:
-    """`FILE:LINE: key.path: reason` for each problem (`FILE: key.path: reason` where no line is known).
+    """`FILE:LINE:COL: key.path: reason` for each problem (`FILE: key.path: reason` where no line is known).
 
     `tree` is the file as the YAML loader returned it, which remembers where each key was written;
     `unlisted` counts problems found but not kept, `unchecked` list items not validated once
@@ -137,8 +137,8 @@ def format_problems(problems: list[Problem], source: str, tree: Any = None, unli
     """
     lines = []
     for loc, message in problems[:MAX_REPORTED]:
-        line = yamlfile.line_of(tree, loc) if tree is not None else None
-        lines.append(f"{source}{f':{line}' if line else ''}: {format_loc(loc)}: {message}")
+        pos = yamlfile.pos_of(tree, loc) if tree is not None else None
+        lines.append(f"{source}{f':{pos.line}:{pos.col}' if pos else ''}: {format_loc(loc)}: {message}")
     more = len(problems) - len(lines) + unlisted
     if more > 0:
         lines.append(f"{source}: … and {more} more problems not shown")
@@ -168,9 +168,12 @@ def item_type(model: type[BaseModel], loc: Loc) -> Any:
 
 
 def _keys_at(model: type[BaseModel], loc: Loc) -> list[str]:
-    """The keys a mapping at `loc` may have, read from the models' field types."""
-    return [f.alias or name for t in _types_at(model, loc) for kind in _members(t)
-            if isinstance(kind, type) and issubclass(kind, BaseModel) for name, f in kind.model_fields.items()]
+    """The keys a mapping at `loc` may have, read from the models' field types (and the other
+    spellings a model accepts, such as Alertmanager's names of a receiver's keys)."""
+    models = [kind for t in _types_at(model, loc) for kind in _members(t)
+              if isinstance(kind, type) and issubclass(kind, BaseModel)]
+    return [*(f.alias or name for kind in models for name, f in kind.model_fields.items()),
+            *(other for kind in models for other in getattr(kind, "alertmanager_names", {}))]
 
 
 def _types_at(model: type[BaseModel], loc: Loc) -> list[Any]:

@@ -10,7 +10,7 @@ exactly one kind, given as the key (`webhook: {...}`). `delivery` tunes the dura
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
@@ -98,7 +98,13 @@ class InhibitRule(Model):
     equal: list[str] = Field(default_factory=list)
 
 
+# The receiver kinds Alertmanager also has, whose `<kind>_configs` lists tocsin reads.
+ALERTMANAGER_LISTS = ("webhook", "slack", "pagerduty", "email")
+
+
 class ReceiverConfig(Model):
+    alertmanager_names: ClassVar[dict[str, str]] = {f"{kind}_configs": kind for kind in ALERTMANAGER_LISTS}
+
     name: Annotated[str, Field(min_length=1)]
     log: LogConfig | None = None
     webhook: WebhookConfig | None = None
@@ -106,6 +112,26 @@ class ReceiverConfig(Model):
     pagerduty: PagerDutyConfig | None = None
     email: EmailConfig | None = None
     alertmanager: AlertmanagerConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alertmanager_lists(cls, data: Any) -> Any:
+        """Alertmanager's `slack_configs: [{...}]` (and webhook_, pagerduty_, email_): one item is
+        tocsin's `slack: {...}`; more is several receivers here, each with its own name."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for kind in ALERTMANAGER_LISTS:
+            items = out.pop(f"{kind}_configs", None)
+            if items is None:
+                continue
+            if not isinstance(items, list) or len(items) != 1:
+                raise ValueError(f"{kind}_configs: give one item (a receiver here has one destination; "
+                                 "make one receiver per item and list them in a route with continue: true)")
+            if kind in out:
+                raise ValueError(f"give {kind} or {kind}_configs, not both")
+            out[kind] = items[0]
+        return out
 
     @model_validator(mode="after")
     def _one_kind(self) -> "ReceiverConfig":

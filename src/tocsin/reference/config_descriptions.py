@@ -1,11 +1,15 @@
 """Words for docs/configuration.md that the models do not carry: the introduction, the
-examples (each a whole file, checked by `tocsin check config` in a test), and a description
+examples (kept in config_examples.py), and a description
 for keys whose model has none — by "ModelClass.field". A description given in the model
 itself (Field(description=...), a docstring paragraph, a line comment) takes precedence,
 so a key documented where it is defined never needs a line here.
 """
 
 from __future__ import annotations
+
+from .config_examples import EXAMPLES
+
+__all__ = ["DESCRIPTIONS", "EXAMPLES", "INTRO"]
 
 INTRO = """
 # Configuration reference
@@ -30,94 +34,6 @@ Conventions:
 - An unknown key is an error (with the key it resembles), not a silent default.
 - Keys spelled the Alertmanager or blackbox_exporter way mean what they mean there.
 """
-
-EXAMPLES: list[tuple[str, str]] = [
-    ("A minimal file: one web site", """
-        targets:
-          - name: example
-            url: https://example.com/
-    """),
-    ("Each kind of probe", """
-        global:
-          interval: 30s
-          timeout: 5s
-        targets:
-          - name: api-health
-            url: https://api.example.com/health
-            labels: {service: api, team: payments}
-            http:
-              method: GET
-              valid_status_codes: [200, 204]
-              fail_if_body_not_matches_regexp: ['"status": *"ok"']
-              tls: {server_name: api.example.com}
-          - name: postgres
-            tcp: {address: db.example.com:5432}
-            interval: 15s
-            retry: {attempts: 2, initial_backoff: 200ms}
-          - name: smtp-starttls
-            tcp:
-              address: mail.example.com:25
-              query_response:
-                - expect: "^220"
-                - send: "EHLO tocsin\\r\\n"
-                - expect: "STARTTLS"
-                - send: "STARTTLS\\r\\n"
-                - expect: "^220"
-                - starttls: true
-          - name: dns-example
-            dns: {query: example.com, type: A, server: 127.0.0.1:53}
-    """),
-    ("Rules and alerts to the journal, Slack and a webhook", """
-        targets:
-          - name: api-health
-            url: https://api.example.com/health
-            labels: {team: payments}
-        rule_files: [rules/*.yml]
-        alerting:
-          route:
-            receiver: journal
-            group_by: [alertname, target]
-            group_wait: 30s
-            group_interval: 5m
-            repeat_interval: 4h
-            routes:
-              - matchers: ['severity="critical"', 'team="payments"']
-                receiver: payments-slack
-                continue: true
-              - matchers: ['severity=~"warning|critical"']
-                receiver: tickets
-          inhibit_rules:
-            - source_matchers: ['alertname="TargetDown"']
-              target_matchers: ['alertname="TargetSlow"']
-              equal: [target]
-          receivers:
-            - name: journal
-              log: {level: warning}
-            - name: payments-slack
-              slack:
-                webhook_url: ${SLACK_WEBHOOK_URL}
-                channel: "#payments-alerts"
-            - name: tickets
-              webhook:
-                url: http://127.0.0.1:8080/alerts
-                send_resolved: true
-    """),
-    ("The daemon's own listener and logs", """
-        global:
-          listen_address: 0.0.0.0:9469
-          state_dir: /var/lib/tocsin
-          external_labels: {site: paris}
-          web:
-            allowed_hosts: [tocsin.example.com]
-        logging:
-          level: info
-          console: {format: text}
-          file: {path: /var/log/tocsin/tocsin.log, format: json, max_bytes: 10MiB, backup_count: 5}
-        targets:
-          - name: tocsin-self
-            url: http://127.0.0.1:9469/-/healthy
-    """),
-]
 
 DESCRIPTIONS: dict[str, str] = {
     # the file
@@ -188,7 +104,7 @@ DESCRIPTIONS: dict[str, str] = {
                            "`all`: fail if any address fails.",
     # http
     "HTTPConfig.method": "The request method.",
-    "HTTPConfig.headers": "Request headers (a `Host` header sets the virtual host).",
+    "HTTPConfig.headers": "Request headers (not `Host`: tocsin sends the URL's host).",
     "HTTPConfig.body": "The request body.",
     "HTTPConfig.valid_status_codes": "Accepted status codes (default: any 2xx).",
     "HTTPConfig.follow_redirects": "Follow 3xx redirects.",

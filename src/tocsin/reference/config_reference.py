@@ -27,6 +27,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from .. import fields as field_types
+from .. import timeintervals
 from ..units import format_duration
 from .config_descriptions import DESCRIPTIONS, EXAMPLES, INTRO
 
@@ -42,6 +43,15 @@ _VALIDATOR_NAMES: dict[Any, str] = {
     field_types._read_secret_file: "file path (secret read from it)",
     field_types._check_labels: "labels (name: value)",
 }
+# Alertmanager's time-interval ranges: a string (or a single number) the validator turns into a pair.
+_RANGES: dict[Any, str] = {
+    timeintervals._weekdays: "range (`monday:friday`, `sunday`)",
+    timeintervals._days_of_month: "range (`1:5`, `-1`)",
+    timeintervals._months: "range (`january:march`, `12`)",
+    timeintervals._years: "range (`2026:2027`)",
+}
+_VALIDATOR_NAMES.update(_RANGES)
+RANGE_TYPES = tuple(_RANGES.values())
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean", SecretStr: "secret string"}
 
 
@@ -255,6 +265,10 @@ def render(root: type[BaseModel] | None = None) -> str:
         for key in section.keys:
             out.append(f"| `{key.name}` | {_cell(key.type)} | {_cell(key.default)} | {_cell(key.description)} |")
         out.append("")
+        names = getattr(section.model, "alertmanager_names", {})
+        if names:
+            out += ["Alertmanager's spellings are accepted too: " + ", ".join(
+                f"`{theirs}` for `{ours}`" for theirs, ours in names.items()) + ".", ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 

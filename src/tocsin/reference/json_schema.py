@@ -21,7 +21,7 @@ import annotated_types
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from .config_reference import default_text, key_description, validator_names
+from .config_reference import RANGE_TYPES, default_text, key_description, validator_names
 
 _ENV = r".*\$\{[A-Za-z_][A-Za-z0-9_]*\}.*"
 _DURATION = {"type": "string",
@@ -38,6 +38,8 @@ _BY_VALIDATOR: dict[str, dict[str, Any]] = {
     "labels (name: value)": {"type": "object", "propertyNames": {"pattern": _LABEL_NAME},
                              "additionalProperties": {"type": "string"}},
 }
+# Alertmanager's ranges (`monday:friday`, `1:5`, `-1`), written as strings or single numbers.
+_BY_VALIDATOR.update({name: {"type": ["string", "integer"]} for name in RANGE_TYPES})
 _SCALARS: dict[Any, dict[str, Any]] = {str: {"type": "string"}, int: {"type": "integer"}, float: {"type": "number"},
                                        bool: {"type": "boolean"}, SecretStr: {"type": "string"}}
 
@@ -46,6 +48,13 @@ _SCALARS: dict[Any, dict[str, Any]] = {str: {"type": "string"}, int: {"type": "i
 # (model, key) -> the key whose schema it also takes.
 _EXTRA_KEYS = {("HTTPConfig", "tls_config"): "tls"}  # blackbox_exporter's name for HTTP's TLS options
 _ALSO_LIKE = {("TCPConfig", "tls"): "tls_config"}  # `tls: {…}`: TLS on, with these options
+_ALSO_A_STRING = {("EmailConfig", "to")}  # Alertmanager's one comma-separated string
+_OTHER_KEYS: dict[tuple[str, str], dict[str, Any]] = {  # read by a `mode="before"` validator
+    ("EmailConfig", "tls_config"): {"type": "object", "additionalProperties": False,
+                                    "description": "Alertmanager's form of `ca_file` and `insecure_skip_verify`.",
+                                    "properties": {"ca_file": {"type": "string"},
+                                                   "insecure_skip_verify": {"type": "boolean"}}},
+}
 
 
 def _bounds(metadata: list[Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +136,22 @@ class _Builder:
                 second = {k: v for k, v in properties[like].items() if "escription" not in k}
                 properties[key] = {**{k: v for k, v in properties[key].items() if "escription" in k},
                                    "anyOf": [first, second]}
+        for theirs, ours in getattr(model, "alertmanager_names", {}).items():  # Alertmanager's spellings
+            if ours in properties and theirs.endswith("_configs"):  # a list of one such mapping
+                item = next(m for m in properties[ours].get("anyOf", [properties[ours]]) if "$ref" in m)
+                properties[theirs] = {"type": "array", "items": item, "minItems": 1, "maxItems": 1,
+                                      "description": f"Alertmanager's form of `{ours}`: a list of one."}
+            elif ours in properties:
+                plain = {k: v for k, v in properties[ours].items() if "escription" not in k}
+                properties[theirs] = {**plain, "description": f"Alertmanager's name for `{ours}`."}
+        for (owner, key), schema in _OTHER_KEYS.items():
+            if owner == model.__name__:
+                properties[key] = schema
+        for owner, key in _ALSO_A_STRING:
+            if owner == model.__name__ and key in properties:
+                described = {k: v for k, v in properties[key].items() if "escription" in k}
+                plain = {k: v for k, v in properties[key].items() if "escription" not in k}
+                properties[key] = {**described, "anyOf": [plain, {"type": "string"}]}
         definition["properties"] = properties
         if required:
             definition["required"] = required

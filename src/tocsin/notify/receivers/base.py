@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import requests
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, model_validator
 
 from ... import redaction
 from ...errors import NotificationError
@@ -27,8 +27,25 @@ USER_AGENT = "tocsin-notify/1"
 class ReceiverOptions(Model):
     """Options every kind accepts; `send_resolved`'s default differs per kind (Alertmanager's)."""
 
+    # Alertmanager's name of a key -> tocsin's, where they differ: a receiver pasted from an
+    # Alertmanager file keeps working (docs/receivers.md lists them).
+    alertmanager_names: ClassVar[dict[str, str]] = {}
+
     send_resolved: StrictBool | None = None  # as strict as Alertmanager: the string "true" is an error
     timeout: Duration = Field(default=10.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alertmanager_spellings(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(theirs in data for theirs in cls.alertmanager_names):
+            return data
+        out = dict(data)
+        for theirs, ours in cls.alertmanager_names.items():
+            if theirs in out:
+                if ours in out:
+                    raise ValueError(f"give {ours} or {theirs} (Alertmanager's name for it), not both")
+                out[ours] = out.pop(theirs)
+        return out
 
 
 class Receiver:

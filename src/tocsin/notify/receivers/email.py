@@ -32,6 +32,26 @@ class EmailConfig(ReceiverOptions):
     ca_file: ReadableFile | None = None     # trust this CA for STARTTLS (default: the system's)
     headers: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _alertmanager_tls_config(cls, data: Any) -> Any:
+        """Alertmanager's `tls_config: {ca_file, insecure_skip_verify}`, the two keys tocsin has here."""
+        if not isinstance(data, dict) or "tls_config" not in data:
+            return data
+        out = dict(data)
+        tls = out.pop("tls_config") or {}
+        if not isinstance(tls, dict):
+            raise ValueError("tls_config: expected a mapping")
+        unsupported = sorted(set(tls) - {"ca_file", "insecure_skip_verify"})
+        if unsupported:
+            raise ValueError(f"tls_config: {', '.join(unsupported)} not supported for e-mail "
+                             "(ca_file and insecure_skip_verify are)")
+        for key, value in tls.items():
+            if key in out:
+                raise ValueError(f"give {key} or tls_config.{key}, not both")
+            out[key] = value
+        return out
+
     @field_validator("to", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any, ClassVar
 
-from pydantic import SecretStr, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from ... import __version__
-from ...fields import SecretFromFile
+from ...fields import Model, SecretFromFile
 from ...gofmt import rfc3339_millis
 from ..notification import Notification
 from .base import Receiver, ReceiverOptions
@@ -23,6 +23,8 @@ SEVERITIES = ("critical", "error", "warning", "info")
 
 
 class PagerDutyConfig(ReceiverOptions):
+    model_config = ConfigDict(**Model.model_config, populate_by_name=True)
+
     routing_key: SecretStr | None = None
     routing_key_file: SecretFromFile | None = None
     url: str = EVENTS_URL
@@ -32,7 +34,16 @@ class PagerDutyConfig(ReceiverOptions):
     client_url: str | None = None
     component: str | None = None
     group: str | None = None
-    class_: str | None = None
+    class_: str | None = Field(default=None, alias="class")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_events_v1_key(cls, data: Any) -> Any:
+        for key in ("service_key", "service_key_file"):
+            if isinstance(data, dict) and key in data:
+                raise ValueError(f"{key} is a key of PagerDuty's Events API v1; tocsin sends Events API v2 events: "
+                                 "give the integration's routing_key (or routing_key_file)")
+        return data
 
     @model_validator(mode="after")
     def _key_given(self) -> "PagerDutyConfig":

@@ -15,6 +15,8 @@ COLORS = {"critical": "danger", "error": "danger", "page": "danger", "warning": 
 
 
 class SlackConfig(ReceiverOptions):
+    alertmanager_names: ClassVar[dict[str, str]] = {"api_url": "webhook_url", "api_url_file": "webhook_url_file"}
+
     webhook_url: SecretStr | None = None
     webhook_url_file: SecretFromFile | None = None
     channel: str | None = None
@@ -24,7 +26,7 @@ class SlackConfig(ReceiverOptions):
     @model_validator(mode="after")
     def _url_given(self) -> "SlackConfig":
         if self.webhook_url is None and self.webhook_url_file is None:
-            raise ValueError("give webhook_url or webhook_url_file")
+            raise ValueError("give webhook_url or webhook_url_file (Alertmanager's api_url or api_url_file)")
         return self
 
 
