@@ -10,31 +10,16 @@ URL's password is shown as `<secret>`, and so is any secret a message happens to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from ..history import HistoryRecorder
 from ..redaction import redact
-from ..scheduler import TargetState
 from ..statuspage.config import StatusPageConfig
-from ..statuspage.model import Sources
+from ..statuspage.model import AlertTable, Sources, TargetTable  # what views and pages read alike
 from ..statuspage.pages import StatusPages
 from .routes import ApiError, Response
-
-
-class TargetTable(Protocol):
-    """What the views read of the scheduler: each target's state, and when it runs next."""
-
-    @property
-    def states(self) -> Mapping[str, TargetState]: ...
-    def next_run(self, name: str) -> datetime | None: ...
-
-
-class AlertTable(Protocol):
-    """What the views read of the rule manager."""
-
-    def active_alerts(self) -> list[dict[str, Any]]: ...
 
 
 class UpCount(Protocol):
