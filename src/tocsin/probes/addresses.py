@@ -32,7 +32,7 @@ def preferred_ip_protocol_is_ip_protocol(data: Any) -> Any:
 class IPPreference(Model):
     """Which family of a name's addresses to use (the kinds that probe one address)."""
 
-    ip_protocol: Literal["ip4", "ip6"] = "ip4"  # which family to try first (also spelled preferred_ip_protocol)
+    ip_protocol: Literal["ip4", "ip6"] = "ip4"  # which family to try first (blackbox's `preferred_ip_protocol` is accepted too)
     ip_protocol_fallback: bool = True  # use the other family when the first has no address
 
     @model_validator(mode="before")
