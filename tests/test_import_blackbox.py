@@ -94,8 +94,8 @@ def test_what_each_prober_becomes():
     assert by_job["icmp_ttl5"]["icmp"]["ttl"] == 5 and by_job["icmp_ttl5"]["timeout"] == "5s"
     assert by_job["icmp_example"]["icmp"]["ip_protocol"] == "ip4"
     assert by_job["icmp_example"]["icmp"]["source_ip_address"] == "127.0.0.1"
-    assert by_job["grpc_plain"]["grpc"] == {"address": "127.0.0.1:50051", "service": "service1"}
-    assert by_job["grpc"]["grpc"] == {"address": "127.0.0.1:50051", "tls": True}
+    assert by_job["grpc_plain"]["grpc"] == {"address": "127.0.0.1:50051", "service": "service1", "ip_protocol": "ip6"}
+    assert by_job["grpc"]["grpc"] == {"address": "127.0.0.1:50051", "tls": True, "ip_protocol": "ip4"}
     assert by_job["dns_soa"]["dns"] == {"query": "prometheus.io", "type": "SOA", "server": "127.0.0.1:53",
                                         "fail_if_no_answer": False, "ip_protocol": "ip6"}
     assert "dns_tcp_example: dns.query_type ANY" in notes  # blackbox's default type; tocsin has no ANY
@@ -109,6 +109,24 @@ def test_what_each_prober_becomes():
     assert by_job["http_post_2xx"]["timeout"] == "5s"  # the module's timeout, shorter than the scrape's
     unloadable = {target["name"]: errors for target, errors in out.unloadable}
     assert any("ca_file: cannot read file '/certs/my_cert.crt'" in " ".join(e) for e in unloadable.values())
+
+
+def test_brotli_dont_fragment_and_grpc_ip_protocol_are_converted():
+    blackbox = {"modules": {
+        "br": {"prober": "http", "http": {"compression": "br"}},
+        "df": {"prober": "icmp", "icmp": {"dont_fragment": True, "payload_size": 1400}},
+        "g6": {"prober": "grpc", "grpc": {"preferred_ip_protocol": "ip6", "ip_protocol_fallback": False}}}}
+    jobs = [{"job_name": name, "metrics_path": "/probe", "params": {"module": [name]},
+             "static_configs": [{"targets": [target]}],
+             "relabel_configs": [{"source_labels": ["__address__"], "target_label": "__param_target"},
+                                 {"target_label": "__address__", "replacement": "127.0.0.1:9115"}]}
+            for name, target in (("br", "http://127.0.0.1/"), ("df", "127.0.0.1"), ("g6", "127.0.0.1:50051"))]
+    out = convert(blackbox, {"scrape_configs": jobs})
+    assert not out.notes and not out.unloadable, (out.notes, out.unloadable)
+    by_kind = {next(k for k in ("url", "icmp", "grpc") if k in t): t for t in out.targets}
+    assert by_kind["url"]["http"]["compression"] == "br"
+    assert by_kind["icmp"]["icmp"]["dont_fragment"] is True
+    assert by_kind["grpc"]["grpc"] == {"address": "127.0.0.1:50051", "ip_protocol": "ip6", "ip_protocol_fallback": False}
 
 
 def test_relabelling_variants_and_what_cannot_be_applied():

@@ -150,6 +150,33 @@ def test_unanswered_echoes_are_full_loss_before_the_deadline():
     assert "icmp_rtt_avg_seconds" not in facts
 
 
+def test_blackbox_spelling_of_ip_protocol():
+    out = _probe({"host": "127.0.0.1", "preferred_ip_protocol": "ip6", "ip_protocol_fallback": False})
+    assert not out["success"] and "127.0.0.1 has no ip6 address" in out["message"], out
+
+
+@pytest.mark.skipif(not _can_use_namespaces(), reason="a small MTU on lo needs a network namespace of our own")
+def test_dont_fragment_refuses_what_would_need_fragments():
+    # lo's MTU at 1000 in a namespace: a 1400-byte echo needs fragments. Without dont_fragment
+    # the kernel fragments it and the reply comes back; with it the request is refused.
+    setup = (f"ip link set lo up && ip link set lo mtu 1000 && echo '{OPEN}' > /proc/sys/net/ipv4/ping_group_range"
+             " && exec \"$@\"")
+
+    def probe(icmp: dict) -> dict:
+        target = json.dumps({"name": "ping", "timeout": "1s", "interval": "10s", "icmp": icmp})
+        proc = subprocess.run(["unshare", "-n", "sh", "-c", setup, "sh", sys.executable, "-c", _SCRIPT, target],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    assert probe({"host": "127.0.0.1", "payload_size": 1400})["success"]
+    assert probe({"host": "127.0.0.1", "payload_size": 900, "dont_fragment": True})["success"]
+    refused = probe({"host": "127.0.0.1", "payload_size": 1400, "dont_fragment": True})
+    assert (refused["success"], refused["reason"]) == (False, "connect"), refused
+    assert "Message too long" in refused["message"]
+
+
 @pytest.mark.skipif(not _can_use_namespaces(), reason="closing ping_group_range needs a network namespace")
 def test_refused_socket_is_a_clear_error():
     out = _probe({"host": "127.0.0.1"}, ping_range=CLOSED)

@@ -53,7 +53,7 @@ def http(target: str, options: dict, notes: Notes) -> dict:
     out: dict = {}
     why = {
         "valid_http_versions": "tocsin speaks HTTP/1.1 and does not check the version",
-        "compression": "tocsin decodes gzip, deflate and identity (no br)",
+        "compression": "tocsin decodes gzip, deflate, br and identity",
         "fail_if_ssl": "no equivalent; check probe_http_ssl in a rule",
         "fail_if_not_ssl": "no equivalent; check probe_http_ssl in a rule",
     }
@@ -71,7 +71,7 @@ def http(target: str, options: dict, notes: Notes) -> dict:
                 "bearer_token_file", "fail_if_header_matches", "fail_if_header_not_matches", "proxy_url"):
         if options.get(key):
             out[key] = options[key]
-    if options.get("compression") in ("gzip", "deflate", "identity"):
+    if options.get("compression") in ("gzip", "deflate", "br", "identity"):
         out["compression"] = options["compression"]
     out.update(ip_protocol(options))
     if options.get("valid_status_codes"):
@@ -156,10 +156,13 @@ def icmp(target: str, options: dict, notes: Notes) -> dict:
     for key in ("ttl", "payload_size"):
         if options.get(key):
             out[key] = int(options[key])
+    if options.get("dont_fragment"):
+        out["dont_fragment"] = True
     if options.get("source_ip_address"):
         out["source_ip_address"] = str(options["source_ip_address"])
-    done = {"preferred_ip_protocol", "ip_protocol_fallback", "ttl", "payload_size", "source_ip_address"}
-    _rest(options, done, "icmp", notes, {"dont_fragment": "no equivalent in tocsin's ICMP probe"})
+    done = {"preferred_ip_protocol", "ip_protocol_fallback", "ttl", "payload_size", "source_ip_address",
+            "dont_fragment"}
+    _rest(options, done, "icmp", notes)
     return {"icmp": out}
 
 
@@ -181,7 +184,9 @@ def grpc(target: str, options: dict, notes: Notes) -> dict:
     if options.get("metadata"):
         out["metadata"] = {str(k): ", ".join(v) if isinstance(v, list) else str(v)
                            for k, v in options["metadata"].items()}
-    _rest(options, {"service", "tls", "tls_config", "metadata"}, "grpc", notes)
+    out.update(ip_protocol(options))
+    _rest(options, {"service", "tls", "tls_config", "metadata", "preferred_ip_protocol", "ip_protocol_fallback"},
+          "grpc", notes)
     return {"grpc": out}
 
 

@@ -4,22 +4,41 @@ to the other, and whether it probes one address or every one.
 blackbox_exporter's `preferred_ip_protocol`/`ip_protocol_fallback` pick one address; a
 name with several (a DNS round robin, a dual-stack host) then hides a dead one half the
 time. `addresses: all` probes each and fails if any fails; `any` succeeds if one does.
+blackbox's own spelling, `preferred_ip_protocol`, is accepted for `ip_protocol` in every
+kind that has it, so a pasted module means what it meant there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import model_validator
 
 from ..fields import Model
 from .resolver import Address
 from .result import Attempt
 
 
-class IPOptions(Model):
-    ip_protocol: Literal["ip4", "ip6"] = "ip4"  # which family to try first
+def preferred_ip_protocol_is_ip_protocol(data: Any) -> Any:
+    """A model's raw keys with blackbox's `preferred_ip_protocol` renamed `ip_protocol` (both: an error)."""
+    if isinstance(data, dict) and "preferred_ip_protocol" in data:
+        if "ip_protocol" in data:
+            raise ValueError("give ip_protocol or preferred_ip_protocol, not both (they are the same option)")
+        data = {("ip_protocol" if key == "preferred_ip_protocol" else key): value for key, value in data.items()}
+    return data
+
+
+class IPPreference(Model):
+    """Which family of a name's addresses to use (the kinds that probe one address)."""
+
+    ip_protocol: Literal["ip4", "ip6"] = "ip4"  # which family to try first (blackbox's `preferred_ip_protocol` is accepted too)
     ip_protocol_fallback: bool = True  # use the other family when the first has no address
-    addresses: Literal["first", "any", "all"] = "first"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blackbox_spelling(cls, data: Any) -> Any:
+        return preferred_ip_protocol_is_ip_protocol(data)
 
     @property
     def lookup_order(self) -> tuple[str, ...]:
@@ -27,7 +46,11 @@ class IPOptions(Model):
         return (first, second) if self.ip_protocol_fallback else (first,)
 
 
-DEFAULT_IP = IPOptions()
+class IPOptions(IPPreference):
+    addresses: Literal["first", "any", "all"] = "first"
+
+
+DEFAULT_IP = IPPreference()
 
 
 async def over_addresses(found: list[Address], policy: str,

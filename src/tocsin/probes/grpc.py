@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from ..fields import HostPort, Model
+from ..fields import HostPort
+from .addresses import IPPreference
 from .kind import ProbeKind
 from .net import (
     CONNECTION_FACTS,
@@ -38,7 +39,7 @@ SERVING_STATUSES = ("UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN")  # t
 _METHOD = "/grpc.health.v1.Health/Check"
 
 
-class GRPCConfig(Model):
+class GRPCConfig(IPPreference):
     address: HostPort  # host:port of the gRPC server
     service: str = Field(default="", max_length=1000)  # "" asks about the server as a whole
     tls: bool = False  # connect with TLS (verified against tls_config.ca_file or the system CAs)
@@ -127,7 +128,7 @@ async def attempt(options: GRPCConfig, deadline: float, _correlation_id: str) ->
     host, _, port_text = options.address.rpartition(":")
     host, port = host.strip("[]"), int(port_text)
     try:
-        address, _family = await resolve(host, result)
+        address, _family = await resolve(host, result, options)
         if options.tls:
             conn = await connect(address, port, result)
             try:

@@ -93,7 +93,7 @@ class HTTPConfig(IPOptions):
     fail_if_header_matches: list[HeaderMatch] = Field(default_factory=list)
     fail_if_header_not_matches: list[HeaderMatch] = Field(default_factory=list)
     # Asked for with Accept-Encoding and decoded; a body not so encoded fails, as in blackbox.
-    compression: Literal["gzip", "deflate", "identity"] | None = None
+    compression: Literal["gzip", "deflate", "br", "identity"] | None = None
     proxy_url: Annotated[str, AfterValidator(_proxy_url)] | None = None
     tls: TLSConfig = TLSConfig()  # also accepted as `tls_config`, blackbox's name
     basic_auth: BasicAuth | None = None

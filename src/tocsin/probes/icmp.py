@@ -12,6 +12,12 @@ fix it, rather than reporting the host as down for a reason that is not the host
 With `packets: N` the probe sends N echoes `packet_interval` apart and reports loss and
 round-trip statistics (what blackbox_exporter, which sends one, cannot); it succeeds when
 at least one reply came back — loss is for rules to judge, from `probe_icmp_packet_loss_ratio`.
+
+`dont_fragment` (blackbox's option) sets path-MTU discovery to "do" on the socket: the kernel
+sends with the DF bit and refuses (EMSGSIZE) a request larger than the known path MTU
+instead of fragmenting it, so a probe with a large `payload_size` tells whether that size gets
+through unfragmented. Blackbox needs a raw socket and root for it; a ping socket takes the
+option like any datagram socket. IPv6 routers never fragment; the sender is told the same.
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ import os
 import socket
 import struct
 import time
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..fields import Duration, Model
+from .addresses import preferred_ip_protocol_is_ip_protocol
 from .kind import ProbeKind
 from .net import CONNECTION_FACTS, CONNECTION_FAMILIES, is_ip
 from .net import _address_hash as address_hash  # the same hash as the other kinds report
@@ -35,6 +42,9 @@ from .resolver import lookup
 from .result import Attempt, ProbeFailure
 
 _IP_RECVTTL = getattr(socket, "IP_RECVTTL", 12)  # Linux's value; Python does not export it everywhere
+# Linux's <linux/in.h> and <linux/in6.h>; Python's socket module exports neither
+IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
+IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO = 23, 2
 _ECHO_REQUEST: dict[int, int] = {socket.AF_INET: 8, socket.AF_INET6: 128}
 _ECHO_REPLY: dict[int, int] = {socket.AF_INET: 0, socket.AF_INET6: 129}
 _PAYLOAD = b"tocsin icmp probe"
@@ -51,6 +61,12 @@ class ICMPConfig(Model):
     payload_size: int = Field(default=len(_PAYLOAD), ge=0, le=1400)  # bytes of payload in each request
     ttl: int | None = Field(default=None, ge=1, le=255)  # IPv4 TTL / IPv6 hop limit of the requests
     source_ip_address: str | None = None  # send from this local address (a multi-homed host)
+    dont_fragment: bool = False  # send with the DF bit: a request larger than the path MTU fails, never fragmented
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blackbox_spelling(cls, data: Any) -> Any:
+        return preferred_ip_protocol_is_ip_protocol(data)
 
     @field_validator("source_ip_address")
     @classmethod
@@ -68,7 +84,7 @@ def _ping_range_text() -> str:
         return ""
 
 
-def open_socket(family: int, ttl: int | None = None) -> socket.socket:
+def open_socket(family: int, ttl: int | None = None, dont_fragment: bool = False) -> socket.socket:
     """A non-blocking ping socket of `family` that reports each reply's TTL / hop limit.
 
     Raises ProbeFailure("error") with the remedy when the kernel refuses it.
@@ -93,10 +109,14 @@ def open_socket(family: int, ttl: int | None = None) -> socket.socket:
             sock.setsockopt(socket.IPPROTO_IP, _IP_RECVTTL, 1)
             if ttl is not None:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+            if dont_fragment:
+                sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
         else:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
             if ttl is not None:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+            if dont_fragment:
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO)
     except OSError:
         sock.close()
         raise
@@ -172,7 +192,7 @@ async def attempt(options: ICMPConfig, deadline: float, _correlation_id: str) ->
     try:
         family, address = await _address(options, result)
         started = time.monotonic()
-        sock = open_socket(family, options.ttl)
+        sock = open_socket(family, options.ttl, options.dont_fragment)
         result.phases["setup"] = time.monotonic() - started
         if options.source_ip_address is not None:
             try:

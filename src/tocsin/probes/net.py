@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from ..fields import Model, ReadableFile
-from .addresses import DEFAULT_IP, IPOptions
+from .addresses import DEFAULT_IP, IPPreference
 from .resolver import Address, lookup
 from .result import Attempt, ProbeFailure
 from .tls_chain import record_handshake
@@ -100,7 +100,7 @@ def record_address(address: str, family: int, attempt: Attempt) -> None:
     attempt.facts["ip_addr_hash"] = _address_hash(address)
 
 
-async def resolve_all(host: str, attempt: Attempt, ip: IPOptions = DEFAULT_IP) -> list[Address]:
+async def resolve_all(host: str, attempt: Attempt, ip: IPPreference = DEFAULT_IP) -> list[Address]:
     """Every address of `host` of the protocol to use, without a thread; a literal address
     is itself whatever the preference."""
     started = time.monotonic()
@@ -117,7 +117,7 @@ async def resolve_all(host: str, attempt: Attempt, ip: IPOptions = DEFAULT_IP) -
     return found
 
 
-async def resolve(host: str, attempt: Attempt, ip: IPOptions = DEFAULT_IP) -> tuple[str, int]:
+async def resolve(host: str, attempt: Attempt, ip: IPPreference = DEFAULT_IP) -> tuple[str, int]:
     """Resolve `host` to one address (IPv4 first unless `ip` says otherwise)."""
     family, address = (await resolve_all(host, attempt, ip))[0]
     return address, family
