@@ -188,6 +188,7 @@ EXAMPLES: list[tuple[str, str]] = [
               ip_protocol: ip4
               ip_protocol_fallback: false
               source_ip_address: 192.0.2.10
+              dont_fragment: true      # a path MTU below the payload fails the probe
           - name: orders-grpc
             grpc:
               address: orders.example.com:50051
@@ -195,6 +196,8 @@ EXAMPLES: list[tuple[str, str]] = [
               tls: true
               tls_config: {server_name: orders.example.com, ca_file: /etc/tocsin/internal-ca.pem}
               metadata: {authorization: "Bearer ${ORDERS_TOKEN}"}
+              ip_protocol: ip6
+              ip_protocol_fallback: true
           - name: nightly-backup
             # the job ends with: curl -X POST -H "Authorization: Bearer $TOKEN" \\
             #   'http://tocsin:9469/api/v1/push/nightly-backup?status=up&msg=done'
