@@ -80,7 +80,7 @@ def select_series(storage: Storage, matchers: Sequence[Matcher], mint: int,
 
 def latest_samples(selected: Sequence[SeriesRef], sel_mint: int, lock: AbstractContextManager[Any], ref: int,
                    lookback: int, sample_times: bool) -> list[Sample]:
-    """An instant vector selector: each series' newest sample in (ref - lookback, ref],
+    """An instant vector selector: each series' newest sample in [ref - lookback, ref] (2.42 includes the start),
     unless it is a stale marker; its time in seconds instead of its value for timestamp()."""
     lo = ref - lookback
     out: list[Sample] = []
