@@ -23,7 +23,10 @@ SHAPES = {
     "10 000 parentheses": "(" * 10000 + "up" + ")" * 10000,
     "20 000 unary minus": "-" * 20000 + "up",
     "1+(1+(… 5 000 deep": "1+(" * 5000 + "1" + ")" * 5000,
-    "3 000 nested abs() (tocsin refuses)": "abs(" * 3000 + "up" + ")" * 3000,
+    "10 000 nested abs()": "abs(" * 10000 + "up" + ")" * 10000,
+    "3 000 nested sum()": "sum(" * 3000 + "up" + ")" * 3000,
+    "2 000 nested subqueries": "max_over_time(" * 2000 + "up" + "[5m:])" * 2000,
+    "60 000 nested ln()": "ln(" * 60000 + "up" + ")" * 60000,
 }
 QUICK = ("1+1+… 5 000 terms", "10 000 parentheses", "20 000 unary minus")
 

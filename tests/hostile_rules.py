@@ -1,11 +1,11 @@
 """Generated hostile rule files: expressions and templates that once crashed or exhausted tocsin.
 
 Each case is (name, alert rule fields, the words its error must contain). The expressions
-are all valid PromQL that promtool 2.42 accepts; the hostile ones nest calls deeper than
-tocsin's evaluation can recurse, or are longer than it parses, so tocsin refuses them with a
-reason. Long chains and deep parentheses, which once crashed the parser library under
-tocsin, are accepted now, as promtool accepts them. The
-templates nest deeper than any real one; they used to raise RecursionError.
+are all valid PromQL that promtool 2.42 accepts; the hostile ones are longer than tocsin
+parses, so tocsin refuses them with a reason. Long chains, deep parentheses and calls,
+aggregations and subqueries nested thousands deep, which once crashed the parser library
+or the evaluation under tocsin, are accepted now, as promtool accepts them. The templates
+nest deeper than any real one; they used to raise RecursionError.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 
 HOSTILE_EXPRESSIONS: list[tuple[str, str, str]] = [
-    ("3000 nested calls", "abs(" * 3000 + "up" + ")" * 3000, "levels deep"),
-    ("3000 nested aggregations", "sum(" * 3000 + "up" + ")" * 3000, "levels deep"),
-    ("2000 nested subqueries", "max_over_time(" * 2000 + "up" + "[5m:])" * 2000, "levels deep"),
+    ("70 000 nested calls", "ln(" * 70_000 + "up" + ")" * 70_000, "characters long"),
     ("a 300 KiB expression", 'up{job=~"' + "|".join(f"j{i:06d}" for i in range(40000)) + '"}', "characters long"),
 ]
 
@@ -36,6 +34,9 @@ ACCEPTED_EXPRESSIONS: list[tuple[str, str]] = [
     ("5000 or", " or ".join(["up"] * 5000)),
     ("10000 parentheses", "(" * 10000 + "up" + ")" * 10000),
     ("20000 unary minus", "-" * 20000 + "1"),
+    ("10000 nested calls", "abs(" * 10000 + "up" + ")" * 10000),
+    ("3000 nested aggregations", "sum(" * 3000 + "up" + ")" * 3000),
+    ("2000 nested subqueries", "max_over_time(" * 2000 + "up" + "[5m:])" * 2000),
     ("size times depth", " + ".join(["a{" + ",".join(f'l{i}="v"' for i in range(200)) + "}"] * 95)),
 ]
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from hostile_rules import ACCEPTED_EXPRESSIONS, HOSTILE_EXPRESSIONS, HOSTILE_TEMPLATES, rule_file
 
 from conftest import REPO, require_tool, scaled, wait_for
@@ -162,10 +163,14 @@ rule_files: [rules/*.yml]
         wait_for(lambda: daemon.sample("tocsin_config_last_reload_successful") == 1, timeout=scaled(20),
                  what=f"the reload after {name} accepted")
         assert daemon.sample("ALERTS", alertname="TargetDown", alertstate="firing") == 1, name
-    # What promtool accepts and tocsin can evaluate is loaded and evaluated, however deep.
+    # What promtool accepts is loaded and evaluated, however deep, and shown by /api/v1/rules.
     deep = {"DeepChain": "vector(0) + " + " + ".join(["1"] * 5000) + " == 5000",
             "DeepParens": "(" * 10000 + "vector(1)" + ")" * 10000,
-            "DeepUnary": "-" * 20000 + "vector(1) > 0"}
+            "DeepUnary": "-" * 20000 + "vector(1) > 0",
+            "DeepCalls": "abs(" * 10000 + "vector(1)" + ")" * 10000 + " > 0",
+            "DeepSums": "sum(" * 3000 + "vector(1)" + ")" * 3000 + " > 0",
+            # A window of 59 s holds one step of a minute: one evaluation a level, wherever `now` falls.
+            "DeepSubqueries": "max_over_time(" * 2000 + "vector(1)" + "[59s:1m])" * 2000 + " > 0"}
     (rules / "deep.yml").write_text("groups:\n  - name: deep\n    interval: 300ms\n    rules:\n" + "".join(
         f"      - alert: {name}\n        expr: {json.dumps(expr)}\n" for name, expr in deep.items()))
     daemon.proc.send_signal(signal.SIGHUP)
@@ -173,4 +178,6 @@ rule_files: [rules/*.yml]
         wait_for(lambda: daemon.sample("ALERTS", alertname=name, alertstate="firing") == 1,  # noqa: B023
                  timeout=scaled(20), what=f"{name} firing")
     assert daemon.sample("tocsin_config_last_reload_successful") == 1
+    shown = requests.get(daemon.url + "/api/v1/rules", timeout=scaled(10)).json()["data"]["groups"]
+    assert {r["name"]: r["query"] for g in shown for r in g["rules"] if g["name"] == "deep"} == deep
     assert daemon.stop() == 0

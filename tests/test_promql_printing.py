@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
+from conftest import scaled
 from tocsin.promql.printing import expression_text
 
 PAIRS = [
@@ -37,3 +41,17 @@ def test_expression_text_is_prometheus_string(written, printed):
 
 def test_text_that_does_not_parse_is_kept():
     assert expression_text("  sum(  ") == "sum("
+
+
+def test_expressions_too_deep_for_the_parser_library_are_shown_as_written():
+    # The library recurses on the C stack: 10 000 parentheses or a 5 000-term chain killed
+    # the process (SIGSEGV) that served /api/v1/rules. In a subprocess, so a crash fails here.
+    script = """
+import sys
+from tocsin.promql.printing import expression_text
+for expr in ["(" * 10000 + "up" + ")" * 10000, "+".join(["1"] * 5000), "abs(" * 3000 + "up" + ")" * 3000]:
+    assert expression_text(" " + expr + " ") == expr, expr[:20]
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=scaled(60))
+    assert (proc.returncode, proc.stdout) == (0, "ok\n"), (proc.returncode, proc.stderr[-1000:])

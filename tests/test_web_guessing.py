@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 import pytest
@@ -104,3 +106,45 @@ def test_buckets_are_by_address_ipv6_by_its_64_and_bounded():
     for i in range(2_000):
         limiter.failed(f"11.0.{i >> 8}.{i & 255}")
     assert len(limiter._buckets) <= 2_000 + 8
+
+
+def test_bcrypt_checks_at_once_are_capped_over_all_addresses_and_verified_credentials_still_pass(
+        bcrypt_hash, monkeypatch):
+    from tocsin.config import WebConfig
+    from tocsin.web import auth
+
+    monkeypatch.setattr(auth, "MAX_BCRYPT", 1, raising=False)  # below the listener's 4 workers, whatever the machine
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def slow_check(stored: str, password: bytes) -> bool:  # the real check, made long enough to overlap
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.2)
+            return real_check(stored, password)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    real_check = auth.check_password
+    monkeypatch.setattr(auth, "check_password", slow_check)
+    registry = CollectorRegistry()
+    web = Listener(WebConfig(basic_auth_users={"prom": bcrypt_hash}), registry=registry)
+    try:
+        assert _get(web, "127.0.0.9", PASSWORD)[0] == 200  # a scraper, verified before the flood
+        # 40 guessers, each from its own address with its own password, all at once; the scraper meanwhile.
+        with ThreadPoolExecutor(48) as pool:
+            guesses = [pool.submit(_get, web, f"127.0.1.{i}", f"guess-{i}") for i in range(1, 41)]
+            scrapes = [pool.submit(_get, web, "127.0.0.9", PASSWORD) for _ in range(8)]
+        answers = [g.result() for g in guesses]
+        assert peak[0] == 1
+        busy = [headers for status, headers in answers if status == 503]
+        assert busy and all(headers["retry-after"] == "1" for headers in busy), answers
+        assert {status for status, _ in answers} == {401, 503}
+        assert registry.get_sample_value("tocsin_web_auth_busy_total") == len(busy)
+        assert [s.result()[0] for s in scrapes] == [200] * 8
+        # A new client after the flood is checked as ever.
+        assert _get(web, "127.0.0.10", PASSWORD)[0] == 200
+    finally:
+        web.stop()

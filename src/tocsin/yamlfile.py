@@ -68,6 +68,42 @@ def _pos(mark: Any) -> Pos:
     return Pos(mark.line + 1, mark.column + 1)
 
 
+class _Mark(int):
+    """Where a node starts: the parser mark's 0-based line and column packed in one int.
+
+    The tree keeps a mark for every key, value and list item; the parser's own Mark objects
+    (80 bytes each, plus a tuple per key) were most of what a large file's tree costs
+    beyond its data. This reads like one (`.line`, `.column`) at a fraction of the size.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, mark: Any) -> _Mark:
+        return cls(mark.line << 32 | mark.column)
+
+    @property
+    def line(self) -> int:
+        return self >> 32
+
+    @property
+    def column(self) -> int:
+        return self & 0xFFFF_FFFF
+
+
+class _KeyMarks(int):
+    """Where a key and its value start, packed in one int: [0] is the key's _Mark, [1] the value's."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, key_mark: Any, value_mark: Any) -> _KeyMarks:
+        return cls((key_mark.line << 32 | key_mark.column) << 64 | value_mark.line << 32 | value_mark.column)
+
+    def __getitem__(self, index: int) -> _Mark:
+        return _Mark(self >> 64 if index == 0 else self & 0xFFFF_FFFF_FFFF_FFFF)
+
+
 class PosDict(dict):
     """A mapping that remembers where it, each key and each value started.
 
@@ -75,8 +111,8 @@ class PosDict(dict):
     file of 10 000 targets has 200 000 of them, and an error needs one.
     """
 
-    _mark: Any
-    _marks: dict[Any, tuple[Any, Any]]
+    _mark: _Mark
+    _marks: dict[Any, _KeyMarks]
 
     @property
     def pos(self) -> Pos:
@@ -94,8 +130,8 @@ class PosDict(dict):
 class PosList(list):
     """A sequence that remembers where it and each item started."""
 
-    _mark: Any
-    _marks: list[Any]
+    _mark: _Mark
+    _marks: list[_Mark]
 
     @property
     def pos(self) -> Pos:
@@ -201,6 +237,15 @@ class _Loader(_SafeLoader):
                 values.append((key, node))
                 key = None
 
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        """PyYAML's, except that scalars are not remembered (they are immutable: an alias to
+        one may build it again) and a collection lets go of its nodes once built: the node
+        graph then shrinks as the tree grows, instead of both being held whole at once."""
+        if type(node) is ScalarNode:
+            constructor = self.yaml_constructors.get(node.tag) or self.yaml_constructors[None]
+            return constructor(self, node)
+        return super().construct_object(node, deep)
+
     @staticmethod
     def _alias(anchors: dict[str, tuple[Node, int]], event: Any) -> tuple[Node, int]:
         if event.anchor not in anchors:
@@ -228,7 +273,7 @@ def _reported_where_written(constructor: Any) -> Any:
 
 def _construct_mapping(loader: _Loader, node: MappingNode) -> PosDict:
     out = PosDict()
-    out._mark = node.start_mark
+    out._mark = _Mark.of(node.start_mark)
     out._marks = marks = {}
     merged: list[PosDict] = []
     for key_node, value_node in node.value:
@@ -242,12 +287,13 @@ def _construct_mapping(loader: _Loader, node: MappingNode) -> PosDict:
         if key in out:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         out[key] = loader.construct_object(value_node, deep=True)
-        marks[key] = (key_node.start_mark, value_node.start_mark)
+        marks[key] = _KeyMarks.of(key_node.start_mark, value_node.start_mark)
     for source in merged:  # the mapping's own keys win, then the first merged mapping, as in Go's yaml
         for key, value in source.items():
             if key not in out:
                 out[key] = value
                 marks[key] = source._marks[key]
+    node.value = []  # built (and remembered, for aliases): its nodes are no longer needed
     return out
 
 
@@ -265,8 +311,9 @@ def _merge_sources(loader: _Loader, node: MappingNode, value_node: Node) -> list
 
 def _construct_sequence(loader: _Loader, node: SequenceNode) -> PosList:
     out = PosList(loader.construct_object(item, deep=True) for item in node.value)
-    out._mark = node.start_mark
-    out._marks = [item.start_mark for item in node.value]
+    out._mark = _Mark.of(node.start_mark)
+    out._marks = [_Mark.of(item.start_mark) for item in node.value]
+    node.value = []  # as for mappings
     return out
 
 

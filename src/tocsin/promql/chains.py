@@ -17,8 +17,9 @@ never recursing:
   and its `bool`, `on`, `ignoring`, `group_left` and `group_right` are the library's;
 - parentheses that hold a whole operand are transparent, as in Prometheus's evaluation.
 
-Only the parse is made flat: how deep calls, aggregations and subqueries may nest is
-bounded afterwards (`limits.check_tree`), because their evaluation recurses.
+A call, an aggregation or a subquery is one such piece around a placeholder, so they nest
+as deep as the text allows without recursion here; their evaluation does not recurse
+either (trampoline.py), and `limits.check_tree` bounds their depth all the same.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ same evaluation repeated per step. Prometheus gets the same results with a vecto
 "range evaluation", but per-step evaluation keeps every operator in one obvious place.
 What makes it cheap enough: selectors hit storage once per query (cached per selector
 node, windowed with `bisect` afterwards), and subquery steps are memoised per query so
-overlapping windows of consecutive range steps are not recomputed.
+overlapping windows of consecutive range steps are not recomputed. Nothing recurses, however
+deep the expression: nodes that need other nodes' values are generators (trampoline.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from . import nodes as N
 from .aggregations import aggregate
-from .errors import PromQLError, PromQLEvalError
+from .errors import PromQLEvalError
 from .fastpath import FAST_RANGE_FUNCTIONS, RangeSeries, fast_range, latest_samples, select_series, windows
 from .functions import FunctionDef, Window, absent_labels
 from .labels import Labels, drop_name
@@ -25,6 +26,7 @@ from .operators import check_unique as _check_unique
 from .operators import evaluate_operators
 from .parse import parse
 from .storage import SeriesRef, Storage
+from .trampoline import Evaluation, drive
 from .values import Matrix, Sample, Scalar, Series, String, Value, Vector
 
 # How far back an instant selector looks for a sample (Prometheus's default, 5 minutes).
@@ -69,16 +71,19 @@ class Evaluator:
         self._selected: dict[int, tuple[Sequence[SeriesRef], int, AbstractContextManager[Any]]] = {}
         self._memo: dict[int, dict[int, list[Sample]]] = {}  # subquery inner node -> step -> result
         self._subquery_first: list[int] = []  # first step of each subquery being evaluated
-        self._dispatch: dict[type, Any] = {
+        # Nodes whose value needs no other node's, and the others' evaluations (trampoline.py).
+        self._leaves: dict[type, Any] = {
             N.NumberLiteral: lambda n, _ts: n.value,
             N.StringLiteral: lambda n, _ts: n.value,
             N.VectorSelector: self._vector_selector,
-            N.MatrixSelector: lambda n, ts: list(self._range(n, ts)[0]),
-            N.Subquery: lambda n, ts: list(self._range(n, ts)[0]),
+            N.MatrixSelector: lambda n, ts: list(self._matrix(n, ts)[0]),
+        }
+        self._inner: dict[type, Any] = {
+            N.Subquery: self._subquery_value,
             N.Call: self._call,
             N.Aggregate: self._aggregate,
-            N.Binary: self._operators,
-            N.Unary: self._operators,
+            N.Binary: lambda n, ts: evaluate_operators(n, ts, self.check_time),
+            N.Unary: lambda n, ts: evaluate_operators(n, ts, self.check_time),
         }
 
     # ------------------------------------------------------------------ selection
@@ -150,7 +155,15 @@ class Evaluator:
     # ------------------------------------------------------------------ evaluation
 
     def eval(self, node: N.Expr, ts: int) -> Any:
-        return self._dispatch[type(node)](node, ts)
+        """The value of `node` at `ts`."""
+        leaf = self._leaves.get(type(node))
+        if leaf is not None:
+            return leaf(node, ts)
+        return self.run(self._inner[type(node)](node, ts))
+
+    def run(self, evaluation: Evaluation) -> Any:
+        """The value an evaluation (a generator of this class) ends with."""
+        return drive(evaluation, self._leaves, self._inner)
 
     def _vector_selector(self, vs: N.VectorSelector, ts: int, sample_times: bool = False) -> list[Sample]:
         ref = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
@@ -169,55 +182,67 @@ class Evaluator:
         selected, sel_mint, lock = self._select(vs)
         return latest_samples(selected, sel_mint, lock, newest, newest - oldest, True)
 
-    def _range(self, node: N.Expr, ts: int, at_moves: bool = False) -> tuple[Iterable[RangeSeries], Window]:
-        """A matrix selector or subquery for the window ending at ts. `at_moves` (predict_linear): 2.42 moves
-        `@ T` with a subquery's steps, to T + (ts - first step), over the samples fetched for T."""
+    def _range(self, node: N.Expr, ts: int, at_moves: bool = False) -> Evaluation:
+        """A matrix selector or subquery for the window ending at ts: (series, Window)."""
         if isinstance(node, N.MatrixSelector):
-            vs = node.selector
-            maxt = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
-            mint = maxt - node.range_ms
-            if at_moves and vs.at is not None and self._subquery_first:
-                moved = maxt + ts - self._subquery_first[-1]
-                mint, maxt = max(mint, moved - node.range_ms), min(maxt, moved)
-            selected, sel_mint, lock = self._select(vs)
-            return windows(selected, sel_mint, lock, mint, maxt), Window(mint, maxt, node.range_ms, ts)
+            return self._matrix(node, ts, at_moves)
         if isinstance(node, N.Subquery):
-            maxt = (ts if node.at is None else self._at_time(node.at, ts)) - node.offset_ms
-            mint = maxt - node.range_ms
-            step = node.step_ms or self.subquery_step
-            first = -((-mint) // step) * step  # first multiple of step not before mint
-            acc: dict[Labels, tuple[list[int], list[float]]] = {}
-            inner = node.expr
-            memo = self._memo.get(id(inner))
-            if memo is None:
-                memo = self._memo[id(inner)] = {}
-            elif len(memo) > 2 * (node.range_ms // step + 1):
-                # Range steps slide forward: steps before this window are not needed again.
-                for old in [k for k in memo if k < first]:
-                    del memo[old]
-            t = first
-            check_time = self.check_time
-            take = self.take
-            self._subquery_first.append(first)
-            while t <= maxt:
-                check_time()
-                got = memo.get(t)
-                if got is None:
-                    got = memo[t] = self.eval(inner, t)
-                take(len(got) or 1)  # an empty step still costs its memo entry
-                for lbl, v in got:
-                    pts = acc.get(lbl)
-                    if pts is None:
-                        pts = ([], [])
-                        acc[lbl] = pts
-                    pts[0].append(t)
-                    pts[1].append(v)
-                t += step
-            self._subquery_first.pop()  # (an error ends the whole query)
-            return [(lbl, p[0], p[1]) for lbl, p in acc.items()], Window(mint, maxt, node.range_ms, ts)
+            return (yield from self._subquery(node, ts))
         raise PromQLEvalError(f"expected a range vector, got {node.type}")
 
-    def _call(self, node: N.Call, ts: int) -> Any:
+    def _matrix(self, node: N.MatrixSelector, ts: int, at_moves: bool = False) -> tuple[Iterable[RangeSeries],
+                                                                                        Window]:
+        """`at_moves` (predict_linear): 2.42 moves `@ T` with a subquery's steps, to
+        T + (ts - first step), over the samples fetched for T."""
+        vs = node.selector
+        maxt = (ts if vs.at is None else self._at_time(vs.at, ts)) - vs.offset_ms
+        mint = maxt - node.range_ms
+        if at_moves and vs.at is not None and self._subquery_first:
+            moved = maxt + ts - self._subquery_first[-1]
+            mint, maxt = max(mint, moved - node.range_ms), min(maxt, moved)
+        selected, sel_mint, lock = self._select(vs)
+        return windows(selected, sel_mint, lock, mint, maxt), Window(mint, maxt, node.range_ms, ts)
+
+    def _subquery_value(self, node: N.Subquery, ts: int) -> Evaluation:
+        series, _ = yield from self._subquery(node, ts)
+        return series
+
+    def _subquery(self, node: N.Subquery, ts: int) -> Evaluation:
+        maxt = (ts if node.at is None else self._at_time(node.at, ts)) - node.offset_ms
+        mint = maxt - node.range_ms
+        step = node.step_ms or self.subquery_step
+        first = -((-mint) // step) * step  # first multiple of step not before mint
+        acc: dict[Labels, tuple[list[int], list[float]]] = {}
+        inner = node.expr
+        memo = self._memo.get(id(inner))
+        if memo is None:
+            memo = self._memo[id(inner)] = {}
+        elif len(memo) > 2 * (node.range_ms // step + 1):
+            # Range steps slide forward: steps before this window are not needed again.
+            for old in [k for k in memo if k < first]:
+                del memo[old]
+        t = first
+        check_time = self.check_time
+        take = self.take
+        self._subquery_first.append(first)
+        while t <= maxt:
+            check_time()
+            got = memo.get(t)
+            if got is None:
+                got = memo[t] = yield inner, t
+            take(len(got) or 1)  # an empty step still costs its memo entry
+            for lbl, v in got:
+                pts = acc.get(lbl)
+                if pts is None:
+                    pts = ([], [])
+                    acc[lbl] = pts
+                pts[0].append(t)
+                pts[1].append(v)
+            t += step
+        self._subquery_first.pop()  # (an error ends the whole query)
+        return [(lbl, p[0], p[1]) for lbl, p in acc.items()], Window(mint, maxt, node.range_ms, ts)
+
+    def _call(self, node: N.Call, ts: int) -> Evaluation:
         fd = node.impl
         kind = fd.kind
         if kind == "range":
@@ -227,10 +252,13 @@ class Evaluator:
                 return fast if fd.keep_name or _one_name(node.args[0].selector) else _check_unique(fast)
             mi = fd.matrix_arg
             held = self.samples
-            series, window = self._range(node.args[mi], ts, fd.name == "predict_linear")
+            series, window = yield from self._range(node.args[mi], ts, fd.name == "predict_linear")
             if isinstance(node.args[mi], N.MatrixSelector):
                 self.take(sum(len(s[1]) for s in series))
-            extra = [self.eval(a, ts) for i, a in enumerate(node.args) if i != mi]
+            extra = []
+            for i, a in enumerate(node.args):
+                if i != mi:
+                    extra.append((yield a, ts))
             fn = fd.fn
             keep_name = fd.keep_name
             out: list[Sample] = []
@@ -241,19 +269,23 @@ class Evaluator:
             self.samples = held  # the window copies are gone once the function is done
             return _check_unique(out)
         if kind == "elementwise":
-            vec = self.eval(node.args[0], ts) if node.args else [Sample((), ts / 1000.0)]
-            extra = [self.eval(a, ts) for a in node.args[1:]]
+            vec = (yield node.args[0], ts) if node.args else [Sample((), ts / 1000.0)]
+            extra = []
+            for a in node.args[1:]:
+                extra.append((yield a, ts))
             fn = fd.fn
             return _check_unique([Sample(drop_name(lbl), fn(v, *extra)) for lbl, v in vec])
         if kind == "special":
-            args = [self.eval(a, ts) for a in node.args]
+            args = []
+            for a in node.args:
+                args.append((yield a, ts))
             res = fd.fn(args, node, ts)
             if isinstance(res, list):
                 _check_unique(res)
             return res
         if kind == "absent_over_time":
             held = self.samples
-            series, _ = self._range(node.args[0], ts)
+            series, _ = yield from self._range(node.args[0], ts)
             self.samples = held
             if any(True for _ in series):
                 return []
@@ -263,7 +295,7 @@ class Evaluator:
             if isinstance(arg, N.VectorSelector):
                 vec = self._timestamp_selector(arg, ts)
                 return _check_unique([Sample(drop_name(lbl), v) for lbl, v in vec])
-            vec = self.eval(arg, ts)
+            vec = yield arg, ts
             return _check_unique([Sample(drop_name(lbl), ts / 1000.0) for lbl, _ in vec])
         raise PromQLEvalError(f"function {node.name} has no implementation")
 
@@ -273,14 +305,10 @@ class Evaluator:
         selected, sel_mint, lock = self._select(vs)
         return fast_range(fd, selected, sel_mint, lock, Window(maxt - node.range_ms, maxt, node.range_ms, ts))
 
-    def _aggregate(self, node: N.Aggregate, ts: int) -> list[Sample]:
-        vec = self.eval(node.expr, ts)
-        param = self.eval(node.param, ts) if node.param is not None else None
+    def _aggregate(self, node: N.Aggregate, ts: int) -> Evaluation:
+        vec = yield node.expr, ts
+        param = (yield node.param, ts) if node.param is not None else None
         return aggregate(node.op, vec, node.grouping, node.without, param)
-
-    def _operators(self, root: N.Binary | N.Unary, ts: int) -> Any:
-        dispatch = self._dispatch
-        return evaluate_operators(root, lambda node: dispatch[type(node)](node, ts), self.check_time)
 
 
 # ---------------------------------------------------------------------- public entry points
@@ -306,13 +334,10 @@ def instant_query(
     node = _as_expr(expr)
     ev = Evaluator(storage, t_ms, t_ms, lookback_ms, subquery_step_ms, max_samples, timeout_s)
     ev.prepare(node)
-    try:
-        if node.type in (N.MATRIX,):
-            series, _ = ev._range(node, t_ms)
-            return Matrix(Series(lbl, list(t), list(v)) for lbl, t, v in series)
-        res = ev.eval(node, t_ms)
-    except RecursionError:
-        raise PromQLError("expression nested too deeply") from None
+    if node.type in (N.MATRIX,):
+        series, _ = ev.run(ev._range(node, t_ms))
+        return Matrix(Series(lbl, list(t), list(v)) for lbl, t, v in series)
+    res = ev.eval(node, t_ms)
     if node.type == N.SCALAR:
         return Scalar(res)
     if node.type == N.STRING:

@@ -3,8 +3,8 @@
 A `1+1+…` chain of 50 000 terms, or 20 000 unary minuses, is as deep as it is long:
 Prometheus accepts it, and an evaluator recursing once per operator would hit Python's
 recursion limit. Here an explicit stack walks the operators, left operand before right as
-Prometheus evaluates them; every other node (calls, aggregations, selectors) is handed to
-the caller's evaluation, which recurses only through those (bounded by limits.check_tree).
+Prometheus evaluates them; the value of every other node (calls, aggregations, selectors)
+is asked of the caller's driver (trampoline.py), which evaluates those without recursing either.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from . import nodes as N
 from .binops import scalar_binop, vector_scalar, vector_vector
 from .errors import PromQLEvalError
 from .labels import drop_name
+from .trampoline import Evaluation
 from .values import Sample
 
 _SET_OPS = frozenset({"and", "or", "unless"})
@@ -28,10 +29,10 @@ def check_unique(vec: list[Sample]) -> list[Sample]:
     return vec
 
 
-def evaluate_operators(root: N.Binary | N.Unary, evaluate: Callable[[N.Expr], Any],
-                       tick: Callable[[], None] = lambda: None) -> Any:
-    """The value of `root`; `evaluate` gives the value of any operand that is no operator;
-    `tick` is called every thousand nodes (the query's timeout check)."""
+def evaluate_operators(root: N.Binary | N.Unary, ts: int, tick: Callable[[], None] = lambda: None) -> Evaluation:
+    """The value of `root` at `ts`, as a trampoline.py evaluation: it yields `(operand, ts)` for
+    every operand that is no operator; `tick` is called every thousand nodes (the query's
+    timeout check)."""
     todo: list[tuple[N.Expr, bool]] = [(root, False)]
     done: list[Any] = []
     steps = 0
@@ -52,7 +53,7 @@ def evaluate_operators(root: N.Binary | N.Unary, evaluate: Callable[[N.Expr], An
             else:
                 todo += ((node, True), (node.expr, False))
         else:
-            done.append(evaluate(node))
+            done.append((yield node, ts))
     return done[0]
 
 

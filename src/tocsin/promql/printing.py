@@ -6,6 +6,9 @@ prettifier prints exactly that form on one line, and splits an expression longer
 characters over indented lines (Prometheus's `promql.Prettify`); joining those lines back
 (no space after an opening or before a closing parenthesis, one space elsewhere) gives the
 one-line form again: a string literal cannot hold a raw newline, so no content is touched.
+
+An expression too deep or long for the library whole (limits.fits_binding) is shown as
+written: the library would crash the process on it (SIGSEGV), or take minutes.
 """
 
 from __future__ import annotations
@@ -14,10 +17,15 @@ import functools
 
 import promql_parser as _pp
 
+from .limits import fits_binding
+
 
 @functools.lru_cache(maxsize=4096)
 def expression_text(text: str) -> str:
-    """`text` as Prometheus prints the parsed expression; `text` itself if it does not parse."""
+    """`text` as Prometheus prints the parsed expression; `text` itself if it does not parse
+    or is too deep for the parser library."""
+    if not fits_binding(text):
+        return text.strip()
     try:
         pretty = _pp.parse(text).prettify()
     except (ValueError, TypeError, RuntimeError):

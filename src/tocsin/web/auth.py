@@ -7,6 +7,14 @@ sends the same credentials every few seconds: verdicts are kept in a small cache
 by a keyed hash of user and password, as Prometheus's exporter toolkit does, so a scrape
 pays for bcrypt once, not every time. The hashes' format is checked when the
 configuration is loaded (`WebConfig`), so here a hash is either bcrypt or sha256.
+
+A guesser is slowed per address (guessing.py), but each new address still pays one bcrypt
+check: from many addresses at once, that is all the cores. So at most `MAX_BCRYPT` bcrypt
+checks run at once, over all clients; one more is not queued (a queue would hold the
+listener's few worker threads, and with them every other request) but answered 503 with
+`Retry-After` (`Busy`), and counted in `tocsin_web_auth_busy_total`. Credentials already
+verified, or already known wrong, cost no bcrypt and are answered as ever, so a scraper
+whose password was checked before keeps its access through such a flood.
 """
 
 from __future__ import annotations
@@ -21,9 +29,17 @@ from collections import OrderedDict
 from collections.abc import Mapping
 
 import bcrypt
+from prometheus_client import CollectorRegistry, Counter
 
 CACHE_SIZE = 256
 GOOD_SIZE = 64  # credentials verified good: kept apart, so wrong guesses cannot push them out
+# bcrypt checks at once, over all clients (bcrypt runs outside the GIL, a core each): half the cores.
+MAX_BCRYPT = max(1, (os.cpu_count() or 2) // 2)
+BUSY_RETRY_S = 1  # a bcrypt check takes tens to hundreds of milliseconds
+
+
+class Busy(Exception):
+    """Every bcrypt slot is taken: the request is answered 503, to be retried after BUSY_RETRY_S."""
 
 
 def check_password(stored: str, password: bytes) -> bool:
@@ -71,8 +87,13 @@ def parse_basic(header: str | None) -> tuple[str, bytes] | None:
 class Authenticator:
     """Checks `Authorization` headers against the configured users; thread-safe."""
 
-    def __init__(self, users: Mapping[str, str]) -> None:
+    def __init__(self, users: Mapping[str, str], registry: CollectorRegistry | None = None,
+                 max_bcrypt: int | None = None) -> None:
         self._users = dict(users)
+        self._bcrypt_slots = threading.BoundedSemaphore(max_bcrypt or MAX_BCRYPT)
+        self.busy = Counter("tocsin_web_auth_busy_total",
+                            "Requests answered 503 because as many bcrypt password checks as allowed at once "
+                            "were running already.", registry=registry or CollectorRegistry())
         # An unknown user is checked against the most expensive configured hash: the same work.
         self._decoy = max(self._users.values(), key=_cost) if self._users else ""
         self._cache_key = os.urandom(32)  # the cache holds keyed hashes, never a password
@@ -99,6 +120,8 @@ class Authenticator:
             return key in self._good
 
     def check(self, authorization: str | None) -> bool:
+        """Whether the credentials are good; raises Busy when they would need a bcrypt check
+        and MAX_BCRYPT are running already."""
         if not self._users:
             return True
         credentials = parse_basic(authorization)
@@ -115,7 +138,17 @@ class Authenticator:
                 self._cache.move_to_end(key)
                 return verdict
         stored = self._users.get(user)
-        verdict = check_password(stored if stored is not None else self._decoy, password) and stored is not None
+        target = stored if stored is not None else self._decoy  # an unknown user: the same work, the same slots
+        if _cost(target):
+            if not self._bcrypt_slots.acquire(blocking=False):
+                self.busy.inc()
+                raise Busy
+            try:
+                verdict = check_password(target, password) and stored is not None
+            finally:
+                self._bcrypt_slots.release()
+        else:
+            verdict = check_password(target, password) and stored is not None
         with self._lock:
             if verdict:
                 self._good[key] = None

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .auth import Authenticator, parse_basic
+from .auth import BUSY_RETRY_S, Authenticator, Busy, parse_basic
 from .guessing import GuessLimiter
 from .origin import HostPolicy, cross_site_reason
 from .push import PREFIX as PUSH_PREFIX
@@ -137,7 +137,8 @@ class Router:
             return text(500, "internal error")
 
     def _authenticate(self, request: Request) -> Response | None:
-        """None if the request may go on; else 401, or 429 for an address guessing passwords."""
+        """None if the request may go on; else 401, 429 for an address guessing passwords, or
+        503 while every bcrypt slot is taken."""
         if not self.auth.enabled:
             return None
         if self.pages.is_public(request.path):  # status_page.public: the page and its badges
@@ -147,8 +148,11 @@ class Router:
         if wait and not self.auth.known_good(authorization):
             self.guesses.refused.inc()
             return text(429, "too many wrong passwords from this address; try again later", [("Retry-After", str(wait))])
-        if self.auth.check(authorization):
-            return None
+        try:
+            if self.auth.check(authorization):
+                return None
+        except Busy:  # as many bcrypt checks as allowed are running: bounded work, not a wrong password
+            return text(503, "too many password checks at once; try again shortly", [("Retry-After", str(BUSY_RETRY_S))])
         if parse_basic(authorization) is not None:  # no credentials at all is a browser's first try, not a guess
             self.guesses.failed(request.client)
         return Response(401, b"", TEXT, [("WWW-Authenticate", 'Basic realm="tocsin", charset="UTF-8"')])

@@ -108,7 +108,7 @@ class WebServer:
         host = host.strip("[]") or "0.0.0.0"
         self.web_config = web_config
         self.limits = limits or Limits()
-        self.router = Router(pages, control, Authenticator(web_config.basic_auth_users),
+        self.router = Router(pages, control, Authenticator(web_config.basic_auth_users, registry),
                              HostPolicy(host, web_config.allowed_hosts), handlers, GuessLimiter(registry))
         self.tls = ssl_context(web_config)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
