@@ -195,7 +195,7 @@ def test_broken_config_at_start_exits_78_with_the_errors(daemon_factory):
     result = subprocess.run([sys.executable, "-m", "tocsin.cli", "run", "--config", str(daemon.config)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 78
-    assert f"{daemon.config}:1: global.interval: expected a duration" in result.stderr
+    assert f"{daemon.config}:1:10: global.interval: expected a duration" in result.stderr  # FILE:LINE:COL
 
 
 def _wakeups(pid: int) -> int:
