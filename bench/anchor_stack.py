@@ -92,16 +92,22 @@ def write_alertmanager_config(path: Path, webhook_url: str, group_wait: float | 
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
-# The two shipped rules that read tocsin's own counters, rewritten over the series blackbox_exporter
+# The shipped rules that read tocsin's own series, rewritten over the series blackbox_exporter
 # gives Prometheus (one probe_success / probe_duration_seconds sample per probe), same meaning:
 #   failure share over 5m   = 1 - avg_over_time(probe_success[5m])
 #   probes in 5m            = count_over_time(probe_success[5m])
 #   mean probe duration 5m  = avg_over_time(probe_duration_seconds[5m])
+#   down, with no flapping judgement or maintenance windows = probe_success == 0
+#   flapping (Prometheus's usual way) = more than 4 changes in 10 minutes
+# TocsinOverloaded watches tocsin itself and has no counterpart: the stack runs without it.
 STACK_EXPR = {
+    "TargetDown": "probe_success == 0\n",
     "TargetHighErrorRate": ("(1 - avg_over_time(probe_success[5m])) > 0.05\n"
                             "and\ncount_over_time(probe_success[5m]) >= 10\n"),
     "TargetSlow": "avg_over_time(probe_duration_seconds[5m]) > 2\n",
+    "TargetFlapping": "changes(probe_success[10m]) > 4\n",
 }
+TOCSIN_ONLY = {"TocsinOverloaded"}
 
 
 def write_stack_rules(path: Path) -> list[str]:
@@ -109,10 +115,12 @@ def write_stack_rules(path: Path) -> list[str]:
     doc = yaml.safe_load(SHIPPED_RULES.read_text())
     changed = []
     for group in doc["groups"]:
+        group["rules"] = [rule for rule in group["rules"] if rule.get("alert") not in TOCSIN_ONLY]
         for rule in group["rules"]:
             if "tocsin_" in rule.get("expr", ""):
                 rule["expr"] = STACK_EXPR[rule["alert"]]
                 changed.append(rule["alert"])
+    doc["groups"] = [group for group in doc["groups"] if group["rules"]]
     path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000))
     return changed
 
