@@ -155,3 +155,37 @@ alerting:
     assert len(warnings) == 1 and "receivers[1] (hook, webhook)" in warnings[0] and "once per replica" in warnings[0]
     config.write_text(text.replace("cluster: {replica: b}", ""))
     assert "warning" not in subprocess.run(check, capture_output=True, text=True, timeout=scaled(30)).stderr
+
+
+def test_a_shard_validates_only_its_targets_and_reports_errors_where_they_are_written(tmp_path):
+    """A shard of a big file validates its own share (the rest costs a hash each); a file with any
+    problem is checked whole, so the error names the target by its place in the file."""
+    from tocsin.cluster.view import ClusterOverride
+    from tocsin.config import schema
+    from tocsin.daemon import load_shard
+    from tocsin.errors import ConfigError
+
+    names = [f"t{i}" for i in range(300)]
+    lines = "".join(f'  - {{name: {n}, tcp: {{address: "127.0.0.1:{1000 + i}"}}}}\n' for i, n in enumerate(names))
+    config = tmp_path / "tocsin.yml"
+    config.write_text(f"cluster: {{shards: 3}}\ntargets:\n{lines}")
+    loaded = load_shard(config, ClusterOverride(shard="1"))
+    owned = {n for n in names if shard_of(n, 3) == 1}
+    assert {t.name for t in loaded.targets} == owned
+    assert len(schema._validated_targets) == len(owned)  # the cache holds what this load validated
+
+    # A broken target of another shard is that shard's problem (and `tocsin check config`'s):
+    # this one still loads. Its own broken target is named by its place in the file.
+    other = next(i for i, n in enumerate(names) if shard_of(n, 3) == 2)
+    mine = next(i for i, n in enumerate(names) if shard_of(n, 3) == 1 and i > 10)
+    text = config.read_text()
+    for index in (other, mine):
+        text = text.replace(f'name: t{index}, tcp: {{address: "127.0.0.1:{1000 + index}"}}',
+                            f'name: t{index}, tcp: {{address: "nowhere"}}')
+    config.write_text(text.replace(f't{mine}, tcp: {{address: "nowhere"}}', f't{mine}, tcp: {{address: "127.0.0.1:{1000 + mine}"}}'))
+    assert {t.name for t in load_shard(config, ClusterOverride(shard="1")).targets} == owned
+    config.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load_shard(config, ClusterOverride(shard="1"))
+    assert any(f":{mine + 3}:" in e and f"targets[{mine}].tcp.address" in e for e in refused.value.errors), \
+        refused.value.errors

@@ -18,7 +18,7 @@ import time
 
 from . import aio, logs, statedb
 from .clock import ClockWatch
-from .cluster.view import ClusterOverride, replica_warnings, shard_view
+from .cluster.view import ClusterOverride, replica_warnings, shard_view, target_filter
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .flapping import FlappingGate
@@ -365,7 +365,7 @@ def _settle_heap() -> None:
 
 def load_shard(path: str | os.PathLike[str], override: ClusterOverride | None = None) -> LoadedConfig:
     """Load the file, then narrow it to this process's shard (every target when unsharded)."""
-    return shard_view(load_config(path), override)
+    return shard_view(load_config(path, lambda tree: target_filter(tree, override)), override)
 
 
 def run_daemon(config_path: str | os.PathLike[str], override: ClusterOverride | None = None) -> int:

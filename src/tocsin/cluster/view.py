@@ -8,7 +8,9 @@ targets, its port, its state directory and the `shard` label its alerts must car
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -27,7 +29,10 @@ class ClusterOverride:
 
 def effective_cluster(loaded: LoadedConfig, override: ClusterOverride | None) -> ClusterConfig:
     """The file's `cluster:` section with the command line's values laid over it."""
-    cluster = loaded.config.cluster
+    return _overlaid(loaded.config.cluster, override)
+
+
+def _overlaid(cluster: ClusterConfig, override: ClusterOverride | None) -> ClusterConfig:
     if override is None or (override.shard is None and override.replica is None):
         return cluster
     values = cluster.model_dump()
@@ -40,6 +45,26 @@ def effective_cluster(loaded: LoadedConfig, override: ClusterOverride | None) ->
     except (ValueError, ValidationError) as exc:
         reason = "; ".join(e["msg"] for e in exc.errors()) if isinstance(exc, ValidationError) else str(exc)
         raise ConfigError(f"command line: {reason}", [f"command line: {reason}"]) from None
+
+
+def target_filter(tree: Any, override: ClusterOverride | None = None) -> Callable[[Any], bool] | None:
+    """Which of the file's targets this shard keeps, read from the file before it is validated:
+    a shard of a 30 000-target file validates and holds its own share, not all of them.
+    None (keep all) when unsharded, or when the `cluster:` section is not valid (the full
+    validation reports it)."""
+    section = tree.get("cluster") if isinstance(tree, dict) else None
+    try:
+        cluster = _overlaid(ClusterConfig.model_validate(dict(section) if isinstance(section, dict) else {}), override)
+    except (ValueError, ValidationError, ConfigError):
+        return None
+    if not cluster.sharded:
+        return None
+    shard, shards = cluster.shard, cluster.shards
+
+    def keep(target: Any) -> bool:
+        name = target.get("name") if isinstance(target, dict) else None
+        return not isinstance(name, str) or shard_of(name, shards) == shard  # a nameless one: for its error
+    return keep
 
 
 def shard_port(listen_address: str, shard: int) -> str:

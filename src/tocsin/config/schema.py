@@ -14,6 +14,7 @@ import json
 import os
 import re
 import ssl
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
@@ -325,11 +326,19 @@ def _check_long_lists(raw: dict[str, Any]) -> long_lists.Report:
         _inherited.reset(token)
 
 
-def parse_config(raw: Any, source: str) -> Config:
+def parse_config(raw: Any, source: str, keep: Callable[[Any], bool] | None = None) -> Config:
     """Validate an already parsed YAML tree; raise ConfigError listing every problem.
 
     A tree from `load_yaml` remembers where each key was written, and the errors name the line.
+    `keep`: validate only the targets it keeps (one shard's, of a file that lists the whole
+    fleet's); a file with any problem is then checked whole, so that the errors name the
+    targets by their place in the file.
     """
+    if keep is not None:
+        try:
+            return parse_config(_kept_targets(raw, keep), source)
+        except ConfigError:
+            return parse_config(raw, source)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -355,10 +364,20 @@ def parse_config(raw: Any, source: str) -> Config:
     return config
 
 
-def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
-    """Read, expand and validate a configuration file. Raises ConfigError; never half-loads."""
+def _kept_targets(raw: Any, keep: Callable[[Any], bool]) -> Any:
+    if not isinstance(raw, dict) or not isinstance(raw.get("targets"), list):
+        return raw
+    return {**raw, "targets": [target for target in raw["targets"] if keep(target)]}
+
+
+def load_config(path: str | os.PathLike[str],
+                narrow: Callable[[Any], Callable[[Any], bool] | None] | None = None) -> LoadedConfig:
+    """Read, expand and validate a configuration file. Raises ConfigError; never half-loads.
+
+    `narrow(tree)`, given the file as read, may return which targets to keep (see parse_config)."""
     path = Path(path)
     raw = load_yaml(path)
     if raw is None:  # empty, or only comments: a truncated write must not drop every target and rule
         raise ConfigError(f"{path}: the file is empty; expected a configuration (at least `targets:`)")
-    return LoadedConfig(path=path.resolve(), config=parse_config(raw, str(path)))
+    keep = narrow(raw) if narrow is not None else None
+    return LoadedConfig(path=path.resolve(), config=parse_config(raw, str(path), keep))
