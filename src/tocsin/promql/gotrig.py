@@ -4,6 +4,8 @@ Cephes polynomials after a reduction by pi/4 split in three parts; arguments of 
 and more are reduced with Payne and Hanek's method over the bits of 4/pi, which are
 computed here from Machin's formula rather than tabulated. See golibm for why the
 operation order matters (promtool compares results exactly).
+The methods and coefficients are those of Go's math package (BSD-style licence, the Go
+Authors), which takes them from Cephes (Stephen L. Moshier) and FreeBSD's msun.
 """
 
 from __future__ import annotations
