@@ -14,10 +14,9 @@ the order of floating-point operations of Go's implementation:
   Sqrt (exact in both) and Frexp. Go does not fuse `a*b+c` on amd64, so plain Python float
   arithmetic rounds as Go's does.
 
-Constants that Go evaluates exactly at compile time (`4/Pi`, `1/Ln10`...) are given as
-their float64 bits: Python's `4/math.pi` rounds twice and can differ in the last bit.
-The methods and coefficients are those of Go's math package (BSD-style licence, the Go
-Authors), which takes them from Cephes (Stephen L. Moshier) and FreeBSD's msun.
+Constants Go evaluates exactly at compile time (`4/Pi`, `1/Ln10`...) are float64 bits here
+(Python's `4/math.pi` rounds twice). Methods and coefficients: Go's math package (BSD-style
+licence, the Go Authors), from Cephes (Stephen L. Moshier) and FreeBSD's msun.
 """
 
 from __future__ import annotations
