@@ -178,9 +178,13 @@ def test_an_ha_pair_of_shards_pages_once_through_an_alertmanager_cluster(tmp_pat
 
         wait_for(lambda: fleet_alerts().get("TargetDownFromQuorum") == 1, timeout=scaled(30),
                  what="the fleet rule firing in Prometheus")
-        result = requests.get(f"http://127.0.0.1:{prom_port}/api/v1/query",
-                              params={"query": "count(tocsin_shard_info)"}, timeout=2).json()["data"]["result"]
-        assert result[0]["value"][1] == "4"
+        def shards_seen() -> str | None:
+            result = requests.get(f"http://127.0.0.1:{prom_port}/api/v1/query",
+                                  params={"query": "count(tocsin_shard_info)"}, timeout=2).json()["data"]["result"]
+            return result[0]["value"][1] if result else None
+
+        # Every shard scraped (a shard that started last may not have been scraped yet when the rule fired).
+        wait_for(lambda: shards_seen() == "4", timeout=scaled(20), what="Prometheus seeing all four shards")
         assert "TocsinShardCountMismatch" not in fleet_alerts()
 
         # 3. kill -9 one replica of flip's shard and one Alertmanager: the next page still arrives once.
