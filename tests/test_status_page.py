@@ -23,7 +23,7 @@ RULES = """groups:
   - name: status
     rules:
       - alert: TargetDown
-        expr: probe_success == 0
+        expr: probe_success{target!="web-flapping"} == 0
         for: 1s
         annotations: {summary: "{{ $labels.target }} is down"}
 """
@@ -116,7 +116,7 @@ def test_status_pages_in_a_real_browser(daemon_factory, tmp_path: Path, service:
         assert browser.evaluate("document.querySelector('table.incidents tbody tr').textContent").count("HTTP 500")
         browser.navigate(alert_links[0][1])
         assert "TargetDown" in browser.evaluate("document.querySelector('h1').textContent")
-        assert browser.evaluate("document.body.textContent").count("probe_success == 0")
+        assert browser.evaluate("document.body.textContent").count("probe_success{target!=\"web-flapping\"} == 0")
         browser.set_width(1280)
         browser.navigate(daemon.url + "/targets/web-flapping")
         browser.screenshot(tmp_path / "target-1280.png")
@@ -130,6 +130,9 @@ def test_status_pages_in_a_real_browser(daemon_factory, tmp_path: Path, service:
     assert any("/badges/" in link for link in seen_links)
     for link in sorted(seen_links | pages):
         assert requests.get(link, timeout=scaled(5)).status_code == 200, link
+    # A link to an alert that has gone leaves the reader on a page, not a bare text line.
+    missing = requests.get(daemon.url + "/alerts/0123456789abcdef", timeout=scaled(5))
+    assert missing.status_code == 404 and "name='viewport'" in missing.text and "No such alert" in missing.text
     assert daemon.stop() == 0
 
 

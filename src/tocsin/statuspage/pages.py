@@ -13,7 +13,7 @@ from ..history.queries import HistoryQueryError, history_view, incidents_view
 from .alert import alert_page, rule_page
 from .badges import badge_page
 from .config import StatusPageConfig
-from .html import Page
+from .html import Page, esc, layout
 from .model import Sources
 from .overview import overview, public_status
 from .target import target_page
@@ -49,9 +49,12 @@ class StatusPages:
         if path == "/graph":
             return rule_page(self.sources, query)
         if len(parts) == 2 and parts[0] == "targets":
-            return target_page(self.sources, parts[1]) or _not_found(f"no target {parts[1]!r}")
+            return target_page(self.sources, parts[1]) or self._missing(
+                "No such target", f"No target is named {parts[1]!r} in the configuration now.")
         if len(parts) == 2 and parts[0] == "alerts":
-            return alert_page(self.sources, parts[1]) or _not_found("no such alert (active or recorded)")
+            return alert_page(self.sources, parts[1]) or self._missing(
+                "No such alert", "This alert is not pending or firing now, and no state change of it was recorded "
+                "(an alert that was pending for less than a second may leave none).")
         if len(parts) >= 3 and parts[0] == "badges":
             return badge_page(self.sources, parts[1], parts[2:]) or _not_found("no such badge")
         return None
@@ -74,6 +77,12 @@ class StatusPages:
                 return 400, "limit: give a whole number"
             return 200, incidents_view(self.sources.history, args.get("target"), limit)
         return None
+
+
+    def _missing(self, heading: str, message: str) -> Page:
+        """A 404 that is still a page (phones keep their width; the way home is one tap away)."""
+        body = f"<h1>{esc(heading)}</h1><p>{esc(message)}</p><p><a href='/'>All targets</a></p>"
+        return Page(404, layout(f"{heading} · {self.sources.config().title}", body, refresh=None))
 
 
 def _not_found(message: str) -> Page:
