@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -33,6 +34,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_run(count: int) -> int:
+    """A port p with p … p+count-1 free, for shards (shard i listens on the port + i).
+
+    Taken below the kernel's ephemeral range: a port there is never the local end of some
+    outgoing connection (a probe's, a test client's), which may take p + 1 in the ephemeral
+    range between this check and the shard's bind."""
+    low, _ = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randrange(max(1024, low - 12_000), low - count)
+        try:
+            for i in range(count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + i))
+        except OSError:
+            continue
+        return port
+    raise AssertionError(f"no {count} consecutive free ports")
 
 
 # How much slower than an idle machine this one may be taken to run. A bound scaled past this is

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import free_port, scaled, wait_for
+from conftest import free_port, free_port_run, scaled, wait_for
 from notify_sinks import HTTPSink, validate_webhook_v4
 from tocsin.cluster.config import ClusterConfig, parse_shard, shard_of
 
@@ -76,9 +76,7 @@ def _run(config: Path, log: Path, *args: str) -> subprocess.Popen:
 def test_two_shards_from_one_file_split_the_targets_and_label_their_alerts(tmp_path):
     names = [f"t{i}" for i in range(12)]
     dead = free_port()
-    port = free_port()
-    while port + 1 == dead:
-        port = free_port()
+    port = free_port_run(2)
     sink = HTTPSink(validate=validate_webhook_v4)
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "down.yml").write_text(RULES)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import free_port, require_tool, scaled, wait_for
+from conftest import free_port, free_port_run, require_tool, scaled, wait_for
 from notify_sinks import HTTPSink
 from tocsin.cluster.config import shard_of
 
@@ -34,19 +34,6 @@ groups:
       - alert: TargetDown
         expr: probe_success == 0
 """
-
-
-def _port_pair() -> int:
-    """A port p with p + 1 free as well (shard 1 listens on the port + 1)."""
-    for _ in range(100):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise AssertionError("no two consecutive free ports")
 
 
 class Listening:
@@ -139,7 +126,8 @@ def test_an_ha_pair_of_shards_pages_once_through_an_alertmanager_cluster(tmp_pat
         for url in am_urls:
             wait_for(lambda url=url: len(requests.get(url + "/api/v2/status", timeout=2).json()["cluster"]["peers"]) == 3,
                      timeout=scaled(20), what="the alertmanager cluster formed")
-        ports = {"a": _port_pair(), "b": _port_pair()}
+        base = free_port_run(4)  # replica a: base, base + 1; replica b: base + 2, base + 3
+        ports = {"a": base, "b": base + 2}
         for replica, port in ports.items():
             config = _tocsin_config(tmp_path, replica, port, targets, am_urls)
             for shard in (0, 1):
