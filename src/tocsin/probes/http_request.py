@@ -22,6 +22,7 @@ USER_AGENT = f"tocsin/{__version__}"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECT_URL = 8190  # Apache's LimitRequestLine; nginx refuses a request line over 8 KiB too
 # Request headers that carry credentials: sent to the target's origin only.
+_NO_HEADER_NAMES: frozenset[bytes] = frozenset()
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
@@ -124,7 +125,8 @@ class HTTPRequest:
         object.__setattr__(self, "head", static_head(endpoint, self.options.method, self.options, True,
                                                      url_credentials(self.url)))
         rules = (*self.options.fail_if_header_matches, *self.options.fail_if_header_not_matches)
-        object.__setattr__(self, "header_names", frozenset(rule.header.lower().encode("latin-1") for rule in rules))
+        names = frozenset(rule.header.lower().encode("latin-1") for rule in rules)
+        object.__setattr__(self, "header_names", names or _NO_HEADER_NAMES)  # one empty set for all targets
 
 
 def traceparent(correlation_id: str) -> str:

@@ -231,7 +231,10 @@ class SampleStore:
                     s = self._series.get(labels)
                     if s is not None:
                         s.append(t_ms, STALE_NAN)
-            self._target_series[target] = kept
+            if kept:
+                self._target_series[target] = kept
+            elif previous is not None:
+                del self._target_series[target]  # no empty set kept for each target no rule reads
             if t_ms >= self._next_sweep_ms:
                 self._sweep(t_ms)
 
