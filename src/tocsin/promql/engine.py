@@ -231,13 +231,7 @@ class Evaluator:
             if got is None:
                 got = memo[t] = yield inner, t
             take(len(got) or 1)  # an empty step still costs its memo entry
-            for lbl, v in got:
-                pts = acc.get(lbl)
-                if pts is None:
-                    pts = ([], [])
-                    acc[lbl] = pts
-                pts[0].append(t)
-                pts[1].append(v)
+            _append_step(acc, got, t)
             t += step
         self._subquery_first.pop()  # (an error ends the whole query)
         return [(lbl, p[0], p[1]) for lbl, p in acc.items()], Window(mint, maxt, node.range_ms, ts)
@@ -385,12 +379,17 @@ def range_query(
         ev.take(output)
         if node.type == N.SCALAR:
             res = [Sample((), res)]
-        for lbl, v in res:
-            pts = acc.get(lbl)
-            if pts is None:
-                pts = ([], [])
-                acc[lbl] = pts
-            pts[0].append(t)
-            pts[1].append(v)
+        _append_step(acc, res, t)
         t += step_ms
     return Matrix(Series(lbl, acc[lbl][0], acc[lbl][1]) for lbl in sorted(acc))
+
+
+def _append_step(acc: dict[Any, tuple[list[int], list[float]]], samples: Iterable[tuple[Any, float]], t: int) -> None:
+    """Add one step's samples to per-series (times, values) lists: how a subquery and a range
+    query build their series, step after step."""
+    for lbl, v in samples:
+        pts = acc.get(lbl)
+        if pts is None:
+            pts = acc[lbl] = ([], [])
+        pts[0].append(t)
+        pts[1].append(v)
