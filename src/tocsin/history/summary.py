@@ -1,8 +1,8 @@
 """What the overview shows of one target, kept in memory so a page of a thousand targets
 reads no database: the last 24 hours and the last 90 days in fixed rings.
 
-Each slot of a ring holds one hour (or day) and the time it starts; a slot whose start is
-not the one asked for is stale and counts as empty, so nothing is ever shifted or pruned.
+A ring holds the latest hour (or day) and the ones before it; a slot is emptied when the ring
+moves past it, so nothing is ever shifted or pruned and no slot needs to remember its start.
 The recorder feeds the rings from the same results as the database's rollups, and fills
 them from the database at start, so the page after a restart shows what it showed before.
 """
@@ -16,8 +16,9 @@ from .rollup import BUCKETS, DOWN, MAINTENANCE, Rollup
 
 HOURS, DAYS = 24, 90
 _FIELDS = 3  # seconds, down, maintenance
-_TODAY = HOURS * _FIELDS  # where today's times follow the hours' in TargetSummary._times
-_TIMES = _TODAY + _FIELDS
+# TargetSummary._open: the latest hour's times, today's, the latest hour's number, today's number.
+_HOUR, _TODAY, _LATEST_HOUR, _LATEST_DAY = 0, 3, 6, 7
+_EMPTY_OPEN = [0.0] * 6 + [-1.0, -1.0]
 # TargetSummary._cache: the hour it was summed at, the closed hours' times and histogram; then
 # for 7, 30 and 90 days the day it was summed at and the closed days' times. -1: not summed.
 _CACHE_HIST = 4
@@ -25,6 +26,7 @@ _CACHE_7D = _CACHE_HIST + BUCKETS
 _CACHE_30D, _CACHE_90D = _CACHE_7D + 4, _CACHE_7D + 8
 _EMPTY_CACHE = [-1.0, 0.0, 0.0, 0.0] + [0.0] * BUCKETS + [-1.0, 0.0, 0.0, 0.0] * 3
 _DAY_SPANS = {"7d": (_CACHE_7D, 7), "30d": (_CACHE_30D, 30), "90d": (_CACHE_90D, 90)}
+_NONE = (0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -40,26 +42,23 @@ class TargetSummary:
     of the closed days under (today, past_version).
 
     A shard holds tens of thousands of these, so they are kept small (bench/memory_per_target.py):
-    - a ring holds the latest hour (day) and the ones before it; a slot is emptied when the
-      ring moves past it, so no slot needs to remember its start;
-    - the hours' times and today's are one array of doubles, the hours' histograms one array of
-      16-bit counts (widened to 32 bits the first time a count would overflow);
-    - closed days are written once, when a day closes (or a late result lands in one), as
-      float32 — exactly: the first value float32 cannot hold exactly widens the ring to
-      doubles, so every figure read back is the double the old full-precision ring held. The
-      day ring exists only once a day has closed, and holds down and maintenance seconds only
-      once a closed day had some;
-    - the cached sums of the closed slots are one small array, made at the first page view.
+    the latest hour and today are summed in doubles; a closed hour or day is written once (again
+    if a late result lands in it) as float32 — exactly: the first value float32 cannot hold
+    exactly widens that ring to doubles, so every figure read back is the very double a
+    full-precision ring would hold. The hours' histograms are 16-bit counts, widened to 32 bits
+    the first time one would overflow. The day ring is made when a day first closes with
+    results; after its 90 seconds come (slot, down, maintenance) triples for the closed days
+    that had any. The cached sums are one small array, made at the first page view.
     """
 
-    __slots__ = ("_times", "_hist", "_days", "_cache", "_latest_hour", "_latest_day", "past_version")
+    __slots__ = ("_open", "_hours", "_hist", "_days", "_cache", "past_version")
 
     def __init__(self) -> None:
-        self._times = array("d", bytes(8 * _TIMES))  # hour slots (seconds, down, maintenance), then today's
-        self._hist: array[int] = array("H", bytes(2 * HOURS * BUCKETS))
-        self._days: array[float] | None = None  # closed days: seconds ×DAYS [, down ×DAYS, maintenance ×DAYS]
-        self._cache: array[float] | None = None  # see _CACHE_* : the sums of the closed slots, by the hour/day
-        self._latest_hour = self._latest_day = -1
+        self._open = array("d", _EMPTY_OPEN)
+        self._hours: array[float] = array("f", bytes(4 * HOURS * _FIELDS))  # closed hours, by slot
+        self._hist: array[int] = array("H", bytes(2 * HOURS * BUCKETS))  # every hour's, by slot
+        self._days: array[float] | None = None  # closed days: seconds ×DAYS, then (slot, down, maintenance)…
+        self._cache: array[float] | None = None
         self.past_version = 0
 
     # ------------------------------------------------------------ writing
@@ -70,16 +69,11 @@ class TargetSummary:
         self.add_day(day, rollup)
 
     def add_hour(self, hour: int, rollup: Rollup) -> None:
-        slot = self._hour_slot(hour)
-        if slot < 0:
-            return  # older than the ring
-        times, base = self._times, slot * _FIELDS
-        times[base] += rollup.seconds
-        times[base + 1] += rollup.down_seconds
-        times[base + 2] += rollup.maintenance_seconds
-        for i, n in enumerate(rollup.histogram):
-            if n:
-                self._count(slot * BUCKETS + i, n)
+        if self._add_hour_times(hour, rollup.seconds, rollup.down_seconds, rollup.maintenance_seconds):
+            base = hour % HOURS * BUCKETS
+            for i, n in enumerate(rollup.histogram):
+                if n:
+                    self._count(base + i, n)
 
     def add_result(self, hour: int, day: int, state: str, weight: float, bucket: int) -> None:
         """One result, without building a rollup for it (the history thread's per-result path)."""
@@ -88,30 +82,21 @@ class TargetSummary:
                                   or day < cache[_CACHE_90D]):
             self._drop_hours(hour)
             self._drop_days(day)
-        times = self._times
-        if hour == self._latest_hour:
-            slot = hour % HOURS
-            base = slot * _FIELDS
-            times[base] += weight
-            try:
-                self._hist[slot * BUCKETS + bucket] += 1
-            except OverflowError:
-                self._count(slot * BUCKETS + bucket, 1)
+        times = self._open
+        if hour == times[_LATEST_HOUR]:
+            times[_HOUR] += weight
             if state == DOWN:
-                times[base + 1] += weight
+                times[_HOUR + 1] += weight
             elif state == MAINTENANCE:
-                times[base + 2] += weight
-        else:
-            slot = self._hour_slot(hour)
-            if slot >= 0:
-                base = slot * _FIELDS
-                times[base] += weight
-                self._count(slot * BUCKETS + bucket, 1)
-                if state == DOWN:
-                    times[base + 1] += weight
-                elif state == MAINTENANCE:
-                    times[base + 2] += weight
-        if day == self._latest_day:
+                times[_HOUR + 2] += weight
+            try:
+                self._hist[hour % HOURS * BUCKETS + bucket] += 1
+            except OverflowError:
+                self._count(hour % HOURS * BUCKETS + bucket, 1)
+        elif self._add_hour_times(hour, weight, weight if state == DOWN else 0.0,
+                                  weight if state == MAINTENANCE else 0.0):
+            self._count(hour % HOURS * BUCKETS + bucket, 1)
+        if day == times[_LATEST_DAY]:
             times[_TODAY] += weight
             if state == DOWN:
                 times[_TODAY + 1] += weight
@@ -126,13 +111,13 @@ class TargetSummary:
 
     def add_day_times(self, day: int, seconds: float, down: float, maintenance: float) -> None:
         self._drop_days(day)
-        latest = self._latest_day
+        times = self._open
+        latest = int(times[_LATEST_DAY])
         if day < latest:
             self.past_version += 1  # a closed day changed: a bar drawn of it is stale
         elif day > latest:
             self._open_day(latest, day)
-        if day == self._latest_day:
-            times = self._times
+        if day == times[_LATEST_DAY]:
             times[_TODAY] += seconds
             times[_TODAY + 1] += down
             times[_TODAY + 2] += maintenance
@@ -141,22 +126,40 @@ class TargetSummary:
             old_seconds, old_down, old_maintenance = self._closed_day(slot)
             self._store_day(slot, old_seconds + seconds, old_down + down, old_maintenance + maintenance)
 
-    def _hour_slot(self, hour: int) -> int:
-        """The slot of `hour`, the ring moved on to it if it is a new one; -1 if older than the ring."""
+    def _add_hour_times(self, hour: int, seconds: float, down: float, maintenance: float) -> bool:
+        """Add to hour `hour` (the ring moved on to it if it is a new one); False: older than the ring."""
         self._drop_hours(hour)
-        latest = self._latest_hour
+        times = self._open
+        latest = int(times[_LATEST_HOUR])
         if hour > latest:
-            times, hist = self._times, self._hist
+            hist = self._hist
             for number in range(max(latest + 1, hour - HOURS + 1), hour + 1):
-                slot = number % HOURS
-                for i in range(slot * _FIELDS, slot * _FIELDS + _FIELDS):
-                    times[i] = 0.0
-                for i in range(slot * BUCKETS, slot * BUCKETS + BUCKETS):
+                self._store_hour(number % HOURS, *_NONE)
+                for i in range(number % HOURS * BUCKETS, (number % HOURS + 1) * BUCKETS):
                     hist[i] = 0
-            self._latest_hour = hour
-        elif hour <= latest - HOURS:
-            return -1
-        return hour % HOURS
+            if latest > hour - HOURS:
+                self._store_hour(latest % HOURS, times[_HOUR], times[_HOUR + 1], times[_HOUR + 2])
+            times[_HOUR:_HOUR + 3] = array("d", _NONE)
+            times[_LATEST_HOUR] = latest = hour
+        if hour == latest:
+            times[_HOUR] += seconds
+            times[_HOUR + 1] += down
+            times[_HOUR + 2] += maintenance
+        elif hour > latest - HOURS:
+            base = hour % HOURS * _FIELDS
+            hours = self._hours
+            self._store_hour(hour % HOURS, hours[base] + seconds, hours[base + 1] + down,
+                             hours[base + 2] + maintenance)
+        else:
+            return False
+        return True
+
+    def _store_hour(self, slot: int, seconds: float, down: float, maintenance: float) -> None:
+        hours, base = self._hours, slot * _FIELDS
+        hours[base], hours[base + 1], hours[base + 2] = seconds, down, maintenance
+        if hours.typecode == "f" and (hours[base], hours[base + 1], hours[base + 2]) != (seconds, down, maintenance):
+            hours = self._hours = array("d", hours)  # float32 would round it: doubles from now on
+            hours[base], hours[base + 1], hours[base + 2] = seconds, down, maintenance
 
     def _count(self, index: int, n: int) -> None:
         try:
@@ -167,24 +170,23 @@ class TargetSummary:
 
     def _open_day(self, latest: int, day: int) -> None:
         """Day `day` begins: today's times are written into the ring, the days skipped emptied."""
-        times, days = self._times, self._days
-        if days is not None:
-            per_field = len(days) // DAYS
+        times = self._open
+        if self._days is not None:
             for number in range(max(latest + 1, day - DAYS + 1), day + 1):
-                for field in range(per_field):
-                    days[field * DAYS + number % DAYS] = 0.0
+                self._store_day(number % DAYS, *_NONE)
         if latest > day - DAYS:
             self._store_day(latest % DAYS, times[_TODAY], times[_TODAY + 1], times[_TODAY + 2])
-        times[_TODAY] = times[_TODAY + 1] = times[_TODAY + 2] = 0.0
-        self._latest_day = day
+        times[_TODAY:_TODAY + 3] = array("d", _NONE)
+        times[_LATEST_DAY] = day
 
     def _closed_day(self, slot: int) -> tuple[float, float, float]:
         days = self._days
         if days is None:
-            return 0.0, 0.0, 0.0
-        if len(days) == DAYS:
-            return days[slot], 0.0, 0.0
-        return days[slot], days[DAYS + slot], days[2 * DAYS + slot]
+            return _NONE
+        for i in range(DAYS, len(days), _FIELDS):
+            if days[i] == slot:
+                return days[slot], days[i + 1], days[i + 2]
+        return days[slot], 0.0, 0.0
 
     def _store_day(self, slot: int, seconds: float, down: float, maintenance: float) -> None:
         days = self._days
@@ -192,16 +194,17 @@ class TargetSummary:
             if not (seconds or down or maintenance):
                 return
             days = self._days = array("f", bytes(4 * DAYS))
-        if (down or maintenance) and len(days) == DAYS:
-            days.extend(array(days.typecode, bytes(days.itemsize * 2 * DAYS)))
-        for _ in range(2):
-            days[slot] = seconds
-            if len(days) > DAYS:
-                days[DAYS + slot] = down
-                days[2 * DAYS + slot] = maintenance
-            if days.typecode == "d" or self._closed_day(slot) == (seconds, down, maintenance):
-                return
-            days = self._days = array("d", days)  # float32 would round it: keep doubles from now on
+        faults = next((i for i in range(DAYS, len(days), _FIELDS) if days[i] == slot), -1)
+        if faults >= 0 and not (down or maintenance):
+            del days[faults:faults + _FIELDS]
+        elif faults < 0 and (down or maintenance):
+            days.extend(array(days.typecode, (slot, down, maintenance)))
+        elif faults >= 0:
+            days[faults + 1], days[faults + 2] = down, maintenance
+        days[slot] = seconds
+        if days.typecode == "f" and self._closed_day(slot) != (seconds, down, maintenance):
+            self._days = array("d", days)  # float32 would round it: doubles from now on
+            self._store_day(slot, seconds, down, maintenance)
 
     def _drop_hours(self, hour: int) -> None:
         """Hour `hour` changes: drop a cached sum of closed hours that includes it."""
@@ -236,13 +239,13 @@ class TargetSummary:
             out.seconds, out.down_seconds, out.maintenance_seconds = cache[1], cache[2], cache[3]
             for i in range(BUCKETS):
                 hist[i] = int(cache[_CACHE_HIST + i])
-            if self._latest_hour - HOURS < current <= self._latest_hour:
-                slot = current % HOURS
-                out.seconds += self._times[slot * _FIELDS]
-                out.down_seconds += self._times[slot * _FIELDS + 1]
-                out.maintenance_seconds += self._times[slot * _FIELDS + 2]
+            values = self._hour(current)
+            if values is not None:
+                out.seconds += values[0]
+                out.down_seconds += values[1]
+                out.maintenance_seconds += values[2]
                 for i in range(BUCKETS):
-                    hist[i] += self._hist[slot * BUCKETS + i]
+                    hist[i] += self._hist[current % HOURS * BUCKETS + i]
             out.count = sum(hist)
             return out
         index, days = _DAY_SPANS[span]
@@ -267,21 +270,31 @@ class TargetSummary:
     def _sum_hours(self, cache: array[float], current: int) -> None:
         seconds = down = maintenance = 0.0
         hist = [0] * BUCKETS
-        times, counts, latest = self._times, self._hist, self._latest_hour
+        latest, counts = int(self._open[_LATEST_HOUR]), self._hist
         for hour in range(max(current - HOURS + 1, latest - HOURS + 1), min(current, latest + 1)):
-            slot = hour % HOURS
-            seconds += times[slot * _FIELDS]
-            down += times[slot * _FIELDS + 1]
-            maintenance += times[slot * _FIELDS + 2]
+            values = self._hour(hour) or _NONE
+            seconds += values[0]
+            down += values[1]
+            maintenance += values[2]
             for i in range(BUCKETS):
-                hist[i] += counts[slot * BUCKETS + i]
+                hist[i] += counts[hour % HOURS * BUCKETS + i]
         cache[0:_CACHE_7D] = array("d", [current, seconds, down, maintenance, *hist])
+
+    def _hour(self, hour: int) -> tuple[float, float, float] | None:
+        """Seconds, down and maintenance of `hour`; None when the ring does not hold it."""
+        latest = self._open[_LATEST_HOUR]
+        if hour == latest:
+            return self._open[_HOUR], self._open[_HOUR + 1], self._open[_HOUR + 2]
+        if latest - HOURS < hour < latest:
+            base = hour % HOURS * _FIELDS
+            return self._hours[base], self._hours[base + 1], self._hours[base + 2]
+        return None
 
     def _day(self, day: int) -> tuple[float, float, float] | None:
         """Seconds, down and maintenance of `day`; None when the ring does not hold it."""
-        latest = self._latest_day
+        latest = self._open[_LATEST_DAY]
         if day == latest:
-            return self._times[_TODAY], self._times[_TODAY + 1], self._times[_TODAY + 2]
+            return self._open[_TODAY], self._open[_TODAY + 1], self._open[_TODAY + 2]
         if latest - DAYS < day < latest:
             return self._closed_day(day % DAYS)
         return None
