@@ -26,7 +26,7 @@ _CACHE_7D = _CACHE_HIST + BUCKETS
 _CACHE_30D, _CACHE_90D = _CACHE_7D + 4, _CACHE_7D + 8
 _EMPTY_CACHE = [-1.0, 0.0, 0.0, 0.0] + [0.0] * BUCKETS + [-1.0, 0.0, 0.0, 0.0] * 3
 _DAY_SPANS = {"7d": (_CACHE_7D, 7), "30d": (_CACHE_30D, 30), "90d": (_CACHE_90D, 90)}
-_NONE = (0.0, 0.0, 0.0)
+_NO_TIME = (0.0, 0.0, 0.0)  # seconds, down, maintenance of a span without results
 
 
 @dataclass(frozen=True)
@@ -134,12 +134,12 @@ class TargetSummary:
         if hour > latest:
             hist = self._hist
             for number in range(max(latest + 1, hour - HOURS + 1), hour + 1):
-                self._store_hour(number % HOURS, *_NONE)
+                self._store_hour(number % HOURS, *_NO_TIME)
                 for i in range(number % HOURS * BUCKETS, (number % HOURS + 1) * BUCKETS):
                     hist[i] = 0
             if latest > hour - HOURS:
                 self._store_hour(latest % HOURS, times[_HOUR], times[_HOUR + 1], times[_HOUR + 2])
-            times[_HOUR:_HOUR + 3] = array("d", _NONE)
+            times[_HOUR:_HOUR + 3] = array("d", _NO_TIME)
             times[_LATEST_HOUR] = latest = hour
         if hour == latest:
             times[_HOUR] += seconds
@@ -173,16 +173,16 @@ class TargetSummary:
         times = self._open
         if self._days is not None:
             for number in range(max(latest + 1, day - DAYS + 1), day + 1):
-                self._store_day(number % DAYS, *_NONE)
+                self._store_day(number % DAYS, *_NO_TIME)
         if latest > day - DAYS:
             self._store_day(latest % DAYS, times[_TODAY], times[_TODAY + 1], times[_TODAY + 2])
-        times[_TODAY:_TODAY + 3] = array("d", _NONE)
+        times[_TODAY:_TODAY + 3] = array("d", _NO_TIME)
         times[_LATEST_DAY] = day
 
     def _closed_day(self, slot: int) -> tuple[float, float, float]:
         days = self._days
         if days is None:
-            return _NONE
+            return _NO_TIME
         for i in range(DAYS, len(days), _FIELDS):
             if days[i] == slot:
                 return days[slot], days[i + 1], days[i + 2]
@@ -272,7 +272,7 @@ class TargetSummary:
         hist = [0] * BUCKETS
         latest, counts = int(self._open[_LATEST_HOUR]), self._hist
         for hour in range(max(current - HOURS + 1, latest - HOURS + 1), min(current, latest + 1)):
-            values = self._hour(hour) or _NONE
+            values = self._hour(hour) or _NO_TIME
             seconds += values[0]
             down += values[1]
             maintenance += values[2]
