@@ -195,10 +195,12 @@ class TargetSummary:
                 return
             days = self._days = array("f", bytes(4 * DAYS))
         faults = next((i for i in range(DAYS, len(days), _FIELDS) if days[i] == slot), -1)
+        # The triples change size in a new array, never in place: the status page reads the day
+        # bars without the recorder's lock, and must not find the array shorter than it measured.
         if faults >= 0 and not (down or maintenance):
-            del days[faults:faults + _FIELDS]
+            days = self._days = days[:faults] + days[faults + _FIELDS:]
         elif faults < 0 and (down or maintenance):
-            days.extend(array(days.typecode, (slot, down, maintenance)))
+            days = self._days = days + array(days.typecode, (slot, down, maintenance))
         elif faults >= 0:
             days[faults + 1], days[faults + 2] = down, maintenance
         days[slot] = seconds
