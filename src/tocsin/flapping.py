@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -74,18 +73,55 @@ def state_change_percent(states: Sequence[bool], window: int) -> float:
     return 100.0 * total / possible
 
 
-class _TargetFlaps:
-    __slots__ = ("states", "flapping", "percent", "labels", "held", "passed", "notice", "kept_alive")
+def _weights(window: int) -> tuple[float, ...]:
+    """The weight of a change by its position (x + before − 1 in `state_change_percent`)."""
+    possible = window - 1
+    return tuple(OLDEST_WEIGHT + k * (NEWEST_WEIGHT - OLDEST_WEIGHT) / max(possible - 1, 1) for k in range(possible))
 
-    def __init__(self, window: int) -> None:
-        self.states: deque[bool] = deque(maxlen=window)
+
+def _percent_of_bits(states: int, window: int, weights: tuple[float, ...]) -> float:
+    """`state_change_percent` of results kept as bits (see `_TargetFlaps.states`): the same
+    changes summed with the same weights in the same order, so the same float."""
+    count = states.bit_length() - 1
+    changes = (states ^ (states >> 1)) & ((1 << (count - 1)) - 1) if count > 1 else 0
+    before = window - count
+    total = 0.0
+    while changes:  # oldest change first: the highest bit
+        bit = changes.bit_length() - 1
+        total += weights[count - 1 - bit + before - 1]
+        changes ^= 1 << bit
+    return 100.0 * total / (window - 1)
+
+
+class _TargetFlaps:
+    """One target's flapping state. A shard holds tens of thousands: the last results are the
+    bits of one int, the newest lowest, under a leading 1 that marks how many there are (1: none);
+    the alerts held or passed get their dicts when the first one comes."""
+
+    __slots__ = ("states", "flapping", "percent", "held", "passed", "notice", "kept_alive")
+
+    def __init__(self) -> None:
+        self.states = 1
         self.flapping = False
         self.percent = 0.0
-        self.labels: dict[str, str] = {}
-        self.held: dict[str, Alert] = {}  # fingerprint -> latest alert not sent while flapping
-        self.passed: dict[str, Alert] = {}  # fingerprint -> the last alert the notifier got
+        self.held: dict[str, Alert] | None = None  # fingerprint -> latest alert not sent while flapping
+        self.passed: dict[str, Alert] | None = None  # fingerprint -> the last alert the notifier got
         self.notice: Alert | None = None  # the TargetFlapping alert while it fires
         self.kept_alive = 0.0
+
+    def append(self, up: bool, window: int) -> None:
+        states = self.states << 1 | up
+        if states >> (window + 1):  # one more than the window holds: the oldest goes
+            states = states & ((1 << window) - 1) | 1 << window
+        self.states = states
+
+    def keep(self, window: int) -> None:
+        """A new window: keep the newest results that fit."""
+        if self.states >> (window + 1):
+            self.states = self.states & ((1 << window) - 1) | 1 << window
+
+    def __len__(self) -> int:
+        return self.states.bit_length() - 1
 
 
 class FlappingGate:
@@ -99,6 +135,7 @@ class FlappingGate:
         self._forward = forward
         self._lock = threading.Lock()
         self._targets: dict[str, _TargetFlaps] = {}
+        self._weights = _weights(config.window)
         self.notices = 0  # notices sent (started + ended), for tests and the log
 
     def configure(self, config: FlappingConfig) -> None:
@@ -107,7 +144,8 @@ class FlappingGate:
         with self._lock:
             if config.window != self.config.window:
                 for flaps in self._targets.values():
-                    flaps.states = deque(flaps.states, maxlen=config.window)
+                    flaps.keep(config.window)
+                self._weights = _weights(config.window)
             self.config = config
         if not config.enabled:
             for name in list(self._targets):
@@ -127,24 +165,24 @@ class FlappingGate:
 
     def observe(self, target: Target, up: bool) -> bool:
         """Record one conclusive result; start or end the target's flapping. Returns whether it flaps."""
-        config, out, ending = self.config, [], False
+        out, ending = [], False
         with self._lock:
+            config = self.config  # read with the weights: a reload changes both
             flaps = self._targets.get(target.name)
             if flaps is None:
-                flaps = self._targets[target.name] = _TargetFlaps(config.window)
-            flaps.labels = {"target": target.name, **target.labels}
-            flaps.states.append(up)
+                flaps = self._targets[target.name] = _TargetFlaps()
+            flaps.append(up, config.window)
             if not config.enabled:
                 return False
-            flaps.percent = state_change_percent(flaps.states, config.window)
+            flaps.percent = _percent_of_bits(flaps.states, config.window, self._weights)
             now = time.monotonic()
             if not flaps.flapping and flaps.percent > config.high:
                 flaps.flapping, flaps.kept_alive = True, now
-                flaps.notice = self._notice(target.name, flaps)
+                flaps.notice = self._notice(target, flaps)
                 out.append(flaps.notice)
                 self.notices += 1
                 log.warning("target %s is flapping (%.0f%% state changes in its last %d results): its alerts "
-                            "are held until it stops", target.name, flaps.percent, len(flaps.states))
+                            "are held until it stops", target.name, flaps.percent, len(flaps))
             elif flaps.flapping and flaps.percent < config.low:
                 ending = True
             elif flaps.flapping and now - flaps.kept_alive >= KEEP_ALIVE_EVERY:
@@ -168,15 +206,17 @@ class FlappingGate:
                 out.append(flaps.notice.resolved(datetime.now(timezone.utc)))
                 flaps.notice = None
                 self.notices += 1
-            for fp, alert in flaps.held.items():
-                previous = flaps.passed.get(fp)
+            passed = flaps.passed if flaps.passed is not None else {}
+            for fp, alert in (flaps.held or {}).items():
+                previous = passed.get(fp)
                 if alert.firing or (previous is not None and previous.firing):
                     out.append(alert)
                     if alert.firing:
-                        flaps.passed[fp] = alert
+                        passed[fp] = alert
                     else:
-                        flaps.passed.pop(fp, None)
-            flaps.held.clear()
+                        passed.pop(fp, None)
+            flaps.held = None
+            flaps.passed = passed or None
             log.info("target %s stopped flapping (%.0f%%): its alerts are sent again", name, flaps.percent)
         self._forward(out)
 
@@ -195,21 +235,28 @@ class FlappingGate:
                 elif alert.labels.get("alertname") == NOTICE_ALERTNAME and self.config.enabled:
                     continue  # the shipped rule's copy of the notice this gate sends itself
                 elif flaps.flapping:
+                    if flaps.held is None:
+                        flaps.held = {}
                     flaps.held[alert.fingerprint] = alert
                 else:
-                    flaps.passed[alert.fingerprint] = alert
                     out.append(alert)
-                    if not alert.firing:  # what the notifier knows as resolved needs no memory
-                        flaps.passed.pop(alert.fingerprint)
+                    if alert.firing:
+                        if flaps.passed is None:
+                            flaps.passed = {}
+                        flaps.passed[alert.fingerprint] = alert
+                    elif flaps.passed is not None:  # what the notifier knows as resolved needs no memory
+                        flaps.passed.pop(alert.fingerprint, None)
+                        if not flaps.passed:
+                            flaps.passed = None
         if out:
             self._forward(out)
 
     # ---------------------------------------------------------------- notices
 
-    def _notice(self, name: str, flaps: _TargetFlaps) -> Alert:
-        window = self.config.window
+    def _notice(self, target: Target, flaps: _TargetFlaps) -> Alert:
+        name, window = target.name, self.config.window
         return Alert(
-            labels={"alertname": NOTICE_ALERTNAME, **flaps.labels, "severity": "warning"},
+            labels={"alertname": NOTICE_ALERTNAME, "target": name, **target.labels, "severity": "warning"},
             annotations={
                 "summary": f"Target {name} is flapping",
                 "description": (f"{name} changed state in {flaps.percent:.0f}% of its last {window} results "
@@ -222,7 +269,7 @@ class FlappingGate:
         """What the receivers must keep hearing while the target flaps: its notice and the
         alerts notified as firing before (re-sent unchanged, valid a few minutes more)."""
         until = datetime.now(timezone.utc) + VALID_FOR
-        standing = [a for a in flaps.passed.values() if a.firing]
+        standing = [a for a in (flaps.passed or {}).values() if a.firing]
         if flaps.notice is not None:
             standing.append(flaps.notice)
         return [replace(a, ends_at=until) for a in standing]

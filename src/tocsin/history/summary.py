@@ -1,8 +1,8 @@
 """What the overview shows of one target, kept in memory so a page of a thousand targets
 reads no database: the last 24 hours and the last 90 days in fixed rings.
 
-Each slot of a ring holds one hour (or day) and the time it starts; a slot whose start is
-not the one asked for is stale and counts as empty, so nothing is ever shifted or pruned.
+A ring holds the latest hour (or day) and the ones before it; a slot is emptied when the ring
+moves past it, so nothing is ever shifted or pruned and no slot needs to remember its start.
 The recorder feeds the rings from the same results as the database's rollups, and fills
 them from the database at start, so the page after a restart shows what it showed before.
 """
@@ -16,6 +16,17 @@ from .rollup import BUCKETS, DOWN, MAINTENANCE, Rollup
 
 HOURS, DAYS = 24, 90
 _FIELDS = 3  # seconds, down, maintenance
+# TargetSummary._open: the latest hour's times, today's, the latest hour's number, today's number.
+_HOUR, _TODAY, _LATEST_HOUR, _LATEST_DAY = 0, 3, 6, 7
+_EMPTY_OPEN = [0.0] * 6 + [-1.0, -1.0]
+# TargetSummary._cache: the hour it was summed at, the closed hours' times and histogram; then
+# for 7, 30 and 90 days the day it was summed at and the closed days' times. -1: not summed.
+_CACHE_HIST = 4
+_CACHE_7D = _CACHE_HIST + BUCKETS
+_CACHE_30D, _CACHE_90D = _CACHE_7D + 4, _CACHE_7D + 8
+_EMPTY_CACHE = [-1.0, 0.0, 0.0, 0.0] + [0.0] * BUCKETS + [-1.0, 0.0, 0.0, 0.0] * 3
+_DAY_SPANS = {"7d": (_CACHE_7D, 7), "30d": (_CACHE_30D, 30), "90d": (_CACHE_90D, 90)}
+_NO_TIME = (0.0, 0.0, 0.0)  # seconds, down, maintenance of a span without results
 
 
 @dataclass(frozen=True)
@@ -28,157 +39,267 @@ class TargetSummary:
     """The rings, and the sums of their closed slots cached: a page of a thousand targets then
     adds one open hour and one open day per target instead of walking 24 hours and 30 days.
     `past_version` changes whenever a closed day changes, so a page may cache what it drew
-    of the closed days under (today, past_version)."""
+    of the closed days under (today, past_version).
 
-    __slots__ = ("hour_start", "hour_time", "hour_hist", "day_start", "day_time", "past_version", "_latest_hour",
-                 "_latest_day", "_closed")
+    A shard holds tens of thousands of these, so they are kept small (bench/memory_per_target.py):
+    the latest hour and today are summed in doubles; a closed hour or day is written once (again
+    if a late result lands in it) as float32 — exactly: the first value float32 cannot hold
+    exactly widens that ring to doubles, so every figure read back is the very double a
+    full-precision ring would hold. The hours' histograms are 16-bit counts, widened to 32 bits
+    the first time one would overflow. The day ring is made when a day first closes with
+    results; after its 90 seconds come (slot, down, maintenance) triples for the closed days
+    that had any. The cached sums are one small array, made at the first page view.
+    """
+
+    __slots__ = ("_open", "_hours", "_hist", "_days", "_cache", "past_version")
 
     def __init__(self) -> None:
-        self.hour_start = array("q", [-1] * HOURS)
-        self.hour_time = array("d", [0.0] * (HOURS * _FIELDS))
-        self.hour_hist = array("I", [0] * (HOURS * BUCKETS))
-        self.day_start = array("q", [-1] * DAYS)
-        self.day_time = array("d", [0.0] * (DAYS * _FIELDS))
+        self._open = array("d", _EMPTY_OPEN)
+        self._hours: array[float] = array("f", bytes(4 * HOURS * _FIELDS))  # closed hours, by slot
+        self._hist: array[int] = array("H", bytes(2 * HOURS * BUCKETS))  # every hour's, by slot
+        self._days: array[float] | None = None  # closed days: seconds ×DAYS, then (slot, down, maintenance)…
+        self._cache: array[float] | None = None
         self.past_version = 0
-        self._latest_hour = self._latest_day = -1
-        self._closed: dict[tuple[str, int], Rollup] = {}  # (span, current hour or day) -> sum of the closed slots
+
+    # ------------------------------------------------------------ writing
 
     def add(self, hour: int, day: int, rollup: Rollup) -> None:
         """Fold a rollup that lies within hour `hour` (an hour number) and day `day` (a day number)."""
         self.add_hour(hour, rollup)
         self.add_day(day, rollup)
 
-    def _touch(self, span: str, number: int) -> None:
-        """Hour or day `number` changes: drop a cached sum of closed slots that includes it."""
-        for key in [k for k in self._closed if k[0] == span and number < k[1]]:
-            del self._closed[key]
-            if span != "24h":
-                self.past_version += 1
-
     def add_hour(self, hour: int, rollup: Rollup) -> None:
-        self._touch("24h", hour)
-        self._latest_hour = max(self._latest_hour, hour)
-        slot = hour % HOURS
-        if self.hour_start[slot] != hour:
-            self.hour_start[slot] = hour
-            for i in range(_FIELDS):
-                self.hour_time[slot * _FIELDS + i] = 0.0
-            for i in range(BUCKETS):
-                self.hour_hist[slot * BUCKETS + i] = 0
-        base = slot * _FIELDS
-        self.hour_time[base] += rollup.seconds
-        self.hour_time[base + 1] += rollup.down_seconds
-        self.hour_time[base + 2] += rollup.maintenance_seconds
-        for i, n in enumerate(rollup.histogram):
-            if n:
-                self.hour_hist[slot * BUCKETS + i] += n
+        if self._add_hour_times(hour, rollup.seconds, rollup.down_seconds, rollup.maintenance_seconds):
+            base = hour % HOURS * BUCKETS
+            for i, n in enumerate(rollup.histogram):
+                if n:
+                    self._count(base + i, n)
 
     def add_result(self, hour: int, day: int, state: str, weight: float, bucket: int) -> None:
         """One result, without building a rollup for it (the history thread's per-result path)."""
-        slot = hour % HOURS
-        if self._closed:
-            self._touch("24h", hour)
-        if self.hour_start[slot] != hour or hour < self._latest_hour:
-            one = Rollup()
-            one.add(state, weight, 0.0, "", bucket)
-            self.add(hour, day, one)
-            return
-        base = slot * _FIELDS
-        self.hour_time[base] += weight
-        self.hour_hist[slot * BUCKETS + bucket] += 1
-        if state == DOWN:
-            self.hour_time[base + 1] += weight
-        elif state == MAINTENANCE:
-            self.hour_time[base + 2] += weight
-        dslot = day % DAYS
-        if self._closed:
-            self._touch("7d", day)
-            self._touch("30d", day)
-        if self.day_start[dslot] != day or day < self._latest_day:
-            one = Rollup()
-            one.add(state, weight, 0.0, "", bucket)
-            self.add_day(day, one)
-            return
-        base = dslot * _FIELDS
-        self.day_time[base] += weight
-        if state == DOWN:
-            self.day_time[base + 1] += weight
-        elif state == MAINTENANCE:
-            self.day_time[base + 2] += weight
+        cache = self._cache
+        if cache is not None and (hour < cache[0] or day < cache[_CACHE_7D] or day < cache[_CACHE_30D]
+                                  or day < cache[_CACHE_90D]):
+            self._drop_hours(hour)
+            self._drop_days(day)
+        times = self._open
+        if hour == times[_LATEST_HOUR]:
+            times[_HOUR] += weight
+            if state == DOWN:
+                times[_HOUR + 1] += weight
+            elif state == MAINTENANCE:
+                times[_HOUR + 2] += weight
+            try:
+                self._hist[hour % HOURS * BUCKETS + bucket] += 1
+            except OverflowError:
+                self._count(hour % HOURS * BUCKETS + bucket, 1)
+        elif self._add_hour_times(hour, weight, weight if state == DOWN else 0.0,
+                                  weight if state == MAINTENANCE else 0.0):
+            self._count(hour % HOURS * BUCKETS + bucket, 1)
+        if day == times[_LATEST_DAY]:
+            times[_TODAY] += weight
+            if state == DOWN:
+                times[_TODAY + 1] += weight
+            elif state == MAINTENANCE:
+                times[_TODAY + 2] += weight
+        else:
+            self.add_day_times(day, weight, weight if state == DOWN else 0.0,
+                               weight if state == MAINTENANCE else 0.0)
 
     def add_day(self, day: int, rollup: Rollup) -> None:
         self.add_day_times(day, rollup.seconds, rollup.down_seconds, rollup.maintenance_seconds)
 
     def add_day_times(self, day: int, seconds: float, down: float, maintenance: float) -> None:
-        self._touch("7d", day)
-        self._touch("30d", day)
-        if day < self._latest_day:
+        self._drop_days(day)
+        times = self._open
+        latest = int(times[_LATEST_DAY])
+        if day < latest:
             self.past_version += 1  # a closed day changed: a bar drawn of it is stale
-        self._latest_day = max(self._latest_day, day)
-        slot = day % DAYS
-        if self.day_start[slot] != day:
-            self.day_start[slot] = day
-            for i in range(_FIELDS):
-                self.day_time[slot * _FIELDS + i] = 0.0
-        base = slot * _FIELDS
-        self.day_time[base] += seconds
-        self.day_time[base + 1] += down
-        self.day_time[base + 2] += maintenance
+        elif day > latest:
+            self._open_day(latest, day)
+        if day == times[_LATEST_DAY]:
+            times[_TODAY] += seconds
+            times[_TODAY + 1] += down
+            times[_TODAY + 2] += maintenance
+        elif day > latest - DAYS:  # a late result in a closed day still counts
+            slot = day % DAYS
+            old_seconds, old_down, old_maintenance = self._closed_day(slot)
+            self._store_day(slot, old_seconds + seconds, old_down + down, old_maintenance + maintenance)
+
+    def _add_hour_times(self, hour: int, seconds: float, down: float, maintenance: float) -> bool:
+        """Add to hour `hour` (the ring moved on to it if it is a new one); False: older than the ring."""
+        self._drop_hours(hour)
+        times = self._open
+        latest = int(times[_LATEST_HOUR])
+        if hour > latest:
+            hist = self._hist
+            for number in range(max(latest + 1, hour - HOURS + 1), hour + 1):
+                self._store_hour(number % HOURS, *_NO_TIME)
+                for i in range(number % HOURS * BUCKETS, (number % HOURS + 1) * BUCKETS):
+                    hist[i] = 0
+            if latest > hour - HOURS:
+                self._store_hour(latest % HOURS, times[_HOUR], times[_HOUR + 1], times[_HOUR + 2])
+            times[_HOUR:_HOUR + 3] = array("d", _NO_TIME)
+            times[_LATEST_HOUR] = latest = hour
+        if hour == latest:
+            times[_HOUR] += seconds
+            times[_HOUR + 1] += down
+            times[_HOUR + 2] += maintenance
+        elif hour > latest - HOURS:
+            base = hour % HOURS * _FIELDS
+            hours = self._hours
+            self._store_hour(hour % HOURS, hours[base] + seconds, hours[base + 1] + down,
+                             hours[base + 2] + maintenance)
+        else:
+            return False
+        return True
+
+    def _store_hour(self, slot: int, seconds: float, down: float, maintenance: float) -> None:
+        hours, base = self._hours, slot * _FIELDS
+        hours[base], hours[base + 1], hours[base + 2] = seconds, down, maintenance
+        if hours.typecode == "f" and (hours[base], hours[base + 1], hours[base + 2]) != (seconds, down, maintenance):
+            hours = self._hours = array("d", hours)  # float32 would round it: doubles from now on
+            hours[base], hours[base + 1], hours[base + 2] = seconds, down, maintenance
+
+    def _count(self, index: int, n: int) -> None:
+        try:
+            self._hist[index] += n
+        except OverflowError:  # more than 65 535 results of one bucket in an hour
+            self._hist = array("I", self._hist)
+            self._hist[index] += n
+
+    def _open_day(self, latest: int, day: int) -> None:
+        """Day `day` begins: today's times are written into the ring, the days skipped emptied."""
+        times = self._open
+        if self._days is not None:
+            for number in range(max(latest + 1, day - DAYS + 1), day + 1):
+                self._store_day(number % DAYS, *_NO_TIME)
+        if latest > day - DAYS:
+            self._store_day(latest % DAYS, times[_TODAY], times[_TODAY + 1], times[_TODAY + 2])
+        times[_TODAY:_TODAY + 3] = array("d", _NO_TIME)
+        times[_LATEST_DAY] = day
+
+    def _closed_day(self, slot: int) -> tuple[float, float, float]:
+        days = self._days
+        if days is None:
+            return _NO_TIME
+        for i in range(DAYS, len(days), _FIELDS):
+            if days[i] == slot:
+                return days[slot], days[i + 1], days[i + 2]
+        return days[slot], 0.0, 0.0
+
+    def _store_day(self, slot: int, seconds: float, down: float, maintenance: float) -> None:
+        days = self._days
+        if days is None:
+            if not (seconds or down or maintenance):
+                return
+            days = self._days = array("f", bytes(4 * DAYS))
+        faults = next((i for i in range(DAYS, len(days), _FIELDS) if days[i] == slot), -1)
+        # The triples change size in a new array, never in place: the status page reads the day
+        # bars without the recorder's lock, and must not find the array shorter than it measured.
+        if faults >= 0 and not (down or maintenance):
+            days = self._days = days[:faults] + days[faults + _FIELDS:]
+        elif faults < 0 and (down or maintenance):
+            days = self._days = days + array(days.typecode, (slot, down, maintenance))
+        elif faults >= 0:
+            days[faults + 1], days[faults + 2] = down, maintenance
+        days[slot] = seconds
+        if days.typecode == "f" and self._closed_day(slot) != (seconds, down, maintenance):
+            self._days = array("d", days)  # float32 would round it: doubles from now on
+            self._store_day(slot, seconds, down, maintenance)
+
+    def _drop_hours(self, hour: int) -> None:
+        """Hour `hour` changes: drop a cached sum of closed hours that includes it."""
+        cache = self._cache
+        if cache is not None and hour < cache[0]:
+            cache[0] = -1.0
+
+    def _drop_days(self, day: int) -> None:
+        """Day `day` changes: drop the cached sums of closed days that include it."""
+        cache = self._cache
+        if cache is None:
+            return
+        for index in (_CACHE_7D, _CACHE_30D, _CACHE_90D):
+            if day < cache[index]:
+                cache[index] = -1.0
+                self.past_version += 1
 
     # ------------------------------------------------------------ reading
 
     def window(self, now: float, span: str) -> Rollup:
         """The rollup of the last 24 h (whole hours, the current one included) or of the last
         7 or 30 days (whole UTC days, today included): what uptime figures are read from."""
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = array("d", _EMPTY_CACHE)
+        out = Rollup()
+        hist = out.histogram
         if span == "24h":
             current = int(now // 3600)
-            closed = self._closed.get((span, current))
-            if closed is None:
-                closed = self._keep(span, current, self._hours(current - HOURS + 1, current))
-            out = Rollup()
-            out.merge(closed)
-            out.merge(self._hours(current, current + 1))
-            out.count = sum(out.histogram)
-            return out
-        days = {"7d": 7, "30d": 30, "90d": 90}[span]
-        today = int(now // 86400)
-        closed = self._closed.get((span, today))
-        if closed is None:
-            closed = self._keep(span, today, self._days(today - days + 1, today))
-        out = Rollup()
-        out.merge(closed)
-        out.merge(self._days(today, today + 1))
-        return out
-
-    def _keep(self, span: str, current: int, closed: Rollup) -> Rollup:
-        for key in [k for k in self._closed if k[0] == span]:
-            del self._closed[key]  # an hour or a day has passed: the old sum is of no use
-        self._closed[(span, current)] = closed
-        return closed
-
-    def _hours(self, first: int, end: int) -> Rollup:
-        out = Rollup()
-        for hour in range(first, end):
-            slot = hour % HOURS
-            if self.hour_start[slot] == hour:
-                self._fold(out, self.hour_time, slot)
+            if cache[0] != current:
+                self._sum_hours(cache, current)
+            out.seconds, out.down_seconds, out.maintenance_seconds = cache[1], cache[2], cache[3]
+            for i in range(BUCKETS):
+                hist[i] = int(cache[_CACHE_HIST + i])
+            values = self._hour(current)
+            if values is not None:
+                out.seconds += values[0]
+                out.down_seconds += values[1]
+                out.maintenance_seconds += values[2]
                 for i in range(BUCKETS):
-                    out.histogram[i] += self.hour_hist[slot * BUCKETS + i]
+                    hist[i] += self._hist[current % HOURS * BUCKETS + i]
+            out.count = sum(hist)
+            return out
+        index, days = _DAY_SPANS[span]
+        today = int(now // 86400)
+        if cache[index] != today:
+            seconds = down = maintenance = 0.0
+            for day in range(today - days + 1, today):
+                values = self._day(day)
+                if values is not None:
+                    seconds += values[0]
+                    down += values[1]
+                    maintenance += values[2]
+            cache[index:index + 4] = array("d", (today, seconds, down, maintenance))
+        out.seconds, out.down_seconds, out.maintenance_seconds = cache[index + 1], cache[index + 2], cache[index + 3]
+        values = self._day(today)
+        if values is not None:
+            out.seconds += values[0]
+            out.down_seconds += values[1]
+            out.maintenance_seconds += values[2]
         return out
 
-    def _days(self, first: int, end: int) -> Rollup:
-        out = Rollup()
-        for day in range(first, end):
-            slot = day % DAYS
-            if self.day_start[slot] == day:
-                self._fold(out, self.day_time, slot)
-        return out
+    def _sum_hours(self, cache: array[float], current: int) -> None:
+        seconds = down = maintenance = 0.0
+        hist = [0] * BUCKETS
+        latest, counts = int(self._open[_LATEST_HOUR]), self._hist
+        for hour in range(max(current - HOURS + 1, latest - HOURS + 1), min(current, latest + 1)):
+            values = self._hour(hour) or _NO_TIME
+            seconds += values[0]
+            down += values[1]
+            maintenance += values[2]
+            for i in range(BUCKETS):
+                hist[i] += counts[hour % HOURS * BUCKETS + i]
+        cache[0:_CACHE_7D] = array("d", [current, seconds, down, maintenance, *hist])
 
-    @staticmethod
-    def _fold(out: Rollup, values: array, slot: int) -> None:
-        out.seconds += values[slot * _FIELDS]
-        out.down_seconds += values[slot * _FIELDS + 1]
-        out.maintenance_seconds += values[slot * _FIELDS + 2]
+    def _hour(self, hour: int) -> tuple[float, float, float] | None:
+        """Seconds, down and maintenance of `hour`; None when the ring does not hold it."""
+        latest = self._open[_LATEST_HOUR]
+        if hour == latest:
+            return self._open[_HOUR], self._open[_HOUR + 1], self._open[_HOUR + 2]
+        if latest - HOURS < hour < latest:
+            base = hour % HOURS * _FIELDS
+            return self._hours[base], self._hours[base + 1], self._hours[base + 2]
+        return None
+
+    def _day(self, day: int) -> tuple[float, float, float] | None:
+        """Seconds, down and maintenance of `day`; None when the ring does not hold it."""
+        latest = self._open[_LATEST_DAY]
+        if day == latest:
+            return self._open[_TODAY], self._open[_TODAY + 1], self._open[_TODAY + 2]
+        if latest - DAYS < day < latest:
+            return self._closed_day(day % DAYS)
+        return None
 
     def uptime(self, now: float, span: str) -> float | None:
         return self.window(now, span).uptime()
@@ -188,10 +309,10 @@ class TargetSummary:
         today = int(now // 86400)
         bars = []
         for day in range(today - days + 1, today + 1):
-            slot = day % DAYS
+            values = self._day(day)
             uptime = None
-            if self.day_start[slot] == day:
-                seconds, down, maintenance = self.day_time[slot * _FIELDS:slot * _FIELDS + _FIELDS]
+            if values is not None:
+                seconds, down, maintenance = values
                 observed = seconds - maintenance
                 uptime = None if observed <= 0 else max(0.0, 1.0 - down / observed)
             bars.append(DayBar(day * 86400, uptime))
