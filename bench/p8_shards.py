@@ -93,7 +93,7 @@ def run_tocsin(procs: Processes, workdir: Path, url: str, args) -> dict:
     before = [scrape(b, 60)[0] for b in bases]
     cpu0 = [cpu_seconds(p.pid) for p in shards]
     t0 = time.monotonic()
-    timeline = _scrape_during(bases, args.window, args.scrape_interval)
+    timeline = _scrape_during(bases, [p.pid for p in shards], args.window, args.scrape_interval)
     after = [scrape(b, 60)[0] for b in bases]
     elapsed = time.monotonic() - t0
     cpu1 = [cpu_seconds(p.pid) for p in shards]
@@ -147,10 +147,10 @@ def _pss_mib(pid: int) -> float:
     return 0.0
 
 
-def _scrape_during(bases: list[str], window: float, every: float) -> list[dict]:
+def _scrape_during(bases: list[str], pids: list[int], window: float, every: float) -> list[dict]:
     """Scrape every shard each `every` seconds until `window` has passed, as Prometheus would
     (0: sleep through the window): per scrape round, the shards' lateness p99 since the
-    previous round and the scrape's wall time, to see when lateness happens."""
+    previous round, the scrape's wall time and their RSS, to see when lateness happens."""
     end = time.monotonic() + window
     if every <= 0:
         time.sleep(window)
@@ -172,6 +172,7 @@ def _scrape_during(bases: list[str], window: float, every: float) -> list[dict]:
                 for le, v in b.items():
                     merged1[le] = merged1.get(le, 0.0) + v
             rounds.append({"t_s": round(window - (end - started), 1), "scrape_s": round(took, 3),
+                           "rss_mib": round(sum(rss_mib(pid)[0] for pid in pids), 1),
                            "lateness_p99_s": round(histogram_quantile(0.99, merged0, merged1), 4)})
         previous = now
     time.sleep(max(0.0, end - time.monotonic()))

@@ -126,7 +126,7 @@ def test_views_read_only_the_target_table_alerts_and_counts(tmp_path):
     history = HistoryRecorder(str(tmp_path / "history.db"))
     views = WebViews(table, _Alerts(), _Counts(), (lambda: "a 1\n", lambda: "b 2\n"), history)
 
-    assert views.render_metrics() == b"a 1\nb 2\n"
+    assert views.render_metrics() == [b"a 1\n", b"b 2\n"]
     assert views.api("alerts") is None  # /api/v1/alerts is Prometheus's read API (web/prom_api.py)
     assert views.api("nope") is None
     targets = {t["name"]: t for t in views.api("targets")}

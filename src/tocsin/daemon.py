@@ -118,7 +118,7 @@ class Daemon:
         self.notifiers.muting = self.muting
         register_metrics(self.muting, self.self_metrics.registry)
         views = WebViews(self.scheduler, self.rules, self.status,
-                         (self.self_metrics.render, self.probe_metrics.render, self.rules.render_metrics),
+                         (self.self_metrics.render, self.probe_metrics.render_families, self.rules.render_metrics),
                          self.history, lambda: self.loaded.config.status_page,
                          lambda: silencing_overview(self.muting) if self.muting is not None else {"silences": [], "acks": []})
         apis = (AlertmanagerAPI(self.muting, lambda: self.notifiers.current), PrometheusAPI(self.rules))

@@ -13,7 +13,7 @@ import functools
 import threading
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ..config import Target
 from ..gofmt import escape_label_value
@@ -307,19 +307,22 @@ class ProbeMetrics:
         return {_FAMILY_INDEX[name]: "".join(lines) for name, lines in parts.items()}
 
     def render(self) -> str:
+        return "".join(self.render_families())
+
+    def render_families(self) -> Iterator[str]:
+        """Each family's header and lines, one family at a time: a scrape then holds one
+        family's text at once beside what it has sent, not all of /metrics twice."""
         groups: dict[tuple[int, ...], list[tuple[str, ...]]] = {}
         with self._lock:
             for series in self._series.values():
                 if series.cells:
                     groups.setdefault(series.shape, []).append(series.cells)
-        columns: dict[int, list[str]] = {}
+        columns: dict[int, list[tuple[str, ...]]] = {}
         for shape, rows in groups.items():  # the targets of one shape, transposed: a column per family
             for index, column in zip(shape, zip(*rows, strict=True), strict=True):
-                columns.setdefault(index, []).append("".join(column))
-        out: list[str] = []
+                columns.setdefault(index, []).append(column)
+        del groups
         for index, (name, (kind, help_text)) in enumerate(PROBE_FAMILIES.items()):
-            body = "".join(columns.get(index, ()))
-            if body:
-                out.append(family_header(name, kind, help_text))
-                out.append(body)
-        return "".join(out)
+            parts = columns.pop(index, None)
+            if parts:
+                yield family_header(name, kind, help_text) + "".join(["".join(column) for column in parts])

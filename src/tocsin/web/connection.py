@@ -29,7 +29,7 @@ from typing import cast
 
 import h11
 
-from .routes import Request, Response, text
+from .routes import Request, Response, body_length, text
 
 log = logging.getLogger("tocsin.web")
 
@@ -101,7 +101,7 @@ class Connection:
             self.state.busy = True
             response = await self.handle(request)
             await self._respond(response, keep_alive=True)
-            log.debug("%s %s %d %d bytes", request.method, request.path, response.status, len(response.body))
+            log.debug("%s %s %d %d bytes", request.method, request.path, response.status, body_length(response.body))
             del request, response  # a 25 MB /metrics body is not kept while the connection idles
             if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
                 return
@@ -172,7 +172,7 @@ class Connection:
             self.writer.write(chunk)
 
     async def _respond(self, response: Response, keep_alive: bool) -> None:
-        headers = [("Content-Type", response.content_type), ("Content-Length", str(len(response.body))),
+        headers = [("Content-Type", response.content_type), ("Content-Length", str(body_length(response.body))),
                    ("Date", formatdate(usegmt=True)), ("Server", "tocsin"), *response.headers]
         if not keep_alive:
             headers.append(("Connection", "close"))
@@ -181,11 +181,12 @@ class Connection:
             if response.body and self._method != "HEAD" and response.status not in (204, 304):
                 # In slices, each drained: the transport then never copies the rest of a 25 MB
                 # /metrics body into its own buffer, nor shifts that buffer on every send.
-                body = memoryview(response.body)
-                for start in range(0, len(body), WRITE_SLICE):
-                    # h11 passes data through untouched (send_with_data_passthrough): a slice will do
-                    self._send(h11.Data(data=cast(bytes, body[start:start + WRITE_SLICE])))
-                    await self.writer.drain()
+                for part in [response.body] if isinstance(response.body, bytes) else response.body:
+                    body = memoryview(part)
+                    for start in range(0, len(body), WRITE_SLICE):
+                        # h11 passes data through untouched (send_with_data_passthrough): a slice will do
+                        self._send(h11.Data(data=cast(bytes, body[start:start + WRITE_SLICE])))
+                        await self.writer.drain()
             self._send(h11.EndOfMessage())
             await self.writer.drain()
 

@@ -25,13 +25,20 @@ from .push import handle_push
 log = logging.getLogger("tocsin.web")
 
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
+# A body, or its parts in order: /metrics comes as one part per family, so a 30 MB answer is
+# never also joined into one string and one bytes object (that doubled a scrape's memory).
+Body = bytes | list[bytes]
+
+
+def body_length(body: Body) -> int:
+    return len(body) if isinstance(body, bytes) else sum(len(part) for part in body)
 TEXT = "text/plain; charset=utf-8"
 
 
 class Pages(Protocol):
     """What the listener shows (read-only; `tocsin.web.views.WebViews`)."""
 
-    def render_metrics(self) -> bytes: ...
+    def render_metrics(self) -> Body: ...
     def api(self, path: str, query: str = "") -> Any | None: ...  # an ApiError for a bad request
     def page(self, path: str, query: str) -> Response | None: ...  # None: no such page
     def is_public(self, path: str) -> bool: ...  # answers without credentials
@@ -80,7 +87,7 @@ class ApiError:
 @dataclass
 class Response:
     status: int
-    body: bytes = b""
+    body: Body = b""
     content_type: str = TEXT
     headers: list[tuple[str, str]] = field(default_factory=list)
 

@@ -10,7 +10,7 @@ URL's password is shown as `<secret>`, and so is any secret a message happens to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -33,7 +33,7 @@ class WebViews:
     """The listener's `Pages`, over the parts of the daemon they read."""
 
     def __init__(self, targets: TargetTable, alerts: AlertTable, counts: UpCount,
-                 metrics: Sequence[Callable[[], str]], history: HistoryRecorder,
+                 metrics: Sequence[Callable[[], str | Iterable[str]]], history: HistoryRecorder,
                  status_page: Callable[[], StatusPageConfig] = StatusPageConfig,
                  muting: Callable[[], dict[str, list[dict[str, Any]]]] | None = None) -> None:
         self._targets = targets
@@ -45,8 +45,14 @@ class WebViews:
                                          silences=None if muting is None else lambda: muting()["silences"],
                                          acks=None if muting is None else lambda: muting()["acks"]))
 
-    def render_metrics(self) -> bytes:
-        return redact("".join(render() for render in self._metrics)).encode()
+    def render_metrics(self) -> list[bytes]:
+        """Each source's text, or each of its parts (the probe series give one per family),
+        redacted and encoded one at a time."""
+        parts: list[bytes] = []
+        for render in self._metrics:
+            out = render()
+            parts += [redact(text).encode() for text in ([out] if isinstance(out, str) else out) if text]
+        return parts
 
     def api(self, path: str, query: str = "") -> Any | None:
         if path == "targets":
