@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 
-from . import aio, logs, statedb
+from . import aio, heap, logs, statedb
 from .clock import ClockWatch
 from .cluster.view import ClusterOverride, replica_warnings, shard_view, target_filter
 from .config import LoadedConfig, load_config
@@ -131,7 +131,7 @@ class Daemon:
         # Last: probes due from now on do not compete with the rest of start-up for the CPU.
         self.scheduler.start()
         self._ready = True
-        _settle_heap()
+        heap.settle()
         self.systemd.ready()
         self.status.update()
         log.info("tocsin started", extra={"fields": {"listen": g.listen_address, "targets": len(self.loaded.targets),
@@ -260,7 +260,7 @@ class Daemon:
                 return False, "\n".join(rule_errors)
             self.self_metrics.reload_success.set(1)
             self.self_metrics.reload_timestamp.set(time.time())
-            _settle_heap()
+            heap.settle()
             self.status.last_reload_ok = True
             self.systemd.ready()
             self.status.update()
@@ -349,20 +349,6 @@ def _install_test_hooks(loop: asyncio.AbstractEventLoop) -> None:
     loop.add_signal_handler(signal.SIGUSR2, hang)
 
 
-def _settle_heap() -> None:
-    """Move what exists now (configuration, jobs, per-target state) out of the collector's sight.
-
-    With 10 000 targets every full collection walked all of it, about 0.3 s each, a dozen
-    times a minute: a pause that made probes late and a tenth of the CPU. Frozen objects
-    that die later are still freed by reference counting; only garbage cycles among them
-    would stay, and configuration objects form none. The thresholds make full passes rarer
-    still: per-probe garbage is freed by reference counting, not by the collector.
-    """
-    gc.set_threshold(5_000, 20, 100)
-    gc.freeze()
-    gc.enable()  # off during start-up (run_daemon)
-
-
 def load_shard(path: str | os.PathLike[str], override: ClusterOverride | None = None) -> LoadedConfig:
     """Load the file, then narrow it to this process's shard (every target when unsharded)."""
     return shard_view(load_config(path, lambda tree: target_filter(tree, override)), override)
@@ -372,9 +358,10 @@ def run_daemon(config_path: str | os.PathLike[str], override: ClusterOverride | 
     """`tocsin run`: load, start, and serve until SIGTERM/SIGINT. Returns the exit code."""
     # Start-up allocates the configuration and every target's state and job: hundreds of
     # thousands of objects, none of them garbage. Collecting while they pile up walked
-    # them again and again (0.3 s at 10 000 targets); _settle_heap() turns the collector
+    # them again and again (0.3 s at 10 000 targets); heap.settle() turns the collector
     # back on once start-up is done, with all of them frozen.
     gc.disable()
+    heap.map_large_buffers()
     try:
         loaded = load_shard(config_path, override)
     except ConfigError as exc:
