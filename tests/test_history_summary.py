@@ -82,7 +82,7 @@ def test_figures_are_those_of_full_precision_rings(interval):
                 seconds, down, maintenance, hist = reference.window(t, span)
                 assert (got.seconds, got.down_seconds, got.maintenance_seconds) == (seconds, down, maintenance)
                 if span == "24h":
-                    assert got.histogram == hist and got.count == sum(hist)
+                    assert list(got.histogram) == list(hist) and got.count == sum(hist)
             bars = summary.day_bars(t, 4)
             for bar in bars:
                 times = reference.days.get(bar.start // DAY)

@@ -11,6 +11,7 @@ the non-empty entries only: a minute of a healthy target is a handful of bytes.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 
 # The states a stretch of time can be in. `maintenance` is time that counts neither up nor
@@ -37,7 +38,9 @@ class Rollup:
     down_seconds: float = 0.0
     maintenance_seconds: float = 0.0
     duration_sum: float = 0.0
-    histogram: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    # Counts in a machine array, not a list of ints: three open rollups per target held 36
+    # int objects and 3 lists (1 KB a target; 10 MiB at 10 000 targets).
+    histogram: array = field(default_factory=lambda: array("Q", bytes(8 * BUCKETS)))
     reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, state: str, weight: float, duration: float, reason: str, bucket: int = -1) -> None:
@@ -97,7 +100,7 @@ class Rollup:
     @classmethod
     def from_row(cls, count: int, failures: int, seconds: float, down: float, maintenance: float,
                  duration_sum: float, hist: str, reasons: str | None) -> Rollup:
-        histogram = [0] * BUCKETS
+        histogram = array("Q", bytes(8 * BUCKETS))
         for item in filter(None, (hist or "").split(",")):
             index, n = item.split(":")
             histogram[int(index)] = int(n)
