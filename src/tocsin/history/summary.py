@@ -84,11 +84,7 @@ class TargetSummary:
             self._drop_days(day)
         times = self._open
         if hour == times[_LATEST_HOUR]:
-            times[_HOUR] += weight
-            if state == DOWN:
-                times[_HOUR + 1] += weight
-            elif state == MAINTENANCE:
-                times[_HOUR + 2] += weight
+            _add_state(times, _HOUR, state, weight)
             try:
                 self._hist[hour % HOURS * BUCKETS + bucket] += 1
             except OverflowError:
@@ -97,11 +93,7 @@ class TargetSummary:
                                   weight if state == MAINTENANCE else 0.0):
             self._count(hour % HOURS * BUCKETS + bucket, 1)
         if day == times[_LATEST_DAY]:
-            times[_TODAY] += weight
-            if state == DOWN:
-                times[_TODAY + 1] += weight
-            elif state == MAINTENANCE:
-                times[_TODAY + 2] += weight
+            _add_state(times, _TODAY, state, weight)
         else:
             self.add_day_times(day, weight, weight if state == DOWN else 0.0,
                                weight if state == MAINTENANCE else 0.0)
@@ -328,3 +320,12 @@ def uptime_percent(uptime: float | None) -> str:
     if text == "100.0" and uptime < 1.0:
         text = "99.9"
     return text + " %"
+
+
+def _add_state(times: array, base: int, state: str, weight: float) -> None:
+    """Add a result's `weight` seconds to the (seconds, down, maintenance) triple at `base`."""
+    times[base] += weight
+    if state == DOWN:
+        times[base + 1] += weight
+    elif state == MAINTENANCE:
+        times[base + 2] += weight
