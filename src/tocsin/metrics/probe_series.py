@@ -1,8 +1,8 @@
 """The per-target probe series: gauges of each target's last result, counters of all of them.
 
-Per-target series are rendered to text once per probe result and kept as one string, so a
-scrape joins slices of strings instead of walking thousands of metric objects (prometheus-client's
-generic path costs about a second at 10 000 targets). The same result's samples go to
+Per-target series are rendered to text once per probe result and kept as one cell per family,
+so a scrape transposes and joins strings instead of walking thousands of metric objects
+(prometheus-client's generic path costs about a second at 10 000 targets). The same result's samples go to
 the listeners (the rules' sample store), the counters included: they are counted here
 once, for /metrics and the store alike, so the store knows no probe metric by name.
 """
