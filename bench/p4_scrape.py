@@ -55,7 +55,7 @@ INTERVAL = 3600.0
 
 def quiet_names(count: int, spread: float, interval: float = INTERVAL) -> list[str]:
     """`count` target names whose first run (tocsin's phase_offset) is within `spread` s of start."""
-    from tocsin.scheduler import phase_offset
+    from tocsin.loop_scheduler import phase_offset
 
     names: list[str] = []
     i = 0
