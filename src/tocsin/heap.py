@@ -15,7 +15,6 @@ Two measured problems, one function each:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 
@@ -44,11 +43,8 @@ def settle() -> None:
 def map_large_buffers() -> bool:
     """Pin glibc's mmap threshold at LARGE_BLOCK (see the module's docstring). False where
     the C library is not glibc (musl maps large blocks anyway) or refuses."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
+    try:  # the process's own symbols, the C library's among them (not ctypes.util.find_library,
+        mallopt = ctypes.CDLL(None).mallopt  # which runs ldconfig and costs a MiB of imports)
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int

@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import time
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import requests
 from pydantic import Field, StrictBool, model_validator
 
 from ... import redaction
 from ...errors import NotificationError
 from ...fields import Duration, Model
 from ..notification import Notification
+
+if TYPE_CHECKING:
+    import requests
 
 USER_AGENT = "tocsin-notify/1"
 
@@ -94,6 +96,8 @@ class Receiver:
 
     def post_json(self, url: str, body: Any, n: Notification, headers: dict[str, str] | None = None) -> requests.Response:
         """POST JSON; raise NotificationError (with secrets redacted) unless the peer answered 2xx."""
+        import requests  # on the first notification: a shard that sends none never pays its 5 MiB
+
         all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                        "Idempotency-Key": n.key, **(headers or {})}
         try:
