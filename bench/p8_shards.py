@@ -107,6 +107,8 @@ def run_tocsin(procs: Processes, workdir: Path, url: str, args) -> dict:
     cpu1 = [cpu_seconds(p.pid) for p in shards]
     rss = [rss_mib(p.pid) for p in shards]
     pss = [_pss_mib(p.pid) for p in shards]
+    for proc in shards:  # a later run (the ceiling) starts shards of its own on the same state
+        procs.stop(proc)
     s0, s1 = [self_metrics(t) for t in before], [self_metrics(t) for t in after]
     buckets0: dict[float, float] = {}
     buckets1: dict[float, float] = {}
@@ -282,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                      "load_average_before": loadavg()}
     try:
         url, _nginx = start_nginx(procs, workdir, args.nginx_workers, connections=16384, rlimit_nofile=40000)
+        wait_quiet()
         summary["tocsin"] = run_tocsin(procs, workdir, url, args)
         if not args.skip_blackbox:
             summary["blackbox"] = run_blackbox(procs, workdir, url, args)
