@@ -14,12 +14,12 @@ blackbox Debian's prometheus-blackbox-exporter probing the same nginx, driven as
          installed, by P1's Python driver (which then limits the rate, so its CPU per probe
          gives the ceiling instead). The driver shares the machine's CPUs, as Prometheus's
          scrapes would.
-ceiling  with --ceiling-targets T: the same shards again with T targets, to show how many
+ceiling  --ceiling-targets T (0: skip): the same shards again with T targets, to show how many
          probes per second tocsin sustains (0 missed) against blackbox's.
 
-    python bench/p8_shards.py [--targets 30000] [--interval 10] [--shards 3] [--window 60]
+    python bench/p8_shards.py [--targets 30000] [--interval 10] [--shards 2] [--window 60]
                               [--warmup 40] [--scrape-interval 15] [--blackbox-seconds 20]
-                              [--ceiling-targets 50000] [--json FILE]
+                              [--ceiling-targets 40000] [--json FILE]
 """
 
 from __future__ import annotations
@@ -264,13 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", type=int, default=30_000)
     parser.add_argument("--interval", type=int, default=10)
-    parser.add_argument("--shards", type=int, default=3)
+    parser.add_argument("--shards", type=int, default=2)  # one per core of this machine
     parser.add_argument("--window", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=40)
     parser.add_argument("--blackbox-seconds", type=float, default=20)
     parser.add_argument("--blackbox-connections", type=lambda text: [int(n) for n in text.split(",")],
                         default=[32, 128], help="comma-separated; wrk is run once with each, the best counts")
-    parser.add_argument("--ceiling-targets", type=int, default=0,
+    parser.add_argument("--ceiling-targets", type=int, default=40_000,
                         help="then run the shards again with this many targets: tocsin's sustained rate (0: skip)")
     parser.add_argument("--scrape-interval", type=float, default=15,
                         help="scrape every shard this often during the window, as Prometheus would (0: never)")
