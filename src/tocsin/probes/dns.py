@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+import dns.asyncbackend
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
 from pydantic import Field
 
 from ..fields import HostPort
@@ -20,9 +27,6 @@ from .addresses import IPOptions
 from .kind import ProbeKind
 from .net import CONNECTION_FACTS, CONNECTION_FAMILIES, resolve
 from .result import Attempt, ProbeFailure, in_progress
-
-if TYPE_CHECKING:  # dnspython is imported by the first DNS probe (resolver.py says why)
-    import dns.message
 
 
 class DNSConfig(IPOptions):
@@ -35,8 +39,6 @@ class DNSConfig(IPOptions):
 
 
 def _default_server() -> str:
-    import dns.resolver
-
     try:
         return str(dns.resolver.get_default_resolver().nameservers[0])
     except (dns.resolver.NoResolverConfiguration, IndexError):
@@ -44,10 +46,6 @@ def _default_server() -> str:
 
 
 async def _query(options: DNSConfig, server: str, family: int, port: int, result: Attempt) -> dns.message.Message:
-    import dns.asyncbackend
-    import dns.asyncquery
-    import dns.message
-
     backend = dns.asyncbackend.get_backend("asyncio")
     query = dns.message.make_query(options.query, options.type)
     started = time.monotonic()
@@ -72,10 +70,6 @@ async def _query(options: DNSConfig, server: str, family: int, port: int, result
 
 
 async def attempt(options: DNSConfig, _deadline: float, _correlation_id: str) -> Attempt:
-    import dns.exception
-    import dns.rcode
-    import dns.rdatatype
-
     result = in_progress(Attempt(False))
     assert result is not None
     if options.server:

@@ -18,13 +18,13 @@ import ipaddress
 import os
 import socket
 import time
-from typing import TYPE_CHECKING
+
+import dns.asyncresolver
+import dns.exception
+import dns.nameserver
+import dns.resolver
 
 from .result import ProbeFailure
-
-if TYPE_CHECKING:  # dnspython is imported at the first name the hosts file does not answer:
-    import dns.asyncresolver  # a shard of address-only targets never pays its 3 MiB
-    import dns.nameserver
 
 HOSTS_FILE = "/etc/hosts"
 RESOLV_CONF = "/etc/resolv.conf"
@@ -96,8 +96,6 @@ def hosts_lookup(host: str) -> list[Address]:
 
 
 def _nameservers_from_env(text: str) -> list[dns.nameserver.Nameserver]:
-    import dns.nameserver
-
     servers: list[dns.nameserver.Nameserver] = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         host, _, port = item.rpartition(":")
@@ -106,9 +104,6 @@ def _nameservers_from_env(text: str) -> list[dns.nameserver.Nameserver]:
 
 
 def _resolver() -> dns.asyncresolver.Resolver:
-    import dns.asyncresolver
-    import dns.resolver
-
     if _conf.stale() or _conf.value is None:
         try:
             resolver = dns.asyncresolver.Resolver(filename=_conf.path)
@@ -136,9 +131,6 @@ async def lookup(host: str, order: tuple[str, ...] = ("A", "AAAA")) -> list[Addr
         if order[0] == "AAAA":
             found.sort(key=lambda entry: entry[0] != socket.AF_INET6)
         return found
-    import dns.exception
-    import dns.resolver
-
     resolver = _resolver()
     addresses: list[Address] = []
     try:
