@@ -132,6 +132,7 @@ scrape_configs:
         # leaves its panel empty; every other panel must show data.
         text = requests.get(f"{daemon_url}/metrics", timeout=scaled(5)).text
         silent = {name for name in {**probe_families(), **exported} if not _has_samples(name, text)}
+        silent |= {name + suffix for name in silent for suffix in ("_bucket", "_count", "_sum", "_total")}  # as queried
         empty, excused = [], []
         def shows(expr: str) -> bool:
             """Data now, or within a few scrapes (a series born just now has one sample: no rate yet)."""
