@@ -110,13 +110,8 @@ def run_tocsin(procs: Processes, workdir: Path, url: str, args) -> dict:
     for proc in shards:  # a later run (the ceiling) starts shards of its own on the same state
         procs.stop(proc)
     s0, s1 = [self_metrics(t) for t in before], [self_metrics(t) for t in after]
-    buckets0: dict[float, float] = {}
-    buckets1: dict[float, float] = {}
-    for a, b in zip(s0, s1, strict=True):
-        for le, v in a["lateness_buckets"].items():
-            buckets0[le] = buckets0.get(le, 0.0) + v
-        for le, v in b["lateness_buckets"].items():
-            buckets1[le] = buckets1.get(le, 0.0) + v
+    buckets0 = _added([m["lateness_buckets"] for m in s0])
+    buckets1 = _added([m["lateness_buckets"] for m in s1])
 
     def delta(name: str) -> float:
         return sum(b.get(name, 0.0) - a.get(name, 0.0) for a, b in zip(s0, s1, strict=True))
@@ -149,6 +144,15 @@ def run_tocsin(procs: Processes, workdir: Path, url: str, args) -> dict:
     }
 
 
+def _added(histograms: list[dict[float, float]]) -> dict[float, float]:
+    """The shards' lateness buckets added together, bound by bound (one histogram of them all)."""
+    total: dict[float, float] = {}
+    for buckets in histograms:
+        for le, count in buckets.items():
+            total[le] = total.get(le, 0.0) + count
+    return total
+
+
 def _pss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
@@ -174,13 +178,7 @@ def _scrape_during(bases: list[str], pids: list[int], window: float, every: floa
         took = time.monotonic() - started
         now = [self_metrics(t)["lateness_buckets"] for t in texts]
         if previous is not None:
-            merged0: dict[float, float] = {}
-            merged1: dict[float, float] = {}
-            for a, b in zip(previous, now, strict=True):
-                for le, v in a.items():
-                    merged0[le] = merged0.get(le, 0.0) + v
-                for le, v in b.items():
-                    merged1[le] = merged1.get(le, 0.0) + v
+            merged0, merged1 = _added(previous), _added(now)
             rounds.append({"t_s": round(window - (end - started), 1), "scrape_s": round(took, 3),
                            "rss_mib": round(sum(rss_mib(pid)[0] for pid in pids), 1),
                            "lateness_p99_s": round(histogram_quantile(0.99, merged0, merged1), 4)})

@@ -43,8 +43,10 @@ def settle() -> None:
 def map_large_buffers() -> bool:
     """Pin glibc's mmap threshold at LARGE_BLOCK (see the module's docstring). False where
     the C library is not glibc (musl maps large blocks anyway) or refuses."""
-    try:  # the process's own symbols, the C library's among them (not ctypes.util.find_library,
-        mallopt = ctypes.CDLL(None).mallopt  # which runs ldconfig and costs a MiB of imports)
+    # The process's own symbols, the C library's among them: ctypes.util.find_library("c") would
+    # run ldconfig and cost a MiB of imports.
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
